@@ -1,0 +1,108 @@
+"""Command line: resdsl check | info | compile | viz | train."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import ResdslError, UsageError
+
+SET_HELP = "Override a param or setting, e.g. --set n=9 --set shortcut=B (repeatable)."
+
+
+class _Group(click.Group):
+    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(2)
+        except ResdslError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(1)
+
+
+def set_option(f):
+    return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)(f)
+
+
+def spec_argument(f):
+    return click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))(f)
+
+
+def load(spec: Path, sets: tuple[str, ...]):
+    from .compiler import load_network, parse_sets
+
+    return load_network(spec, parse_sets(sets))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resdsl")
+def main() -> None:
+    """Describe, check, draw, generate and train residual networks."""
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when a spec is valid.")
+def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
+    """Check specs; exit 1 with located errors if any is invalid."""
+    failed = False
+    for spec in specs:
+        try:
+            ir = load(spec, sets)
+        except UsageError:
+            raise
+        except ResdslError as err:
+            click.echo(err.render(), err=True)
+            failed = True
+            continue
+        if not quiet:
+            t = ir.totals
+            click.echo(f"{spec}: ok: {ir.name}, {t['layers']} layers, {t['params']:,} params, {t['flops']:,} FLOPs")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@spec_argument
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--ir", "show_ir", is_flag=True, help="Print the graph IR, one op per line.")
+def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> None:
+    """Per-stage output size, params and FLOPs, like the paper's Table 1."""
+    from . import report
+
+    ir = load(spec, sets)
+    if show_ir:
+        from .ir import print_ir
+
+        click.echo(print_ir(ir))
+    elif as_json:
+        click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
+    else:
+        click.echo(report.table(ir, str(spec)))
+
+
+def _register_optional() -> None:
+    """compile / viz / train live in their own modules; each registers its command."""
+    import importlib
+
+    for name in ("codegen_cli", "viz_cli", "train_cli"):
+        try:
+            module = importlib.import_module(f".{name}", __package__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.{name}":
+                raise
+            continue
+        main.add_command(module.command)
+
+
+_register_optional()

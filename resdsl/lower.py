@@ -1,0 +1,770 @@
+"""AST -> graph IR: evaluates params and arguments, expands blocks and stages into ops."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import networkx as nx
+
+from . import ast
+from .errors import Note, Span, SpecError, collect, did_you_mean
+from .evaluate import CallValue, Env, Size, Symbol, Value, describe, evaluate, unknown_hint
+from .ir import BlockInstance, Expectation, NetworkIR, OpKind, Residual, Role, Scope, Section, ShortcutOption
+from .resolve import Program
+
+MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
+MAX_CHANNELS = 1 << 20
+MAX_SPATIAL = 1 << 16
+
+NETWORK_SETTINGS = ("input", "classes", "shortcut", "projection", "survival")
+
+# ---------------------------------------------------------------- op signatures
+
+
+def _kernel(v: Value) -> tuple[int, int] | None:
+    if isinstance(v, Size) and len(v.dims) == 2:
+        return v.dims  # type: ignore[return-value]
+    if _whole(v) is not None and _whole(v) > 0:
+        return (_whole(v), _whole(v))
+    return None
+
+
+def _whole(v: Value) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else None
+    return v
+
+
+def _positive(v: Value) -> int | None:
+    w = _whole(v)
+    return w if w is not None and w > 0 else None
+
+
+def _nonneg(v: Value) -> int | None:
+    w = _whole(v)
+    return w if w is not None and w >= 0 else None
+
+
+def _bool(v: Value) -> bool | None:
+    return v if isinstance(v, bool) else None
+
+
+def _prob(v: Value) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
+        return float(v)
+    return None
+
+
+def _pool_kernel(v: Value) -> Any:
+    return "global" if v == "global" else _kernel(v)
+
+
+@dataclass
+class Param:
+    name: str
+    check: Callable[[Value], Any]
+    expects: str
+    default: Any = None
+    required: bool = False
+
+
+@dataclass
+class Signature:
+    positional: list[Param]
+    keyword: list[Param] = field(default_factory=list)
+    example: str = ""
+
+    def params(self) -> list[Param]:
+        return self.positional + self.keyword
+
+
+_KERNEL = "a kernel size such as 3x3 or 3"
+OPS: dict[str, Signature] = {
+    "conv": Signature(
+        [Param("kernel", _kernel, _KERNEL, required=True), Param("channels", _positive, "a positive whole number of channels", required=True)],
+        [
+            Param("stride", _positive, "a positive whole number", 1),
+            Param("pad", _nonneg, "a whole number >= 0"),
+            Param("bias", _bool, "true or false", False),
+            Param("groups", _positive, "a positive whole number", 1),
+        ],
+        "conv 3x3, 64, stride: 2",
+    ),
+    "bn": Signature([]),
+    "relu": Signature([]),
+    "maxpool": Signature(
+        [Param("kernel", _kernel, _KERNEL, required=True)],
+        [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
+        "maxpool 3x3, stride: 2, pad: 1",
+    ),
+    "avgpool": Signature(
+        [Param("kernel", _pool_kernel, "`global` or " + _KERNEL, required=True)],
+        [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
+        "avgpool global",
+    ),
+    "fc": Signature(
+        [Param("out", _positive, "a positive whole number of outputs", required=True)],
+        [Param("bias", _bool, "true or false", True)],
+        "fc classes",
+    ),
+    "dropout": Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"),
+}
+
+_KINDS = {
+    "conv": OpKind.CONV,
+    "bn": OpKind.BN,
+    "relu": OpKind.RELU,
+    "maxpool": OpKind.MAXPOOL,
+    "avgpool": OpKind.AVGPOOL,
+    "fc": OpKind.FC,
+    "dropout": OpKind.DROPOUT,
+}
+
+SECTIONS_IN_BODY = ("residual", "dense")
+
+
+# ---------------------------------------------------------------- argument binding
+
+
+def bind(
+    what: str,
+    sig: Signature,
+    args: list[ast.Arg],
+    env: Env,
+    span: Span,
+    errors: list[SpecError],
+) -> dict[str, Any] | None:
+    """Match call arguments to a signature, evaluate and check them; None after an error."""
+    out: dict[str, Any] = {}
+    given: dict[str, ast.Arg] = {}
+    ok = True
+    positional = [a for a in args if a.name is None]
+    if len(positional) > len(sig.positional):
+        names = ", ".join(p.name for p in sig.positional) or "no"
+        extra = positional[len(sig.positional)]
+        errors.append(SpecError(f"`{what}` takes {len(sig.positional)} positional argument{'s' if len(sig.positional) != 1 else ''} ({names}), got {len(positional)}", extra.span, f"e.g. `{sig.example}`" if sig.example else None))
+        return None
+    for p, a in zip(sig.positional, positional):
+        given[p.name] = a
+    names = {p.name: p for p in sig.params()}
+    for a in args:
+        if a.name is None:
+            continue
+        if a.name not in names:
+            hint = did_you_mean(a.name, names) or (f"`{what}` takes: {', '.join(names)}" if names else f"`{what}` takes no arguments")
+            errors.append(SpecError(f"`{what}` has no argument `{a.name}`", a.span, hint))
+            ok = False
+            continue
+        if a.name in given:
+            errors.append(SpecError(f"argument `{a.name}` of `{what}` is given twice", a.span))
+            ok = False
+            continue
+        given[a.name] = a
+    for p in sig.params():
+        if p.name not in given:
+            if p.required:
+                example = f"e.g. `{sig.example}`" if sig.example else None
+                errors.append(SpecError(f"`{what}` needs its `{p.name}` argument ({p.expects})", span, example))
+                ok = False
+            else:
+                out[p.name] = p.default
+            continue
+        arg = given[p.name]
+        try:
+            value = evaluate(arg.value, env)
+        except SpecError as err:
+            errors.append(err)
+            ok = False
+            continue
+        checked = p.check(value)
+        if checked is None:
+            hint = unknown_hint(value, arg.value, env.names())
+            errors.append(SpecError(f"`{p.name}` of `{what}` must be {p.expects}, got {describe(value)}", arg.value.span, hint))
+            ok = False
+            continue
+        out[p.name] = checked
+    return out if ok else None
+
+
+# ---------------------------------------------------------------- the builder
+
+
+class _TooBig(Exception):
+    pass
+
+
+@dataclass
+class _Ctx:
+    section: Section
+    shortcut: ShortcutOption
+    block: int | None = None
+    block_stack: list[ast.BlockDef] = field(default_factory=list)
+    instance: BlockInstance | None = None
+    notes: list[Note] = field(default_factory=list)
+
+
+class Builder:
+    def __init__(self, program: Program, params: dict[str, Value], errors: list[SpecError]) -> None:
+        self.program = program
+        self.params = params
+        self.globals = Env(params)
+        self.errors = errors
+        self.graph = nx.DiGraph()
+        self.current = -1
+        self.residual: int | None = None
+        self.residuals: list[Residual] = []
+        self.instances: list[BlockInstance] = []
+        self.projection_bn = True
+
+    # nodes
+    def emit(self, kind: OpKind, attrs: dict[str, Any], span: Span, ctx: _Ctx | None, inputs: list[int] | None = None, role: Role = Role.MAIN) -> int:
+        from .ir import Op
+
+        node = self.graph.number_of_nodes()
+        if node >= MAX_OPS:
+            raise _TooBig()
+        scope = Scope(ctx.section.name, ctx.section.kind, ctx.block) if ctx else Scope("input", "input")
+        self.graph.add_node(node, op=Op(node, kind, attrs, span, scope, role, self.residual))
+        for port, src in enumerate(self.current_inputs(inputs)):
+            self.graph.add_edge(src, node, port=port)
+        if ctx:
+            ctx.section.nodes.append(node)
+            for inst in self._open_instances(ctx):
+                inst.nodes.append(node)
+        if role is Role.MAIN:
+            self.current = node
+        return node
+
+    def current_inputs(self, inputs: list[int] | None) -> list[int]:
+        if inputs is not None:
+            return inputs
+        return [self.current] if self.current >= 0 else []
+
+    def _open_instances(self, ctx: _Ctx) -> list[BlockInstance]:
+        out, inst = [], ctx.instance
+        while inst is not None:
+            out.append(inst)
+            inst = getattr(inst, "_parent", None)
+        return out
+
+    def error(self, message: str, span: Span | None, hint: str | None = None, ctx: _Ctx | None = None) -> None:
+        self.errors.append(SpecError(message, span, hint, list(ctx.notes) if ctx else None))
+
+    # bodies
+    def body(self, stmts: list[ast.Stmt], env: Env, ctx: _Ctx) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.OpStmt):
+                self.op(stmt, env, ctx)
+            elif isinstance(stmt, ast.InvokeStmt):
+                self.invoke(stmt.call, env, ctx, {})
+            elif isinstance(stmt, ast.SectionStmt):
+                self.section(stmt, env, ctx)
+            elif isinstance(stmt, ast.StageStmt):
+                self.error("`stage` belongs in a network, not in a block or section", stmt.span, ctx=ctx)
+            elif isinstance(stmt, ast.ExpectStmt):
+                self.error("`expect` belongs in a network", stmt.span, ctx=ctx)
+
+    def op(self, stmt: ast.OpStmt, env: Env, ctx: _Ctx) -> None:
+        name = stmt.name
+        if name not in OPS:
+            if name in self.program.blocks:
+                self.error(f"`{name}` is a block: call it with parentheses", stmt.name_span, f"`{name}(...)`", ctx)
+            elif name in NETWORK_SETTINGS:
+                self.error(f"`{name}` is a network setting; it cannot appear inside a {ctx.section.kind}", stmt.name_span, ctx=ctx)
+            elif name == "preact":
+                self.error("`preact` is a section: `preact { bn; relu }` as the first item of a residual", stmt.name_span, ctx=ctx)
+            else:
+                choices = set(OPS) | set(self.program.blocks)
+                self.error(f"unknown op `{name}`", stmt.name_span, did_you_mean(name, choices) or f"ops are {', '.join(OPS)}", ctx)
+            return
+        attrs = bind(name, OPS[name], stmt.args, env, stmt.span, self.errors)
+        if attrs is None:
+            return
+        self._add_notes(ctx, before=len(self.errors))
+        kind = _KINDS[name]
+        if kind is OpKind.CONV:
+            if attrs["pad"] is None:
+                attrs["pad"] = attrs["kernel"][0] // 2
+            if attrs["channels"] > MAX_CHANNELS:
+                self.error(f"{attrs['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}", stmt.args[1].span, ctx=ctx)
+                return
+            if attrs["channels"] % attrs["groups"]:
+                self.error(f"{attrs['channels']} channels do not split into {attrs['groups']} groups", stmt.span, ctx=ctx)
+                return
+        if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
+            kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
+        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and attrs["stride"] is None:
+            attrs["stride"] = attrs["kernel"][0]
+        self.emit(kind, attrs, stmt.span, ctx)
+
+    def _add_notes(self, ctx: _Ctx, before: int) -> None:
+        for err in self.errors[before:]:
+            err.notes.extend(ctx.notes)
+
+    def section(self, stmt: ast.SectionStmt, env: Env, ctx: _Ctx) -> None:
+        if stmt.name in SECTIONS_IN_BODY:
+            self.residual_section(stmt, env, ctx)
+        elif stmt.name == "preact":
+            self.error("`preact { ... }` may only open a `residual { ... }`", stmt.name_span, ctx=ctx)
+        elif stmt.name in ("stem", "head"):
+            self.error(f"`{stmt.name}` belongs in a network", stmt.name_span, ctx=ctx)
+        else:
+            self.error(f"unknown section `{stmt.name}`", stmt.name_span, did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",)) or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`", ctx)
+
+    def residual_section(self, stmt: ast.SectionStmt, env: Env, ctx: _Ctx) -> None:
+        kind = "add" if stmt.name == "residual" else "concat"
+        sig = Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity"), Param("survival", _survival, "a probability in (0, 1]")] if kind == "add" else [])
+        opts = bind(stmt.name, sig, stmt.args, env, stmt.span, self.errors)
+        if opts is None or self.current < 0:
+            if self.current < 0:
+                self.error(f"`{stmt.name}` needs an input: it cannot come first", stmt.name_span, ctx=ctx)
+            return
+        option = opts.get("shortcut") or ctx.shortcut
+        rid = len(self.residuals)
+        outer, self.residual = self.residual, rid
+        x = self.current
+        body = list(stmt.body)
+        preact: list[int] = []
+        mark = self.graph.number_of_nodes()
+        if body and isinstance(body[0], ast.SectionStmt) and body[0].name == "preact":
+            if kind != "add":
+                self.error("`preact` belongs to a residual, not to a dense section", body[0].name_span, ctx=ctx)
+            self.body(body.pop(0).body, env, ctx)
+            preact = list(range(mark, self.graph.number_of_nodes()))
+        preact_out = self.current
+        mark = self.graph.number_of_nodes()
+        self.body(body, env, ctx)
+        body_nodes = list(range(mark, self.graph.number_of_nodes()))
+        self.residual = outer
+        if not body_nodes:
+            self.error(f"`{stmt.name}` has an empty body", stmt.span, ctx=ctx)
+            return
+        body_out = self.current
+        shortcut = merge = None
+        if kind == "concat":
+            merge = self.emit(OpKind.CONCAT, {}, stmt.span, ctx, [x, body_out])
+        elif option is not ShortcutOption.NONE:
+            sources = [x, preact_out] if preact else [x]
+            shortcut = self.emit(OpKind.SHORTCUT, {"option": option, "projection_bn": self.projection_bn}, stmt.span, ctx, sources, Role.SHORTCUT)
+            self.graph.nodes[shortcut]["op"].residual = rid
+            merge = self.emit(OpKind.ADD, {}, stmt.span, ctx, [body_out, shortcut])
+        survival = opts.get("survival")
+        self.residuals.append(
+            Residual(rid, kind, option if kind == "add" else ShortcutOption.NONE, self.projection_bn, x, preact, body_nodes, shortcut, merge, survival if survival is not None else -1.0, stmt.span)
+        )
+        if merge is not None:
+            self.graph.nodes[merge]["op"].residual = rid
+
+    def invoke(self, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value], index: int | None = None) -> None:
+        bdef = self.program.blocks.get(call.name)
+        if bdef is None:
+            if call.name in OPS:
+                self.error(f"`{call.name}` is an op, not a block: write it without parentheses", call.name_span, f"e.g. `{OPS[call.name].example or call.name}`", ctx)
+            else:
+                self.error(f"unknown block `{call.name}`", call.name_span, did_you_mean(call.name, self.program.blocks) or _known_blocks(self.program), ctx)
+            return
+        if bdef in ctx.block_stack:
+            chain = " -> ".join(b.name for b in ctx.block_stack[ctx.block_stack.index(bdef) :] + [bdef])
+            self.error(f"block `{bdef.name}` uses itself: {chain}", call.name_span, "blocks cannot be recursive; repeat them in a stage with `* n`", ctx)
+            return
+        args = self.bind_block(bdef, call, env, ctx, overrides)
+        if args is None:
+            return
+        shortcut = args.pop("shortcut", None)
+        inst = BlockInstance(bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks))
+        parent = ctx.instance
+        inst._parent = parent  # type: ignore[attr-defined]
+        if parent is None:
+            ctx.section.blocks.append(inst)
+        else:
+            parent.children.append(inst)
+        self.instances.append(inst)
+        inst.shortcut = shortcut
+        sub = _Ctx(
+            ctx.section,
+            shortcut or ctx.shortcut,
+            ctx.block if parent is not None else len(ctx.section.blocks) - 1,
+            ctx.block_stack + [bdef],
+            inst,
+            ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
+        )
+        self.body(bdef.body, self.globals.child(args), sub)
+
+    def bind_block(self, bdef: ast.BlockDef, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]) -> dict[str, Any] | None:
+        """Evaluate a block call's arguments; defaults may use earlier arguments and params."""
+        positional = [a for a in call.args if a.name is None]
+        formals = {f.name: f for f in bdef.formals}
+        if len(positional) > len(bdef.formals):
+            self.error(f"block `{bdef.name}` takes {len(bdef.formals)} argument{'s' if len(bdef.formals) != 1 else ''} ({', '.join(formals) or 'none'}), got {len(positional)}", positional[len(bdef.formals)].span, ctx=ctx)
+            return None
+        given: dict[str, ast.Arg] = {f.name: a for f, a in zip(bdef.formals, positional)}
+        shortcut: ShortcutOption | None = None
+        ok = True
+        for a in call.args:
+            if a.name is None:
+                continue
+            if a.name == "shortcut" and "shortcut" not in formals:
+                value = self.eval(a.value, env, ctx)
+                shortcut = _shortcut(value)
+                if shortcut is None:
+                    self.error(f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx)
+                    ok = False
+                continue
+            if a.name not in formals:
+                self.error(f"block `{bdef.name}` has no argument `{a.name}`", a.span, did_you_mean(a.name, formals) or f"its arguments: {', '.join(formals) or 'none'}", ctx)
+                ok = False
+            elif a.name in given:
+                self.error(f"argument `{a.name}` of `{bdef.name}` is given twice", a.span, ctx=ctx)
+                ok = False
+            else:
+                given[a.name] = a
+        if not ok:
+            return None
+        values: dict[str, Any] = {}
+        for f in bdef.formals:
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+            elif f.name in given:
+                values[f.name] = self.eval(given[f.name].value, env, ctx)
+            elif f.default is not None:
+                values[f.name] = self.eval(f.default, self.globals.child(values), ctx)
+            else:
+                self.error(f"block `{bdef.name}` needs its `{f.name}` argument", call.span, f"`{bdef.name}` is defined at {bdef.span}", ctx)
+                return None
+        values["shortcut"] = shortcut
+        return values
+
+    def eval(self, expr: ast.Expr, env: Env, ctx: _Ctx | None = None) -> Value:
+        try:
+            return evaluate(expr, env)
+        except SpecError as err:
+            if ctx:
+                err.notes.extend(ctx.notes)
+            self.errors.append(err)
+            return None
+
+
+def _shortcut(v: Value) -> ShortcutOption | None:
+    if isinstance(v, str):
+        for opt in ShortcutOption:
+            if opt.value.lower() == v.lower():
+                return opt
+    return None
+
+
+def _survival(v: Value) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1:
+        return float(v)
+    return None
+
+
+def _known_blocks(program: Program) -> str:
+    names = sorted(program.blocks)
+    if not names:
+        return 'no blocks are defined: `import "std.rd"` for basic, bottleneck, ...'
+    return "known blocks: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+
+
+# ---------------------------------------------------------------- params and overrides
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?[KMG]?$")
+_SIZE = re.compile(r"^\d+(x\d+)+$")
+
+
+def parse_override(text: str) -> Value:
+    """A `--set NAME=VALUE` value: number (64, 0.1, 1e-4, 1.7M), size (3x32x32), bool or word."""
+    from .parse import _num
+
+    if _NUMBER.match(text):
+        sign = -1 if text.startswith("-") else 1
+        return sign * _num(text.lstrip("+-"))
+    if _SIZE.match(text):
+        return Size(tuple(int(d) for d in text.split("x")))
+    if text in ("true", "false"):
+        return text == "true"
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return Symbol(text)
+
+
+def evaluate_params(program: Program, overrides: dict[str, Value], errors: list[SpecError]) -> dict[str, Value]:
+    values: dict[str, Value] = {}
+    for name, pdef in program.params.items():
+        if name in overrides:
+            default = _eval_quiet(pdef.value, Env(values))
+            values[name] = _coerce(overrides[name], default)
+            continue
+        try:
+            values[name] = evaluate(pdef.value, Env(values))
+        except SpecError as err:
+            errors.append(err)
+    return values
+
+
+def _eval_quiet(expr: ast.Expr, env: Env) -> Value:
+    try:
+        return evaluate(expr, env)
+    except SpecError:
+        return None
+
+
+def _coerce(value: Value, default: Value) -> Value:
+    """`--set stride_at=middle` gives a word; a string param keeps being a string."""
+    if isinstance(default, str) and not isinstance(default, Symbol) and isinstance(value, Symbol):
+        return str(value)
+    return value
+
+
+# ---------------------------------------------------------------- the network
+
+
+def lower(program: Program, overrides: dict[str, Value] | None = None) -> NetworkIR:
+    """Build the IR of a program's network; every error found is raised together."""
+    overrides = dict(overrides or {})
+    errors: list[SpecError] = []
+    params = evaluate_params(program, overrides, errors)
+    collect(errors)
+    net = program.network
+    assert net is not None
+    builder = Builder(program, params, errors)
+    settings = _settings(net, builder, overrides)
+    collect(errors)
+    builder.projection_bn = settings["projection"] == "conv_bn"
+    builder.emit(OpKind.INPUT, {"shape": settings["input"]}, settings["input_span"], None)
+    sections: list[Section] = []
+    expectations: list[Expectation] = []
+    env = Env({"classes": settings["classes"]}, builder.globals)
+    try:
+        for stmt in net.body:
+            _network_stmt(stmt, builder, env, settings, sections, expectations)
+    except _TooBig:
+        raise SpecError(
+            f"the network expands past {MAX_OPS:,} ops; refusing to build it",
+            net.span,
+            "check the repeat counts and params (e.g. --set n=...)",
+        ) from None
+    _check_sections(net, sections, errors)
+    collect(errors)
+    _assign_survival(builder.residuals, settings["survival"])
+    ir = NetworkIR(
+        net.name,
+        builder.graph,
+        0,
+        settings["input"],
+        settings["classes"],
+        settings["shortcut"],
+        sections,
+        builder.residuals,
+        params,
+        program.blocks,
+        net.span,
+        expectations,
+    )
+    ir.output_node = builder.current
+    return ir
+
+
+def _settings(net: ast.NetworkDef, builder: Builder, overrides: dict[str, Value]) -> dict[str, Any]:
+    found: dict[str, tuple[Value, ast.Expr | None, Span]] = {}
+    for stmt in net.body:
+        if not isinstance(stmt, ast.OpStmt) or stmt.name not in NETWORK_SETTINGS:
+            continue
+        if stmt.name in found:
+            builder.error(f"`{stmt.name}` is set twice", stmt.span)
+            continue
+        if len(stmt.args) != 1 or stmt.args[0].name is not None:
+            builder.error(f"`{stmt.name}` takes one value", stmt.span, _SETTING_EXAMPLES[stmt.name])
+            continue
+        value = builder.eval(stmt.args[0].value, builder.globals.child({}))
+        found[stmt.name] = (value, stmt.args[0].value, stmt.span)
+    for name, value in overrides.items():
+        if name in NETWORK_SETTINGS:
+            span = found[name][2] if name in found else net.span
+            found[name] = (value, None, span)
+    out: dict[str, Any] = {}
+    for name, (check, expects, default) in _SETTING_CHECKS.items():
+        if name not in found:
+            if default is _REQUIRED:
+                builder.error(f"network `{net.name}` needs `{name}`", net.span, _SETTING_EXAMPLES[name])
+            out[name] = default
+            continue
+        value, expr, span = found[name]
+        checked = check(value)
+        if checked is None:
+            where = expr.span if expr is not None else span
+            builder.error(f"`{name}` must be {expects}, got {describe(value)}", where, _SETTING_EXAMPLES[name] + (" (set by --set)" if expr is None else ""))
+            continue
+        out[name] = checked
+        if name == "input":
+            out["input_span"] = span
+    out.setdefault("input_span", net.span)
+    return out
+
+
+def _input(v: Value) -> tuple[int, ...] | None:
+    if isinstance(v, Size) and len(v.dims) == 3 and all(0 < d <= MAX_SPATIAL for d in v.dims):
+        return v.dims
+    return None
+
+
+def _survival_setting(v: Value) -> Any:
+    if isinstance(v, CallValue) and v.name == "linear" and not v.args and set(v.kw()) == {"last"}:
+        last = _survival(v.kw()["last"])
+        return ("linear", last) if last is not None else None
+    p = _survival(v)
+    return ("uniform", p) if p is not None else None
+
+
+_REQUIRED = object()
+_SETTING_CHECKS: dict[str, tuple[Callable[[Value], Any], str, Any]] = {
+    "input": (_input, f"channels x height x width, each 1..{MAX_SPATIAL}", _REQUIRED),
+    "classes": (_positive, "a positive whole number", _REQUIRED),
+    "shortcut": (_shortcut, "A, B, C, none or identity", ShortcutOption.IDENTITY),
+    "projection": (lambda v: v if v in ("conv_bn", "conv") else None, "conv_bn or conv", "conv_bn"),
+    "survival": (_survival_setting, "a probability in (0, 1] or linear(last: p)", None),
+}
+_SETTING_EXAMPLES = {
+    "input": "e.g. `input 3x32x32`",
+    "classes": "e.g. `classes 10`",
+    "shortcut": "e.g. `shortcut A` (A | B | C | none | identity)",
+    "projection": "e.g. `projection conv` (1x1 conv without BN) or `projection conv_bn`",
+    "survival": "e.g. `survival linear(last: 0.5)`",
+}
+
+
+def _network_stmt(stmt: ast.Stmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section], expectations: list[Expectation]) -> None:
+    if isinstance(stmt, ast.OpStmt):
+        if stmt.name not in NETWORK_SETTINGS:
+            hint = did_you_mean(stmt.name, NETWORK_SETTINGS)
+            if stmt.name in OPS:
+                hint = f"ops go inside `stem {{ }}`, `head {{ }}` or a block: `stem {{ {stmt.name} ... }}`"
+            b.error(f"unknown network setting `{stmt.name}`", stmt.name_span, hint or f"settings are {', '.join(NETWORK_SETTINGS)}")
+    elif isinstance(stmt, ast.SectionStmt):
+        if stmt.name not in ("stem", "head"):
+            hint = did_you_mean(stmt.name, ("stem", "head"))
+            if stmt.name in SECTIONS_IN_BODY:
+                hint = f"`{stmt.name} {{ }}` goes inside a block; define one with `block NAME(...) {{ ... }}`"
+            b.error(f"unknown network section `{stmt.name}`", stmt.name_span, hint or "a network has `stem { }`, `stage NAME = ...` and `head { }`")
+            return
+        if stmt.args:
+            b.error(f"`{stmt.name}` takes no arguments", stmt.args[0].span)
+        section = Section(stmt.name, stmt.name, stmt.span, "")
+        sections.append(section)
+        b.body(stmt.body, env, _Ctx(section, settings["shortcut"]))
+    elif isinstance(stmt, ast.StageStmt):
+        _stage(stmt, b, env, settings, sections)
+    elif isinstance(stmt, ast.ExpectStmt):
+        expectations.append(_expectation(stmt, env))
+    elif isinstance(stmt, ast.InvokeStmt):
+        b.error("blocks go into stages: `stage NAME = block(...) * n`", stmt.span)
+
+
+def _stage(stmt: ast.StageStmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section]) -> None:
+    if any(s.name == stmt.name for s in sections):
+        b.error(f"stage `{stmt.name}` is defined twice", stmt.name_span)
+        return
+    opts = bind(f"stage {stmt.name}", Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity")]), stmt.args, env, stmt.span, b.errors)
+    if opts is None:
+        return
+    description = ", ".join(_item_text(i) for i in stmt.items)
+    section = Section(stmt.name, "stage", stmt.span, description, shortcut=opts["shortcut"])
+    sections.append(section)
+    ctx = _Ctx(section, opts["shortcut"] or settings["shortcut"])
+    for item in stmt.items:
+        count = 1
+        if item.count is not None:
+            value = b.eval(item.count, env)
+            count = _positive(value) if value is not None else None
+            if count is None:
+                if value is not None:
+                    b.error(f"a repeat count must be a positive whole number, got {describe(value)}", item.count.span, unknown_hint(value, item.count, env.names()))
+                continue
+        _repeat(item, count, b, env, ctx)
+
+
+def _repeat(item: ast.StageItem, count: int, b: Builder, env: Env, ctx: _Ctx) -> None:
+    """`block(...) * n`: n copies; copies after the first get `stride: 1` (torchvision's _make_layer)."""
+    bdef = b.program.blocks.get(item.call.name)
+    before = b.graph.number_of_nodes()
+    for i in range(count):
+        overrides = {"stride": 1} if i > 0 and bdef and any(f.name == "stride" for f in bdef.formals) else {}
+        errors_before = len(b.errors)
+        b.invoke(item.call, env, ctx, overrides)
+        if len(b.errors) > errors_before:
+            return  # the same error would repeat in every copy
+        if i == 0 and count > 1:
+            per_block = b.graph.number_of_nodes() - before
+            if before + per_block * count > MAX_OPS:
+                raise SpecError(
+                    f"`{_item_text(item)}` expands to {count:,} blocks of {per_block} ops ({per_block * count:,} ops); the limit is {MAX_OPS:,}",
+                    item.span,
+                    "lower the repeat count",
+                )
+
+
+def _item_text(item: ast.StageItem) -> str:
+    from .evaluate import source_text
+
+    return source_text(item.call) + (f" x {source_text(item.count)}" if item.count is not None else "")
+
+
+def _check_sections(net: ast.NetworkDef, sections: list[Section], errors: list[SpecError]) -> None:
+    kinds = [s.kind for s in sections]
+    for name in ("stem", "head"):
+        if kinds.count(name) > 1:
+            dup = [s for s in sections if s.kind == name][1]
+            errors.append(SpecError(f"`{name}` appears twice", dup.span))
+    if "stem" in kinds and kinds.index("stem") != 0:
+        errors.append(SpecError("`stem` must come before the stages", sections[kinds.index("stem")].span))
+    if "head" in kinds and kinds.index("head") != len(kinds) - 1:
+        errors.append(SpecError("`head` must come after the stages", sections[kinds.index("head")].span))
+    if not any(s.nodes for s in sections) and not errors:
+        errors.append(SpecError(f"network `{net.name}` has no layers", net.span, "add `stem { ... }`, stages and `head { ... }`"))
+
+
+def _expectation(stmt: ast.ExpectStmt, env: Env) -> Expectation:
+    from .evaluate import source_text
+
+    def check(measures: dict[str, Value]) -> tuple[bool, str]:
+        scope = env.child(measures)
+        expr = stmt.expr
+        result = evaluate(expr, scope)
+        if not isinstance(result, bool):
+            raise SpecError(f"`expect` needs a comparison, got {describe(result)}", expr.span, "e.g. `expect layers == 6*n + 2`")
+        detail = ""
+        if isinstance(expr, ast.BinOp) and expr.op in ("==", "!=", "<", "<=", ">", ">=", "~="):
+            left, right = evaluate(expr.left, scope), evaluate(expr.right, scope)
+            detail = f"{source_text(expr.left)} is {_fmt(left)}, {source_text(expr.right)} is {_fmt(right)}"
+        return result, detail
+
+    return Expectation(source_text(stmt.expr), stmt.span, check)
+
+
+def _fmt(v: Value) -> str:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.6g}"
+    return describe(v)
+
+
+def _assign_survival(residuals: list[Residual], setting: Any) -> None:
+    """Stochastic depth: p_l = 1 - l/L (1 - p_L) over the network's residual units (Huang et al.)."""
+    units = [r for r in residuals if r.kind == "add" and r.merge is not None]
+    for l, r in enumerate(units, start=1):
+        if r.survival >= 0:
+            continue
+        if setting is None:
+            r.survival = 1.0
+        elif setting[0] == "uniform":
+            r.survival = setting[1]
+        else:
+            r.survival = 1.0 - l / len(units) * (1.0 - setting[1])
+    for r in residuals:
+        if r.survival < 0:
+            r.survival = 1.0
