@@ -49,4 +49,6 @@ def check_override_names(program, overrides: dict[str, Any]) -> None:
 
             hint = did_you_mean(name, known)
             params = ", ".join(program.params) or "none"
-            raise UsageError(f"--set {name}: no such param or setting" + (f"; {hint}" if hint else f" (params: {params})"))
+            raise UsageError(
+                f"--set {name}: no such param or setting" + (f"; {hint}" if hint else f" (params: {params})")
+            )

@@ -7,9 +7,10 @@ target. Passes (resdsl.passes) write their results into `Op.meta` under their ow
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 
@@ -188,7 +189,9 @@ def fmt_attrs(op: Op) -> str:
 
 def print_ir(ir: NetworkIR) -> str:
     """One line per op: `%id = kind[attrs](inputs) : shape  params flops  # scope @ file:line`."""
-    lines = [f"network {ir.name}  input {fmt_shape(ir.input_shape)}  classes {ir.classes}  shortcut {ir.shortcut.value}"]
+    lines = [
+        f"network {ir.name}  input {fmt_shape(ir.input_shape)}  classes {ir.classes}  shortcut {ir.shortcut.value}"
+    ]
     for op in ir.ops():
         args = ", ".join(f"%{i}" for i in ir.inputs(op.id))
         resolved = op.meta.get("shortcut")

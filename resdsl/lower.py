@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
@@ -85,7 +86,10 @@ class Signature:
 _KERNEL = "a kernel size such as 3x3 or 3"
 OPS: dict[str, Signature] = {
     "conv": Signature(
-        [Param("kernel", _kernel, _KERNEL, required=True), Param("channels", _positive, "a positive whole number of channels", required=True)],
+        [
+            Param("kernel", _kernel, _KERNEL, required=True),
+            Param("channels", _positive, "a positive whole number of channels", required=True),
+        ],
         [
             Param("stride", _positive, "a positive whole number", 1),
             Param("pad", _nonneg, "a whole number >= 0"),
@@ -146,7 +150,13 @@ def bind(
     if len(positional) > len(sig.positional):
         names = ", ".join(p.name for p in sig.positional) or "no"
         extra = positional[len(sig.positional)]
-        errors.append(SpecError(f"`{what}` takes {len(sig.positional)} positional argument{'s' if len(sig.positional) != 1 else ''} ({names}), got {len(positional)}", extra.span, f"e.g. `{sig.example}`" if sig.example else None))
+        errors.append(
+            SpecError(
+                f"`{what}` takes {len(sig.positional)} positional argument{'s' if len(sig.positional) != 1 else ''} ({names}), got {len(positional)}",
+                extra.span,
+                f"e.g. `{sig.example}`" if sig.example else None,
+            )
+        )
         return None
     for p, a in zip(sig.positional, positional):
         given[p.name] = a
@@ -155,7 +165,9 @@ def bind(
         if a.name is None:
             continue
         if a.name not in names:
-            hint = did_you_mean(a.name, names) or (f"`{what}` takes: {', '.join(names)}" if names else f"`{what}` takes no arguments")
+            hint = did_you_mean(a.name, names) or (
+                f"`{what}` takes: {', '.join(names)}" if names else f"`{what}` takes no arguments"
+            )
             errors.append(SpecError(f"`{what}` has no argument `{a.name}`", a.span, hint))
             ok = False
             continue
@@ -183,7 +195,9 @@ def bind(
         checked = p.check(value)
         if checked is None:
             hint = unknown_hint(value, arg.value, env.names())
-            errors.append(SpecError(f"`{p.name}` of `{what}` must be {p.expects}, got {describe(value)}", arg.value.span, hint))
+            errors.append(
+                SpecError(f"`{p.name}` of `{what}` must be {p.expects}, got {describe(value)}", arg.value.span, hint)
+            )
             ok = False
             continue
         out[p.name] = checked
@@ -221,7 +235,15 @@ class Builder:
         self.projection_bn = True
 
     # nodes
-    def emit(self, kind: OpKind, attrs: dict[str, Any], span: Span, ctx: _Ctx | None, inputs: list[int] | None = None, role: Role = Role.MAIN) -> int:
+    def emit(
+        self,
+        kind: OpKind,
+        attrs: dict[str, Any],
+        span: Span,
+        ctx: _Ctx | None,
+        inputs: list[int] | None = None,
+        role: Role = Role.MAIN,
+    ) -> int:
         from .ir import Op
 
         node = self.graph.number_of_nodes()
@@ -274,12 +296,25 @@ class Builder:
             if name in self.program.blocks:
                 self.error(f"`{name}` is a block: call it with parentheses", stmt.name_span, f"`{name}(...)`", ctx)
             elif name in NETWORK_SETTINGS:
-                self.error(f"`{name}` is a network setting; it cannot appear inside a {ctx.section.kind}", stmt.name_span, ctx=ctx)
+                self.error(
+                    f"`{name}` is a network setting; it cannot appear inside a {ctx.section.kind}",
+                    stmt.name_span,
+                    ctx=ctx,
+                )
             elif name == "preact":
-                self.error("`preact` is a section: `preact { bn; relu }` as the first item of a residual", stmt.name_span, ctx=ctx)
+                self.error(
+                    "`preact` is a section: `preact { bn; relu }` as the first item of a residual",
+                    stmt.name_span,
+                    ctx=ctx,
+                )
             else:
                 choices = set(OPS) | set(self.program.blocks)
-                self.error(f"unknown op `{name}`", stmt.name_span, did_you_mean(name, choices) or f"ops are {', '.join(OPS)}", ctx)
+                self.error(
+                    f"unknown op `{name}`",
+                    stmt.name_span,
+                    did_you_mean(name, choices) or f"ops are {', '.join(OPS)}",
+                    ctx,
+                )
             return
         attrs = bind(name, OPS[name], stmt.args, env, stmt.span, self.errors)
         if attrs is None:
@@ -290,10 +325,16 @@ class Builder:
             if attrs["pad"] is None:
                 attrs["pad"] = attrs["kernel"][0] // 2
             if attrs["channels"] > MAX_CHANNELS:
-                self.error(f"{attrs['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}", stmt.args[1].span, ctx=ctx)
+                self.error(
+                    f"{attrs['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}",
+                    stmt.args[1].span,
+                    ctx=ctx,
+                )
                 return
             if attrs["channels"] % attrs["groups"]:
-                self.error(f"{attrs['channels']} channels do not split into {attrs['groups']} groups", stmt.span, ctx=ctx)
+                self.error(
+                    f"{attrs['channels']} channels do not split into {attrs['groups']} groups", stmt.span, ctx=ctx
+                )
                 return
         if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
@@ -313,11 +354,25 @@ class Builder:
         elif stmt.name in ("stem", "head"):
             self.error(f"`{stmt.name}` belongs in a network", stmt.name_span, ctx=ctx)
         else:
-            self.error(f"unknown section `{stmt.name}`", stmt.name_span, did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",)) or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`", ctx)
+            self.error(
+                f"unknown section `{stmt.name}`",
+                stmt.name_span,
+                did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
+                or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`",
+                ctx,
+            )
 
     def residual_section(self, stmt: ast.SectionStmt, env: Env, ctx: _Ctx) -> None:
         kind = "add" if stmt.name == "residual" else "concat"
-        sig = Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity"), Param("survival", _survival, "a probability in (0, 1]")] if kind == "add" else [])
+        sig = Signature(
+            [],
+            [
+                Param("shortcut", _shortcut, "A, B, C, none or identity"),
+                Param("survival", _survival, "a probability in (0, 1]"),
+            ]
+            if kind == "add"
+            else [],
+        )
         opts = bind(stmt.name, sig, stmt.args, env, stmt.span, self.errors)
         if opts is None or self.current < 0:
             if self.current < 0:
@@ -349,33 +404,71 @@ class Builder:
             merge = self.emit(OpKind.CONCAT, {}, stmt.span, ctx, [x, body_out])
         elif option is not ShortcutOption.NONE:
             sources = [x, preact_out] if preact else [x]
-            shortcut = self.emit(OpKind.SHORTCUT, {"option": option, "projection_bn": self.projection_bn}, stmt.span, ctx, sources, Role.SHORTCUT)
+            shortcut = self.emit(
+                OpKind.SHORTCUT,
+                {"option": option, "projection_bn": self.projection_bn},
+                stmt.span,
+                ctx,
+                sources,
+                Role.SHORTCUT,
+            )
             self.graph.nodes[shortcut]["op"].residual = rid
             merge = self.emit(OpKind.ADD, {}, stmt.span, ctx, [body_out, shortcut])
         survival = opts.get("survival")
         self.residuals.append(
-            Residual(rid, kind, option if kind == "add" else ShortcutOption.NONE, self.projection_bn, x, preact, body_nodes, shortcut, merge, survival if survival is not None else -1.0, stmt.span)
+            Residual(
+                rid,
+                kind,
+                option if kind == "add" else ShortcutOption.NONE,
+                self.projection_bn,
+                x,
+                preact,
+                body_nodes,
+                shortcut,
+                merge,
+                survival if survival is not None else -1.0,
+                stmt.span,
+            )
         )
         if merge is not None:
             self.graph.nodes[merge]["op"].residual = rid
 
-    def invoke(self, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value], index: int | None = None) -> None:
+    def invoke(
+        self, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value], index: int | None = None
+    ) -> None:
         bdef = self.program.blocks.get(call.name)
         if bdef is None:
             if call.name in OPS:
-                self.error(f"`{call.name}` is an op, not a block: write it without parentheses", call.name_span, f"e.g. `{OPS[call.name].example or call.name}`", ctx)
+                self.error(
+                    f"`{call.name}` is an op, not a block: write it without parentheses",
+                    call.name_span,
+                    f"e.g. `{OPS[call.name].example or call.name}`",
+                    ctx,
+                )
             else:
-                self.error(f"unknown block `{call.name}`", call.name_span, did_you_mean(call.name, self.program.blocks) or _known_blocks(self.program), ctx)
+                self.error(
+                    f"unknown block `{call.name}`",
+                    call.name_span,
+                    did_you_mean(call.name, self.program.blocks) or _known_blocks(self.program),
+                    ctx,
+                )
             return
         if bdef in ctx.block_stack:
             chain = " -> ".join(b.name for b in ctx.block_stack[ctx.block_stack.index(bdef) :] + [bdef])
-            self.error(f"block `{bdef.name}` uses itself: {chain}", call.name_span, "blocks cannot be recursive; repeat them in a stage with `* n`", ctx)
+            self.error(
+                f"block `{bdef.name}` uses itself: {chain}",
+                call.name_span,
+                "blocks cannot be recursive; repeat them in a stage with `* n`",
+                ctx,
+            )
             return
         args = self.bind_block(bdef, call, env, ctx, overrides)
         if args is None:
             return
         shortcut = args.pop("shortcut", None)
-        inst = BlockInstance(bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks))
+        inst = BlockInstance(
+            bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks)
+        )
         parent = ctx.instance
         inst._parent = parent  # type: ignore[attr-defined]
         if parent is None:
@@ -394,12 +487,18 @@ class Builder:
         )
         self.body(bdef.body, self.globals.child(args), sub)
 
-    def bind_block(self, bdef: ast.BlockDef, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]) -> dict[str, Any] | None:
+    def bind_block(
+        self, bdef: ast.BlockDef, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]
+    ) -> dict[str, Any] | None:
         """Evaluate a block call's arguments; defaults may use earlier arguments and params."""
         positional = [a for a in call.args if a.name is None]
         formals = {f.name: f for f in bdef.formals}
         if len(positional) > len(bdef.formals):
-            self.error(f"block `{bdef.name}` takes {len(bdef.formals)} argument{'s' if len(bdef.formals) != 1 else ''} ({', '.join(formals) or 'none'}), got {len(positional)}", positional[len(bdef.formals)].span, ctx=ctx)
+            self.error(
+                f"block `{bdef.name}` takes {len(bdef.formals)} argument{'s' if len(bdef.formals) != 1 else ''} ({', '.join(formals) or 'none'}), got {len(positional)}",
+                positional[len(bdef.formals)].span,
+                ctx=ctx,
+            )
             return None
         given: dict[str, ast.Arg] = {f.name: a for f, a in zip(bdef.formals, positional)}
         shortcut: ShortcutOption | None = None
@@ -411,11 +510,18 @@ class Builder:
                 value = self.eval(a.value, env, ctx)
                 shortcut = _shortcut(value)
                 if shortcut is None:
-                    self.error(f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx)
+                    self.error(
+                        f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx
+                    )
                     ok = False
                 continue
             if a.name not in formals:
-                self.error(f"block `{bdef.name}` has no argument `{a.name}`", a.span, did_you_mean(a.name, formals) or f"its arguments: {', '.join(formals) or 'none'}", ctx)
+                self.error(
+                    f"block `{bdef.name}` has no argument `{a.name}`",
+                    a.span,
+                    did_you_mean(a.name, formals) or f"its arguments: {', '.join(formals) or 'none'}",
+                    ctx,
+                )
                 ok = False
             elif a.name in given:
                 self.error(f"argument `{a.name}` of `{bdef.name}` is given twice", a.span, ctx=ctx)
@@ -433,7 +539,12 @@ class Builder:
             elif f.default is not None:
                 values[f.name] = self.eval(f.default, self.globals.child(values), ctx)
             else:
-                self.error(f"block `{bdef.name}` needs its `{f.name}` argument", call.span, f"`{bdef.name}` is defined at {bdef.span}", ctx)
+                self.error(
+                    f"block `{bdef.name}` needs its `{f.name}` argument",
+                    call.span,
+                    f"`{bdef.name}` is defined at {bdef.span}",
+                    ctx,
+                )
                 return None
         values["shortcut"] = shortcut
         return values
@@ -597,7 +708,11 @@ def _settings(net: ast.NetworkDef, builder: Builder, overrides: dict[str, Value]
         checked = check(value)
         if checked is None:
             where = expr.span if expr is not None else span
-            builder.error(f"`{name}` must be {expects}, got {describe(value)}", where, _SETTING_EXAMPLES[name] + (" (set by --set)" if expr is None else ""))
+            builder.error(
+                f"`{name}` must be {expects}, got {describe(value)}",
+                where,
+                _SETTING_EXAMPLES[name] + (" (set by --set)" if expr is None else ""),
+            )
             continue
         out[name] = checked
         if name == "input":
@@ -637,19 +752,34 @@ _SETTING_EXAMPLES = {
 }
 
 
-def _network_stmt(stmt: ast.Stmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section], expectations: list[Expectation]) -> None:
+def _network_stmt(
+    stmt: ast.Stmt,
+    b: Builder,
+    env: Env,
+    settings: dict[str, Any],
+    sections: list[Section],
+    expectations: list[Expectation],
+) -> None:
     if isinstance(stmt, ast.OpStmt):
         if stmt.name not in NETWORK_SETTINGS:
             hint = did_you_mean(stmt.name, NETWORK_SETTINGS)
             if stmt.name in OPS:
                 hint = f"ops go inside `stem {{ }}`, `head {{ }}` or a block: `stem {{ {stmt.name} ... }}`"
-            b.error(f"unknown network setting `{stmt.name}`", stmt.name_span, hint or f"settings are {', '.join(NETWORK_SETTINGS)}")
+            b.error(
+                f"unknown network setting `{stmt.name}`",
+                stmt.name_span,
+                hint or f"settings are {', '.join(NETWORK_SETTINGS)}",
+            )
     elif isinstance(stmt, ast.SectionStmt):
         if stmt.name not in ("stem", "head"):
             hint = did_you_mean(stmt.name, ("stem", "head"))
             if stmt.name in SECTIONS_IN_BODY:
                 hint = f"`{stmt.name} {{ }}` goes inside a block; define one with `block NAME(...) {{ ... }}`"
-            b.error(f"unknown network section `{stmt.name}`", stmt.name_span, hint or "a network has `stem { }`, `stage NAME = ...` and `head { }`")
+            b.error(
+                f"unknown network section `{stmt.name}`",
+                stmt.name_span,
+                hint or "a network has `stem { }`, `stage NAME = ...` and `head { }`",
+            )
             return
         if stmt.args:
             b.error(f"`{stmt.name}` takes no arguments", stmt.args[0].span)
@@ -668,7 +798,14 @@ def _stage(stmt: ast.StageStmt, b: Builder, env: Env, settings: dict[str, Any], 
     if any(s.name == stmt.name for s in sections):
         b.error(f"stage `{stmt.name}` is defined twice", stmt.name_span)
         return
-    opts = bind(f"stage {stmt.name}", Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity")]), stmt.args, env, stmt.span, b.errors)
+    opts = bind(
+        f"stage {stmt.name}",
+        Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity")]),
+        stmt.args,
+        env,
+        stmt.span,
+        b.errors,
+    )
     if opts is None:
         return
     description = ", ".join(_item_text(i) for i in stmt.items)
@@ -682,7 +819,11 @@ def _stage(stmt: ast.StageStmt, b: Builder, env: Env, settings: dict[str, Any], 
             count = _positive(value) if value is not None else None
             if count is None:
                 if value is not None:
-                    b.error(f"a repeat count must be a positive whole number, got {describe(value)}", item.count.span, unknown_hint(value, item.count, env.names()))
+                    b.error(
+                        f"a repeat count must be a positive whole number, got {describe(value)}",
+                        item.count.span,
+                        unknown_hint(value, item.count, env.names()),
+                    )
                 continue
         _repeat(item, count, b, env, ctx)
 
@@ -724,7 +865,9 @@ def _check_sections(net: ast.NetworkDef, sections: list[Section], errors: list[S
     if "head" in kinds and kinds.index("head") != len(kinds) - 1:
         errors.append(SpecError("`head` must come after the stages", sections[kinds.index("head")].span))
     if not any(s.nodes for s in sections) and not errors:
-        errors.append(SpecError(f"network `{net.name}` has no layers", net.span, "add `stem { ... }`, stages and `head { ... }`"))
+        errors.append(
+            SpecError(f"network `{net.name}` has no layers", net.span, "add `stem { ... }`, stages and `head { ... }`")
+        )
 
 
 def _expectation(stmt: ast.ExpectStmt, env: Env) -> Expectation:
@@ -735,7 +878,9 @@ def _expectation(stmt: ast.ExpectStmt, env: Env) -> Expectation:
         expr = stmt.expr
         result = evaluate(expr, scope)
         if not isinstance(result, bool):
-            raise SpecError(f"`expect` needs a comparison, got {describe(result)}", expr.span, "e.g. `expect layers == 6*n + 2`")
+            raise SpecError(
+                f"`expect` needs a comparison, got {describe(result)}", expr.span, "e.g. `expect layers == 6*n + 2`"
+            )
         detail = ""
         if isinstance(expr, ast.BinOp) and expr.op in ("==", "!=", "<", "<=", ">", ">=", "~="):
             left, right = evaluate(expr.left, scope), evaluate(expr.right, scope)
@@ -756,7 +901,7 @@ def _fmt(v: Value) -> str:
 def _assign_survival(residuals: list[Residual], setting: Any) -> None:
     """Stochastic depth: p_l = 1 - l/L (1 - p_L) over the network's residual units (Huang et al.)."""
     units = [r for r in residuals if r.kind == "add" and r.merge is not None]
-    for l, r in enumerate(units, start=1):
+    for depth, r in enumerate(units, start=1):
         if r.survival >= 0:
             continue
         if setting is None:
@@ -764,7 +909,7 @@ def _assign_survival(residuals: list[Residual], setting: Any) -> None:
         elif setting[0] == "uniform":
             r.survival = setting[1]
         else:
-            r.survival = 1.0 - l / len(units) * (1.0 - setting[1])
+            r.survival = 1.0 - depth / len(units) * (1.0 - setting[1])
     for r in residuals:
         if r.survival < 0:
             r.survival = 1.0

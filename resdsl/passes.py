@@ -61,7 +61,9 @@ def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
     if k is OpKind.FC:
         return (op.attrs["out"],)
     if len(x) != 3:
-        raise SpecError(f"`{k.value}` needs a CxHxW input, but it gets {fmt_shape(x)} (after an fc)", op.span, "put fc last")
+        raise SpecError(
+            f"`{k.value}` needs a CxHxW input, but it gets {fmt_shape(x)} (after an fc)", op.span, "put fc last"
+        )
     c, h, w = x
     if k is OpKind.GLOBAL_AVGPOOL:
         return (c, 1, 1)
@@ -79,7 +81,8 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
     stride, pad = op.attrs["stride"], op.attrs["pad"]
     if kh > h + 2 * pad or kw > w + 2 * pad:
         raise SpecError(
-            f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input" + (f" (padded by {pad})" if pad else ""),
+            f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input"
+            + (f" (padded by {pad})" if pad else ""),
             op.span,
             "use a smaller kernel, more padding, or fewer downsampling steps before it",
         )
@@ -114,16 +117,26 @@ def plan_shortcut(sc: Op, x: Shape, body: Shape) -> ShortcutPlan:
     bn = bool(sc.attrs["projection_bn"])
     if option is ShortcutOption.C or (option is ShortcutOption.B and not same):
         if stride == 0:
-            raise SpecError(f"{mismatch}: a 1x1 projection cannot map {hx}x{wx} to {hb}x{wb}", sc.span, "the body must keep the size or shrink it by a whole stride")
+            raise SpecError(
+                f"{mismatch}: a 1x1 projection cannot map {hx}x{wx} to {hb}x{wb}",
+                sc.span,
+                "the body must keep the size or shrink it by a whole stride",
+            )
         return ShortcutPlan("projection", stride, cx, cb, bn)
     if same:
         return ShortcutPlan("identity", 1, cx, cb, False)
     if option is ShortcutOption.A:
         if stride == 0 or cb < cx:
             why = "fewer channels" if cb < cx else f"a size {hx}x{wx} -> {hb}x{wb} that is no whole stride"
-            raise SpecError(f"{mismatch}: option A pads channels with zeros and cannot handle {why}", sc.span, "use shortcut B or C (projection) here")
+            raise SpecError(
+                f"{mismatch}: option A pads channels with zeros and cannot handle {why}",
+                sc.span,
+                "use shortcut B or C (projection) here",
+            )
         return ShortcutPlan("pad", stride, cx, cb, False)
-    raise SpecError(f"{mismatch}: use shortcut A, B or C", sc.span, "an identity shortcut needs the body to keep the shape")
+    raise SpecError(
+        f"{mismatch}: use shortcut A, B or C", sc.span, "an identity shortcut needs the body to keep the shape"
+    )
 
 
 def _concat(op: Op, ins: list[Shape]) -> Shape:
@@ -144,7 +157,9 @@ def _context(ir: NetworkIR, op: Op) -> list[Note]:
     section = ir.section(op.scope.section)
     inst = section.blocks[op.scope.block]
     if inst.def_span.source is op.span.source and inst.def_span.line <= op.span.line <= inst.def_span.end_line:
-        return [Note(f"in block {op.scope.block + 1} of `{section.name}`, `{inst.definition}` used here", inst.call_span)]
+        return [
+            Note(f"in block {op.scope.block + 1} of `{section.name}`, `{inst.definition}` used here", inst.call_span)
+        ]
     return []
 
 

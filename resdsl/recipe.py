@@ -78,10 +78,16 @@ class _Reader:
         else:
             setattr(self.r, name, checked)
 
-    def call_kwargs(self, stmt: ast.OpStmt, value: Value, allowed: dict[str, tuple[Any, str]], prefix: str = "") -> None:
+    def call_kwargs(
+        self, stmt: ast.OpStmt, value: Value, allowed: dict[str, tuple[Any, str]], prefix: str = ""
+    ) -> None:
         for key, v in value.items() if isinstance(value, dict) else []:
             if key not in allowed:
-                self.bad(stmt, f"`{stmt.name}` has no option `{key}`", did_you_mean(key, allowed) or f"options: {', '.join(allowed)}")
+                self.bad(
+                    stmt,
+                    f"`{stmt.name}` has no option `{key}`",
+                    did_you_mean(key, allowed) or f"options: {', '.join(allowed)}",
+                )
                 continue
             check, expects = allowed[key]
             self.set(stmt, prefix + key, v, check, expects)
@@ -119,14 +125,24 @@ def _setting(r: _Reader, stmt: ast.OpStmt, pos: list[Value], kw: dict[str, Value
             r.bad(stmt, f"`optimizer` must be sgd(...), got {describe(one)}")
             return
         r.r.optimizer = "sgd"
-        opts = {"lr": (lambda v: _float(v, 0.0), "a number >= 0"), "momentum": (lambda v: _float(v, 0.0), "a number >= 0"),
-                "weight_decay": (lambda v: _float(v, 0.0), "a number >= 0"), "nesterov": (lambda v: v if isinstance(v, bool) else None, "true or false")}
+        opts = {
+            "lr": (lambda v: _float(v, 0.0), "a number >= 0"),
+            "momentum": (lambda v: _float(v, 0.0), "a number >= 0"),
+            "weight_decay": (lambda v: _float(v, 0.0), "a number >= 0"),
+            "nesterov": (lambda v: v if isinstance(v, bool) else None, "true or false"),
+        }
         r.call_kwargs(stmt, one.kw(), opts)
     elif name == "schedule":
         _schedule(r, stmt, one)
     elif name == "warmup":
-        opts = {"lr": (lambda v: _float(v, 0.0), "a number >= 0"), "until_error": (lambda v: _float(v, 0.0) if _float(v, 0.0) is not None and v <= 1 else None, "a training error in [0, 1]"),
-                "iterations": (lambda v: _int(v, 0), "a whole number >= 0")}
+        opts = {
+            "lr": (lambda v: _float(v, 0.0), "a number >= 0"),
+            "until_error": (
+                lambda v: _float(v, 0.0) if _float(v, 0.0) is not None and v <= 1 else None,
+                "a training error in [0, 1]",
+            ),
+            "iterations": (lambda v: _int(v, 0), "a whole number >= 0"),
+        }
         if pos or not kw:
             r.bad(stmt, "`warmup` takes keyword options")
             return
@@ -135,8 +151,11 @@ def _setting(r: _Reader, stmt: ast.OpStmt, pos: list[Value], kw: dict[str, Value
         if "until_error" in kw:
             r.r.warmup_until_error = renamed.get("warmup_until_error")
     elif name == "augment":
-        opts = {"pad": (lambda v: _int(v, 0), "a whole number >= 0"), "crop": (lambda v: _int(v, 1), "a positive whole number"),
-                "flip": (lambda v: v if isinstance(v, bool) else None, "true or false")}
+        opts = {
+            "pad": (lambda v: _int(v, 0), "a whole number >= 0"),
+            "crop": (lambda v: _int(v, 1), "a positive whole number"),
+            "flip": (lambda v: v if isinstance(v, bool) else None, "true or false"),
+        }
         if pos:
             r.bad(stmt, "`augment` takes keyword options")
             return
@@ -147,7 +166,11 @@ def _setting(r: _Reader, stmt: ast.OpStmt, pos: list[Value], kw: dict[str, Value
             return
         r.set(stmt, "val", kw.get("val"), lambda v: _int(v, 0), "a whole number >= 0")
     else:
-        r.bad(stmt, f"unknown train setting `{name}`", did_you_mean(name, _EXAMPLES) or f"settings: {', '.join(_EXAMPLES)}")
+        r.bad(
+            stmt,
+            f"unknown train setting `{name}`",
+            did_you_mean(name, _EXAMPLES) or f"settings: {', '.join(_EXAMPLES)}",
+        )
 
 
 def _schedule(r: _Reader, stmt: ast.OpStmt, v: Value) -> None:

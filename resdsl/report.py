@@ -52,7 +52,9 @@ def to_json(ir: NetworkIR, spec: str) -> dict[str, Any]:
             for s in t["sections"]
         ],
         "residual_units": sum(1 for r in ir.residuals if r.merge is not None and r.kind == "add"),
-        "projections": sum(1 for op in ir.ops() if op.kind is OpKind.SHORTCUT and op.meta["shortcut"].mode == "projection"),
+        "projections": sum(
+            1 for op in ir.ops() if op.kind is OpKind.SHORTCUT and op.meta["shortcut"].mode == "projection"
+        ),
         "expected_training_flops": t["expected_flops"],
         "recipe": ir.recipe.to_json() if ir.recipe else None,
     }
@@ -63,17 +65,33 @@ def table(ir: NetworkIR, spec: str) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in ir.params.items())
     rows = [("stage", "output", "blocks", "layout", "params", "FLOPs")]
     for s in t["sections"]:
-        rows.append((s["name"], fmt_shape(tuple(s["output"])) if s["output"] else "-", str(s["blocks"] or "-"), _section_label(ir, s), f"{s['params']:,}", human(s["flops"])))
+        rows.append(
+            (
+                s["name"],
+                fmt_shape(tuple(s["output"])) if s["output"] else "-",
+                str(s["blocks"] or "-"),
+                _section_label(ir, s),
+                f"{s['params']:,}",
+                human(s["flops"]),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {4, 5}
-    lines = [f"{ir.name}  ({spec}; input {fmt_shape(ir.input_shape)}, {ir.classes} classes, shortcut {ir.shortcut.value}" + (f"; {settings}" if settings else "") + ")", ""]
+    lines = [
+        f"{ir.name}  ({spec}; input {fmt_shape(ir.input_shape)}, {ir.classes} classes, shortcut {ir.shortcut.value}"
+        + (f"; {settings}" if settings else "")
+        + ")",
+        "",
+    ]
     for i, r in enumerate(rows):
         cells = [c.rjust(widths[j]) if j in right else c.ljust(widths[j]) for j, c in enumerate(r)]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
-    lines.append(f"layers {t['layers']}   params {t['params']:,} ({human(t['params'])})   FLOPs {t['flops']:,} ({human(t['flops'])} multiply-adds)")
+    lines.append(
+        f"layers {t['layers']}   params {t['params']:,} ({human(t['params'])})   FLOPs {t['flops']:,} ({human(t['flops'])} multiply-adds)"
+    )
     if t["expected_flops"] != t["flops"]:
         lines.append(f"stochastic depth: expected training FLOPs {human(t['expected_flops'])}")
     return "\n".join(lines)

@@ -60,7 +60,9 @@ def _load(
 ) -> None:
     if path in stack:
         cycle = " -> ".join(display_path(p) for p in stack[stack.index(path) :] + [path])
-        errors.append(SpecError(f"import cycle: {cycle}", via.span if via else None, "move shared blocks into a file both import"))
+        errors.append(
+            SpecError(f"import cycle: {cycle}", via.span if via else None, "move shared blocks into a file both import")
+        )
         return
     if path in seen:
         return
@@ -87,7 +89,13 @@ def _load(
         _load(target, imp, stack + [path], seen, out, errors)
     if stack and (module.networks or module.trains):
         item = (module.networks or module.trains)[0]
-        errors.append(SpecError("an imported file may define only blocks and params", item.span, notes=[Note("imported here", via.span)] if via else None))
+        errors.append(
+            SpecError(
+                "an imported file may define only blocks and params",
+                item.span,
+                notes=[Note("imported here", via.span)] if via else None,
+            )
+        )
     out.append(module)
 
 
@@ -99,20 +107,37 @@ def _merge(modules: list[ast.Module], errors: list[SpecError]) -> Program:
     for module in modules:
         for p in module.params:
             if p.name in program.params and param_owner[p.name] == module.path:
-                errors.append(SpecError(f"param `{p.name}` is defined twice", p.span, notes=[Note("first defined here", program.params[p.name].span)]))
+                errors.append(
+                    SpecError(
+                        f"param `{p.name}` is defined twice",
+                        p.span,
+                        notes=[Note("first defined here", program.params[p.name].span)],
+                    )
+                )
                 continue
             program.params[p.name] = p
             param_owner[p.name] = module.path
         for b in module.blocks:
             if b.name in program.blocks:
                 other = program.blocks[b.name]
-                errors.append(SpecError(f"block `{b.name}` is defined twice", b.span, "rename one of them", [Note("first defined here", other.span)]))
+                errors.append(
+                    SpecError(
+                        f"block `{b.name}` is defined twice",
+                        b.span,
+                        "rename one of them",
+                        [Note("first defined here", other.span)],
+                    )
+                )
                 continue
             program.blocks[b.name] = b
     if not main.networks:
         errors.append(SpecError(f"`{main.path}` defines no network", None, "add `network NAME { ... }`"))
     for extra in main.networks[1:]:
-        errors.append(SpecError("a spec file defines one network", extra.span, notes=[Note("the first is here", main.networks[0].span)]))
+        errors.append(
+            SpecError(
+                "a spec file defines one network", extra.span, notes=[Note("the first is here", main.networks[0].span)]
+            )
+        )
     for extra in main.trains[1:]:
         errors.append(SpecError("a spec file has one train section", extra.span))
     collect(errors)

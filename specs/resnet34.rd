@@ -1,0 +1,18 @@
+# ResNet-34 for ImageNet: He et al. 2015, Table 1 (option B shortcuts: projections only where
+# the shape changes). Plain counterpart: plain34.rd, or --set shortcut=none.
+import "std.rd"
+
+network resnet34 {
+    input 3x224x224
+    classes 1000
+    shortcut B
+
+    stem { conv 7x7, 64, stride: 2; bn; relu; maxpool 3x3, stride: 2, pad: 1 }
+    stage conv2 = basic(64) * 3
+    stage conv3 = basic(128, stride: 2) * 4
+    stage conv4 = basic(256, stride: 2) * 6
+    stage conv5 = basic(512, stride: 2) * 3
+    head { avgpool global; fc classes }
+
+    expect layers == 34
+}
