@@ -91,8 +91,9 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
         click.echo(report.table(ir, str(spec)))
 
 
-def _register_optional() -> None:
-    """compile / viz / train live in their own modules; each registers its command."""
+def _register_stage_commands() -> None:
+    """compile, viz and train (+ plot) live beside their pipeline stage; each module lists its
+    click commands in `COMMANDS`. They must not import torch at import time."""
     import importlib
 
     for name in ("codegen_cli", "viz_cli", "train_cli"):
@@ -102,7 +103,8 @@ def _register_optional() -> None:
             if err.name != f"{__package__}.{name}":
                 raise
             continue
-        main.add_command(module.command)
+        for command in module.COMMANDS:
+            main.add_command(command)
 
 
-_register_optional()
+_register_stage_commands()
