@@ -54,9 +54,18 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when a spec is valid.")
 def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
     """Check specs; exit 1 with located errors if any is invalid."""
+    from .resolve import load_program
+
     failed = False
     for spec in specs:
         try:
+            program = load_program(spec)
+            if program.network is None:
+                if not quiet:
+                    click.echo(
+                        f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                    )
+                continue
             ir = load(spec, sets)
         except UsageError:
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .errors import SpecError
 from .ir import NetworkIR
 from .lower import lower, parse_override
 from .passes import analyze
@@ -14,6 +15,14 @@ from .resolve import load_program
 def load_network(path: str | Path, overrides: dict[str, Any] | None = None) -> NetworkIR:
     """Parse, resolve imports, lower and check a spec; raises ResdslError on bad input."""
     program = load_program(path)
+    if program.network is None:
+        raise SpecError(
+            f"`{program.path}` defines no network",
+            None,
+            "it is a block library: import it from a spec with a `network NAME { ... }`"
+            if program.blocks
+            else "add `network NAME { ... }`",
+        )
     check_override_names(program, overrides or {})
     ir = lower(program, overrides or {})
     analyze(ir)

@@ -130,8 +130,6 @@ def _merge(modules: list[ast.Module], errors: list[SpecError]) -> Program:
                 )
                 continue
             program.blocks[b.name] = b
-    if not main.networks:
-        errors.append(SpecError(f"`{main.path}` defines no network", None, "add `network NAME { ... }`"))
     for extra in main.networks[1:]:
         errors.append(
             SpecError(
@@ -141,6 +139,6 @@ def _merge(modules: list[ast.Module], errors: list[SpecError]) -> Program:
     for extra in main.trains[1:]:
         errors.append(SpecError("a spec file has one train section", extra.span))
     collect(errors)
-    program.network = main.networks[0]
+    program.network = main.networks[0] if main.networks else None
     program.train = main.trains[0] if main.trains else None
     return program

@@ -1,10 +1,11 @@
-# CIFAR-10 ResNet-20: He et al. 2015, Sec. 4.2 and Table 6 (6n+2 layers, n = 3, option A).
-# Plain counterpart: --set shortcut=none. Other depths: --set n=5 (32), 7 (44), 9 (56), 18 (110).
+# CIFAR-10 ResNet-20: He et al. 2015, Sec. 4.2 and Table 6 (6n+2 layers, n = 3, option A
+# shortcuts: identity, zero-padded where the width doubles). Plain counterpart: --set shortcut=none.
+# Other depths: --set n=3 (20 layers), 5 (32), 7 (44), 9 (56), 18 (110), 200 (1202).
 import "std.rd"
 
 param n = 3
 
-network cifar_resnet {
+network cifar_resnet20 {
     input 3x32x32
     classes 10
     shortcut A
@@ -18,6 +19,9 @@ network cifar_resnet {
     expect layers == 6*n + 2
 }
 
+# The paper's recipe: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at
+# 32k and 48k iterations, stop at 64k; 45k/5k train/val split; pad 4, random 32x32 crop, flip;
+# per-pixel mean subtracted.
 train {
     dataset cifar10
     batch 128

@@ -1,0 +1,23 @@
+# VGG-19 (Simonyan & Zisserman 2014, configuration E), the reference of He et al. 2015, Fig. 3
+# left: 16 3x3 convs with bias and no BN, five 2x2 max-pools, three fc layers with dropout.
+import "std.rd"
+
+network vgg19 {
+    input 3x224x224
+    classes 1000
+    shortcut none
+
+    stage conv1 = conv_relu(64) * 2, pool2()
+    stage conv2 = conv_relu(128) * 2, pool2()
+    stage conv3 = conv_relu(256) * 4, pool2()
+    stage conv4 = conv_relu(512) * 4, pool2()
+    stage conv5 = conv_relu(512) * 4, pool2()
+    head {
+        fc 4096; relu; dropout 0.5
+        fc 4096; relu; dropout 0.5
+        fc classes
+    }
+
+    expect layers == 19
+    expect flops ~= 19.6G
+}
