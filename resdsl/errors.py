@@ -68,10 +68,10 @@ class SpecError(ResdslError):
     def render(self) -> str:
         parts = [_located(self.span, f"error: {self.message}")]
         parts += _excerpt(self.span)
-        for note in self.notes:
-            parts.append(_located(note.span, f"note: {note.message}"))
         if self.hint:
             parts.append(f"  hint: {self.hint}")
+        for note in self.notes:
+            parts.append(_located(note.span, f"note: {note.message}"))
         return "\n".join(parts)
 
 

@@ -401,19 +401,19 @@ class Builder:
         body_out = self.current
         shortcut = merge = None
         if kind == "concat":
-            merge = self.emit(OpKind.CONCAT, {}, stmt.span, ctx, [x, body_out])
+            merge = self.emit(OpKind.CONCAT, {}, stmt.name_span, ctx, [x, body_out])
         elif option is not ShortcutOption.NONE:
             sources = [x, preact_out] if preact else [x]
             shortcut = self.emit(
                 OpKind.SHORTCUT,
                 {"option": option, "projection_bn": self.projection_bn},
-                stmt.span,
+                stmt.name_span,
                 ctx,
                 sources,
                 Role.SHORTCUT,
             )
             self.graph.nodes[shortcut]["op"].residual = rid
-            merge = self.emit(OpKind.ADD, {}, stmt.span, ctx, [body_out, shortcut])
+            merge = self.emit(OpKind.ADD, {}, stmt.name_span, ctx, [body_out, shortcut])
         survival = opts.get("survival")
         self.residuals.append(
             Residual(
