@@ -851,7 +851,10 @@ def _repeat(item: ast.StageItem, count: int, b: Builder, env: Env, ctx: _Ctx) ->
 def _item_text(item: ast.StageItem) -> str:
     from .evaluate import source_text
 
-    return source_text(item.call) + (f" x {source_text(item.count)}" if item.count is not None else "")
+    if item.count is None:
+        return source_text(item.call)
+    count = source_text(item.count)
+    return f"{source_text(item.call)} x " + (f"({count})" if " " in count else count)
 
 
 def _check_sections(net: ast.NetworkDef, sections: list[Section], errors: list[SpecError]) -> None:
