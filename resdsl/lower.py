@@ -462,10 +462,10 @@ class Builder:
                 ctx,
             )
             return
-        args = self.bind_block(bdef, call, env, ctx, overrides)
-        if args is None:
+        bound = self.bind_block(bdef, call, env, ctx, overrides)
+        if bound is None:
             return
-        shortcut = args.pop("shortcut", None)
+        args, shortcut = bound
         inst = BlockInstance(
             bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks)
         )
@@ -489,8 +489,9 @@ class Builder:
 
     def bind_block(
         self, bdef: ast.BlockDef, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]
-    ) -> dict[str, Any] | None:
-        """Evaluate a block call's arguments; defaults may use earlier arguments and params."""
+    ) -> tuple[dict[str, Any], ShortcutOption | None] | None:
+        """A block call's evaluated arguments (defaults may use earlier ones and params) and its
+        `shortcut:` option."""
         positional = [a for a in call.args if a.name is None]
         formals = {f.name: f for f in bdef.formals}
         if len(positional) > len(bdef.formals):
@@ -546,8 +547,7 @@ class Builder:
                     ctx,
                 )
                 return None
-        values["shortcut"] = shortcut
-        return values
+        return values, shortcut
 
     def eval(self, expr: ast.Expr, env: Env, ctx: _Ctx | None = None) -> Value:
         try:
