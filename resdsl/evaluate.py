@@ -113,7 +113,7 @@ def _unary(e: ast.Unary, env: Env) -> Value:
     v = evaluate(e.operand, env)
     if e.op == "not":
         return not _truth(v, e.operand)
-    return -need_number(v, e.operand, "`-`")
+    return -need_number(v, e.operand, "`-`", env)
 
 
 def _cond(e: ast.Cond, env: Env) -> Value:
@@ -130,8 +130,8 @@ def _binop(e: ast.BinOp, env: Env) -> Value:
     if e.op in ("==", "!="):
         same = a == b
         return same if e.op == "==" else not same
-    x = need_number(a, e.left, f"`{e.op}`")
-    y = need_number(b, e.right, f"`{e.op}`")
+    x = need_number(a, e.left, f"`{e.op}`", env)
+    y = need_number(b, e.right, f"`{e.op}`", env)
     return arith(e.op, x, y, e)
 
 
@@ -161,10 +161,14 @@ def arith(op: str, x: float, y: float, e: ast.BinOp) -> Value:
 
 def about(actual: float, expected: float, written: ast.Expr | None = None) -> bool:
     """`a ~= b`: a rounds to b at the precision b is written with (`1.7M`: within 0.05M); else 1%."""
-    tol = abs(expected) * 0.01
+    return abs(actual - expected) <= about_tolerance(expected, written)
+
+
+def about_tolerance(expected: float, written: ast.Expr | None = None) -> float:
+    """Half a unit in the last written digit of a literal (`1.7M`: 50,000), else 1% of the value."""
     if isinstance(written, ast.Number):
-        tol = precision_of(written.text) / 2
-    return abs(actual - expected) <= tol
+        return precision_of(written.text) / 2
+    return abs(expected) * 0.01
 
 
 def precision_of(text: str) -> float:
@@ -186,10 +190,29 @@ def _is_number(v: Value) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def need_number(v: Value, e: ast.Expr, what: str) -> float:
+def need_number(v: Value, e: ast.Expr, what: str, env: Env | None = None) -> float:
     if _is_number(v):
         return v
-    raise SpecError(f"{what} needs a number, got {describe(v)}", e.span, unknown_hint(v, e))
+    unknown = unknown_name(v, e, env.names() if env else None)
+    if unknown:
+        raise unknown
+    raise SpecError(f"{what} needs a number, got {describe(v)}", e.span)
+
+
+def unknown_name(v: Value, e: ast.Expr, names: set[str] | None) -> SpecError | None:
+    """A bare word where a value was wanted, written as a name: most likely a misspelt param."""
+    if not (isinstance(v, Symbol) and isinstance(e, ast.Name)):
+        return None
+    names = names or set()
+    close = did_you_mean(v, names)
+    if close:
+        hint = close
+    elif names:
+        listed = sorted(names)
+        hint = "names here: " + ", ".join(listed[:10]) + (", ..." if len(listed) > 10 else "")
+    else:
+        hint = "no params are defined here; add `param NAME = VALUE`"
+    return SpecError(f"unknown name `{v}`", e.span, hint)
 
 
 def describe(v: Value) -> str:
@@ -206,14 +229,6 @@ def describe(v: Value) -> str:
     if isinstance(v, CallValue):
         return f"`{v.name}(...)`"
     return str(v)
-
-
-def unknown_hint(v: Value, e: ast.Expr, names: set[str] | None = None) -> str | None:
-    """For a bare word where a value was wanted: say that the name is unknown."""
-    if isinstance(v, Symbol) and isinstance(e, ast.Name):
-        close = did_you_mean(v, names) if names else None
-        return f"`{v}` is not a param or block argument" + (f"; {close}" if close else "")
-    return None
 
 
 _EVAL: dict[type, Callable[[Any, Env], Value]] = {

@@ -11,7 +11,7 @@ import networkx as nx
 
 from . import ast
 from .errors import Note, Span, SpecError, collect, did_you_mean
-from .evaluate import CallValue, Env, Size, Symbol, Value, describe, evaluate, unknown_hint
+from .evaluate import CallValue, Env, Size, Symbol, Value, describe, evaluate, source_text, unknown_name
 from .ir import BlockInstance, Expectation, NetworkIR, OpKind, Residual, Role, Scope, Section, ShortcutOption
 from .resolve import Program
 
@@ -194,7 +194,12 @@ def bind(
             continue
         checked = p.check(value)
         if checked is None:
-            hint = unknown_hint(value, arg.value, env.names())
+            unknown = unknown_name(value, arg.value, env.names())
+            if unknown is not None:
+                errors.append(unknown)
+                ok = False
+                continue
+            hint = whole_hint(value, arg.value)
             errors.append(
                 SpecError(f"`{p.name}` of `{what}` must be {p.expects}, got {describe(value)}", arg.value.span, hint)
             )
@@ -202,6 +207,33 @@ def bind(
             continue
         out[p.name] = checked
     return out if ok else None
+
+
+def whole_hint(v: Value, expr: ast.Expr) -> str | None:
+    """For a fraction where a whole number was wanted: say how to round it."""
+    if isinstance(v, float) and not v.is_integer() and not isinstance(expr, ast.Number):
+        text = source_text(expr)
+        return f"`{text}` is {v:g}; round it explicitly, e.g. `int({text})` or `round({text})`"
+    return None
+
+
+# Names from other frameworks -> resdsl's op.
+_OP_ALIASES = {
+    "batchnorm": "bn",
+    "batch_norm": "bn",
+    "bn2d": "bn",
+    "batchnorm2d": "bn",
+    "conv2d": "conv",
+    "convolution": "conv",
+    "linear": "fc",
+    "dense": "fc",
+    "maxpool2d": "maxpool",
+    "avgpool2d": "avgpool",
+    "pool": "maxpool",
+    "gap": "avgpool global",
+    "globalavgpool": "avgpool global",
+    "drop": "dropout",
+}
 
 
 # ---------------------------------------------------------------- the builder
@@ -233,6 +265,7 @@ class Builder:
         self.residuals: list[Residual] = []
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
+        self._sizes: dict[str, int] = {}
 
     # nodes
     def emit(
@@ -309,10 +342,13 @@ class Builder:
                 )
             else:
                 choices = set(OPS) | set(self.program.blocks)
+                alias = _OP_ALIASES.get(name.lower())
                 self.error(
                     f"unknown op `{name}`",
                     stmt.name_span,
-                    did_you_mean(name, choices) or f"ops are {', '.join(OPS)}",
+                    (f"resdsl calls it `{alias}`" if alias else None)
+                    or did_you_mean(name, choices)
+                    or f"ops are {', '.join(OPS)}",
                     ctx,
                 )
             return
@@ -462,6 +498,13 @@ class Builder:
                 ctx,
             )
             return
+        size = self.static_ops(bdef)
+        if self.graph.number_of_nodes() + size > MAX_OPS:
+            raise SpecError(
+                f"`{source_text(call)}` expands to {size:,} ops; the limit is {MAX_OPS:,}",
+                call.span,
+                "blocks that call blocks multiply their sizes; call fewer of them",
+            )
         bound = self.bind_block(bdef, call, env, ctx, overrides)
         if bound is None:
             return
@@ -487,6 +530,31 @@ class Builder:
         )
         self.body(bdef.body, self.globals.child(args), sub)
 
+    def static_ops(self, bdef: ast.BlockDef, stack: tuple[str, ...] = ()) -> int:
+        """At most how many ops a call of `bdef` emits: statements are unconditional, so this
+        does not depend on its arguments (a residual counts its shortcut and merge)."""
+        if bdef.name in self._sizes:
+            return self._sizes[bdef.name]
+        if bdef.name in stack:
+            return 0  # recursion is reported when the call is built
+        total = self._stmts_ops(bdef.body, stack + (bdef.name,))
+        self._sizes[bdef.name] = total
+        return total
+
+    def _stmts_ops(self, stmts: list[ast.Stmt], stack: tuple[str, ...]) -> int:
+        total = 0
+        for stmt in stmts:
+            if isinstance(stmt, ast.OpStmt):
+                total += 1
+            elif isinstance(stmt, ast.InvokeStmt):
+                callee = self.program.blocks.get(stmt.call.name)
+                total += self.static_ops(callee, stack) if callee else 0
+            elif isinstance(stmt, ast.SectionStmt):
+                total += self._stmts_ops(stmt.body, stack) + 2
+            if total > MAX_OPS * 1000:
+                break  # far past the limit: stop counting (and multiplying) here
+        return total
+
     def bind_block(
         self, bdef: ast.BlockDef, call: ast.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]
     ) -> tuple[dict[str, Any], ShortcutOption | None] | None:
@@ -498,7 +566,8 @@ class Builder:
             self.error(
                 f"block `{bdef.name}` takes {len(bdef.formals)} argument{'s' if len(bdef.formals) != 1 else ''} ({', '.join(formals) or 'none'}), got {len(positional)}",
                 positional[len(bdef.formals)].span,
-                ctx=ctx,
+                f"`{_signature(bdef)}` is defined at {bdef.span}",
+                ctx,
             )
             return None
         given: dict[str, ast.Arg] = {f.name: a for f, a in zip(bdef.formals, positional)}
@@ -543,7 +612,7 @@ class Builder:
                 self.error(
                     f"block `{bdef.name}` needs its `{f.name}` argument",
                     call.span,
-                    f"`{bdef.name}` is defined at {bdef.span}",
+                    f"`{_signature(bdef)}` is defined at {bdef.span}",
                     ctx,
                 )
                 return None
@@ -571,6 +640,12 @@ def _survival(v: Value) -> float | None:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1:
         return float(v)
     return None
+
+
+def _signature(bdef: ast.BlockDef) -> str:
+    """`basic(width, stride = 1)`, as written."""
+    formals = [f.name + (f" = {source_text(f.default)}" if f.default is not None else "") for f in bdef.formals]
+    return f"{bdef.name}({', '.join(formals)})"
 
 
 def _known_blocks(program: Program) -> str:
@@ -706,12 +781,16 @@ def _settings(net: ast.NetworkDef, builder: Builder, overrides: dict[str, Value]
             continue
         value, expr, span = found[name]
         checked = check(value)
+        if checked is None and expr is None:
+            from .errors import UsageError
+
+            raise UsageError(f"--set {name}: must be {expects}, got {describe(value)}; {_SETTING_EXAMPLES[name]}")
         if checked is None:
-            where = expr.span if expr is not None else span
+            where = expr.span
             builder.error(
                 f"`{name}` must be {expects}, got {describe(value)}",
                 where,
-                _SETTING_EXAMPLES[name] + (" (set by --set)" if expr is None else ""),
+                _SETTING_EXAMPLES[name],
             )
             continue
         out[name] = checked
@@ -818,11 +897,14 @@ def _stage(stmt: ast.StageStmt, b: Builder, env: Env, settings: dict[str, Any], 
             value = b.eval(item.count, env)
             count = _positive(value) if value is not None else None
             if count is None:
-                if value is not None:
+                unknown = unknown_name(value, item.count, env.names())
+                if unknown is not None:
+                    b.errors.append(unknown)
+                elif value is not None:
                     b.error(
                         f"a repeat count must be a positive whole number, got {describe(value)}",
                         item.count.span,
-                        unknown_hint(value, item.count, env.names()),
+                        whole_hint(value, item.count),
                     )
                 continue
         _repeat(item, count, b, env, ctx)
@@ -832,20 +914,19 @@ def _repeat(item: ast.StageItem, count: int, b: Builder, env: Env, ctx: _Ctx) ->
     """`block(...) * n`: n copies; copies after the first get `stride: 1` (torchvision's _make_layer)."""
     bdef = b.program.blocks.get(item.call.name)
     before = b.graph.number_of_nodes()
+    per_block = b.static_ops(bdef) if bdef else 0
+    if count > 1 and before + per_block * count > MAX_OPS:
+        raise SpecError(
+            f"`{_item_text(item)}` expands to {count:,} blocks of {per_block:,} ops ({per_block * count:,} ops); the limit is {MAX_OPS:,}",
+            item.span,
+            "lower the repeat count",
+        )
     for i in range(count):
         overrides = {"stride": 1} if i > 0 and bdef and any(f.name == "stride" for f in bdef.formals) else {}
         errors_before = len(b.errors)
         b.invoke(item.call, env, ctx, overrides)
         if len(b.errors) > errors_before:
             return  # the same error would repeat in every copy
-        if i == 0 and count > 1:
-            per_block = b.graph.number_of_nodes() - before
-            if before + per_block * count > MAX_OPS:
-                raise SpecError(
-                    f"`{_item_text(item)}` expands to {count:,} blocks of {per_block} ops ({per_block * count:,} ops); the limit is {MAX_OPS:,}",
-                    item.span,
-                    "lower the repeat count",
-                )
 
 
 def _item_text(item: ast.StageItem) -> str:
@@ -887,10 +968,26 @@ def _expectation(stmt: ast.ExpectStmt, env: Env) -> Expectation:
         detail = ""
         if isinstance(expr, ast.BinOp) and expr.op in ("==", "!=", "<", "<=", ">", ">=", "~="):
             left, right = evaluate(expr.left, scope), evaluate(expr.right, scope)
-            detail = f"{source_text(expr.left)} is {_fmt(left)}, {source_text(expr.right)} is {_fmt(right)}"
+            detail = _expect_detail(expr, left, right)
         return result, detail
 
     return Expectation(source_text(stmt.expr), stmt.span, check)
+
+
+def _expect_detail(expr: ast.BinOp, left: Value, right: Value) -> str:
+    """`layers is 20, 6*n + 2 is 56`; a literal side is not repeated; `~=` shows its tolerance."""
+
+    def side(e: ast.Expr, v: Value) -> str | None:
+        return (
+            None if isinstance(e, (ast.Number, ast.SizeLit, ast.String, ast.Bool)) else f"{source_text(e)} is {_fmt(v)}"
+        )
+
+    parts = [p for p in (side(expr.left, left), side(expr.right, right)) if p]
+    if expr.op == "~=" and isinstance(right, (int, float)) and not isinstance(right, bool):
+        from .evaluate import about_tolerance
+
+        parts.append(f"expected {_fmt(right)} ± {_fmt(about_tolerance(right, expr.right))}")
+    return ", ".join(parts)
 
 
 def _fmt(v: Value) -> str:

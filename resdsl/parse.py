@@ -112,7 +112,7 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
         line, col = exc.line, exc.column
         char = source.line(line)[col - 1 : col] or "?"
         span = Span(source, line, col, line, col + 1)
-        hint = None
+        hint = "remove it; comments start with `#`"
         if char == "'":
             hint = 'strings use double quotes: "std.rd"'
         elif char == "=" or char == "!":
@@ -133,6 +133,14 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     span = _token_span(source, tok)
+    unclosed = _unclosed_before(tok, postlex)
+    if unclosed is not None:
+        closer = {"(": ")", "[": "]"}[unclosed.value]
+        return SpecError(
+            f"`{unclosed.value}` is never closed",
+            _token_span(source, unclosed),
+            f"add the matching `{closer}`; the statement runs on to line {tok.line} (`{tok.value}`)",
+        )
     expected = set(exc.expected or ())
     message = f"unexpected {_describe(tok)}"
     hint = _syntax_hint(tok, expected, source)
@@ -140,6 +148,17 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
     if exp and not hint:
         hint = f"expected {exp}"
     return SpecError(message, span, hint)
+
+
+def _unclosed_before(tok: Token, postlex: _Postlex) -> Token | None:
+    """An open `(` or `[` on an earlier line than the unexpected token: newlines inside brackets
+    are dropped, so the real mistake is the missing closer, not the token it ran into."""
+    if not postlex.open or tok.line is None:
+        return None
+    opener = postlex.open[-1]
+    if opener.value in "([" and opener.line is not None and opener.line < tok.line:
+        return opener
+    return None
 
 
 def _syntax_hint(tok: Token, expected: set[str], source: SourceFile) -> str | None:
@@ -158,6 +177,8 @@ def _syntax_hint(tok: Token, expected: set[str], source: SourceFile) -> str | No
         return "a param needs a default value: `param n = 18`"
     if tok.type == "RBRACE" and "RPAR" in expected:
         return "a `(` is not closed before this `}`"
+    if tok.type == "RBRACE" and "RSQB" in expected:
+        return "a `[` is not closed before this `}`"
     if tok.type == "LBRACE" and prev_char == ")":
         return None
     if tok.type == "NAME" and "CALLNAME" in expected and "NAME" not in expected:

@@ -82,7 +82,8 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
     if kh > h + 2 * pad or kw > w + 2 * pad:
         raise SpecError(
             f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input"
-            + (f" (padded by {pad})" if pad else ""),
+            + (f" (padded by {pad})" if pad else "")
+            + ": the output size would reach 0",
             op.span,
             "use a smaller kernel, more padding, or fewer downsampling steps before it",
         )
