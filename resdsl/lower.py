@@ -209,6 +209,23 @@ def bind(
     return out if ok else None
 
 
+def _names_in(expr: ast.Expr) -> list[str]:
+    """Every name an expression reads, in order."""
+    if isinstance(expr, ast.Name):
+        return [expr.id]
+    if isinstance(expr, ast.BinOp):
+        return _names_in(expr.left) + _names_in(expr.right)
+    if isinstance(expr, ast.Unary):
+        return _names_in(expr.operand)
+    if isinstance(expr, ast.Cond):
+        return _names_in(expr.test) + _names_in(expr.then) + _names_in(expr.orelse)
+    if isinstance(expr, ast.Call):
+        return [n for a in expr.args for n in _names_in(a.value)]
+    if isinstance(expr, ast.ListExpr):
+        return [n for i in expr.items for n in _names_in(i)]
+    return []
+
+
 def whole_hint(v: Value, expr: ast.Expr) -> str | None:
     """For a fraction where a whole number was wanted: say how to round it."""
     if isinstance(v, float) and not v.is_integer() and not isinstance(expr, ast.Number):
@@ -266,6 +283,14 @@ class Builder:
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
         self._sizes: dict[str, int] = {}
+        self.overridden: dict[str, Value] = {}  # params given by --set
+
+    def set_note(self, expr: ast.Expr) -> str | None:
+        """`n is 0 from --set n=0`, when an expression uses a param given on the command line."""
+        used = [n for n in _names_in(expr) if n in self.overridden]
+        if not used:
+            return None
+        return "from the command line: " + ", ".join(f"--set {n}={self.overridden[n]}" for n in dict.fromkeys(used))
 
     # nodes
     def emit(
@@ -718,6 +743,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     net = program.network
     assert net is not None
     builder = Builder(program, params, errors)
+    builder.overridden = {k: v for k, v in overrides.items() if k in program.params}
     settings = _settings(net, builder, overrides)
     collect(errors)
     builder.projection_bn = settings["projection"] == "conv_bn"
@@ -904,7 +930,7 @@ def _stage(stmt: ast.StageStmt, b: Builder, env: Env, settings: dict[str, Any], 
                     b.error(
                         f"a repeat count must be a positive whole number, got {describe(value)}",
                         item.count.span,
-                        whole_hint(value, item.count),
+                        b.set_note(item.count) or whole_hint(value, item.count),
                     )
                 continue
         _repeat(item, count, b, env, ctx)

@@ -223,23 +223,28 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Value]) -> None:
         if name not in FIELDS:
             continue
         current = getattr(recipe, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        lo = 1 if name in _POSITIVE else 0
         if isinstance(current, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(current, (int, float)) or current is None:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-            if ok and isinstance(current, int) and not isinstance(value, bool):
-                ok = float(value).is_integer()
-                value = int(value) if ok else value
+            ok, expects = isinstance(value, bool), "true or false"
+        elif isinstance(current, int) or name in _WHOLE:
+            ok = number and value >= lo and float(value).is_integer()
+            expects = "a positive whole number" if lo else "a whole number >= 0"
+            value = int(value) if ok else value
+        elif isinstance(current, float) or current is None:
+            ok, expects = number and value >= 0, "a number >= 0"
         elif isinstance(current, list):
-            ok = isinstance(value, (int, float))
-            value = [int(value)]
+            ok, expects = number and value >= 1 and float(value).is_integer(), "one iteration number"
+            value = [int(value)] if ok else value
         else:
-            ok = isinstance(value, str)
-            if name == "dataset":
-                ok = ok and value in DATASETS
-            if name == "normalize":
-                ok = ok and value in NORMALIZE
-            value = str(value)
+            choices = {"dataset": DATASETS, "normalize": NORMALIZE}.get(name)
+            ok = isinstance(value, str) and (choices is None or value in choices)
+            expects = " | ".join(choices) if choices else "a word"
+            value = str(value) if ok else value
         if not ok:
-            raise UsageError(f"--set {name}: {describe(value)} is not a valid value (now {current!r})")
+            raise UsageError(f"--set {name}: must be {expects}, got {describe(value)}")
         setattr(recipe, name, value)
+
+
+_POSITIVE = {"batch", "iterations", "eval_every", "checkpoint_every", "crop"}
+_WHOLE = {"warmup_iterations", "pad", "val", "seed"}

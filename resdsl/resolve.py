@@ -82,7 +82,7 @@ def _load(
                 SpecError(
                     f'cannot find imported file "{imp.path}"',
                     imp.span,
-                    f"paths are relative to {display_path(path.parent) or '.'}/ or the standard library ({', '.join(sorted(p.name for p in resource_dir('specs').glob('*.rd') if p.name.startswith('std')))})",
+                    f"looked next to {display_path(path)} and in the standard library ({_std_names()})",
                 )
             )
             continue
@@ -97,6 +97,10 @@ def _load(
             )
         )
     out.append(module)
+
+
+def _std_names() -> str:
+    return ", ".join(sorted(p.name for p in resource_dir("specs").glob("std*.rd"))) or "none installed"
 
 
 def _merge(modules: list[ast.Module], errors: list[SpecError]) -> Program:

@@ -1,0 +1,1179 @@
+"""The exact error text for bad input: location, source line, caret, hint; exit codes 1 and 2.
+
+Every case writes its spec files into a temporary folder, runs the CLI there (so paths print as
+written, e.g. `bad.rd:4:21`) and compares the whole of stderr. When a message is reworded on
+purpose, update the expected text here: these tests are the contract of what users see.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from resdsl.cli import main
+from resdsl.errors import SpecError, SpecErrors
+from resdsl.resolve import load_program
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@dataclass
+class Case:
+    name: str
+    files: dict[str, str]  # file name -> text; None copies the file from specs/
+    stderr: str
+    args: list[str] = field(default_factory=lambda: ["check"])
+    code: int = 1
+    spec: str = "bad.rd"
+
+
+def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str | None], args: list[str]):
+    for name, text in files.items():
+        if text is None:
+            shutil.copy(SPECS / name, tmp_path / name)
+        else:
+            (tmp_path / name).write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(main, args)
+
+
+def assert_clean_failure(result, code: int) -> None:
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    # a SystemExit is how click reports the exit code; anything else escaped the error handling
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+CASES = [
+    Case(
+        "missing_comma",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:21: error: unexpected `16`
+    4 |     stem { conv 3x3 16; bn; relu }
+      |                     ^^
+  hint: separate arguments with `,`, e.g. `conv 3x3, 64`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "keyword_with_equals",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16, stride=2; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:32: error: unexpected `=`
+    4 |     stem { conv 3x3, 16, stride=2; bn; relu }
+      |                                ^
+  hint: keyword arguments are written `name: value`, e.g. `stride: 2`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unclosed_brace",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+""",
+        },
+        """\
+bad.rd:1:13: error: `{` is never closed
+    1 | network net {
+      |             ^
+  hint: add the matching `}`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unclosed_paren",
+        {
+            "bad.rd": """\
+import "std.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = basic(16 * 3
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:6:20: error: `(` is never closed
+    6 |     stage s = basic(16 * 3
+      |                    ^
+  hint: add the matching `)`; the statement runs on to line 7 (`head`)
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "stray_character",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu $ }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:35: error: unexpected character `$`
+    4 |     stem { conv 3x3, 16; bn; relu $ }
+      |                                   ^
+  hint: remove it; comments start with `#`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "size_with_spaces",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3 x 3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:19: error: unexpected `x`
+    4 |     stem { conv 3 x 3, 16; bn; relu }
+      |                   ^
+  hint: write sizes without spaces: `3x3`, `3x32x32`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "single_quotes",
+        {
+            "bad.rd": """\
+import 'std.rd'
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:8: error: unexpected character `'`
+    1 | import 'std.rd'
+      |        ^
+  hint: strings use double quotes: "std.rd"
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "block_default_with_colon",
+        {
+            "bad.rd": """\
+block wide(width: 64) { conv 3x3, width }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:17: error: unexpected `:`
+    1 | block wide(width: 64) { conv 3x3, width }
+      |                 ^
+  hint: block parameters take defaults with `=`, e.g. `block basic(width, stride = 1)`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_block",
+        {
+            "bad.rd": """\
+import "std.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = basik(16) * 3
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:6:15: error: unknown block `basik`
+    6 |     stage s = basik(16) * 3
+      |               ^^^^^
+  hint: did you mean `basic`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_name",
+        {
+            "bad.rd": """\
+block wide(width) { conv 3x3, widht; bn; relu }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = wide(16)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:31: error: unknown name `widht`
+    1 | block wide(width) { conv 3x3, widht; bn; relu }
+      |                               ^^^^^
+  hint: did you mean `width`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_op_alias",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; batchnorm; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:26: error: unknown op `batchnorm`
+    4 |     stem { conv 3x3, 16; batchnorm; relu }
+      |                          ^^^^^^^^^
+  hint: resdsl calls it `bn`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_op_typo",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; rleu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:30: error: unknown op `rleu`
+    4 |     stem { conv 3x3, 16; bn; rleu }
+      |                              ^^^^
+  hint: did you mean `relu`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_setting",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    shortcat A
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:5: error: unknown network setting `shortcat`
+    4 |     shortcat A
+      |     ^^^^^^^^
+  hint: did you mean `shortcut`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_op_keyword",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16, strde: 2; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:26: error: `conv` has no argument `strde`
+    4 |     stem { conv 3x3, 16, strde: 2; bn; relu }
+      |                          ^^^^^^^^
+  hint: did you mean `stride`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "unknown_block_keyword",
+        {
+            "bad.rd": """\
+import "std.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = basic(16, strid: 2) * 3
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:6:25: error: block `basic` has no argument `strid`
+    6 |     stage s = basic(16, strid: 2) * 3
+      |                         ^^^^^^^^
+  hint: did you mean `stride`?
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "op_too_many_args",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16, 32; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:26: error: `conv` takes 2 positional arguments (kernel, channels), got 3
+    4 |     stem { conv 3x3, 16, 32; bn; relu }
+      |                          ^^
+  hint: e.g. `conv 3x3, 64, stride: 2`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "block_too_many_args",
+        {
+            "bad.rd": """\
+block unit(width, stride = 1) { conv 3x3, width, stride: stride }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = unit(16, 2, 3) * 3
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:6:27: error: block `unit` takes 2 arguments (width, stride), got 3
+    6 |     stage s = unit(16, 2, 3) * 3
+      |                           ^
+  hint: `unit(width, stride = 1)` is defined at bad.rd:1:1
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "op_missing_arg",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:12: error: `conv` needs its `channels` argument (a positive whole number of channels)
+    4 |     stem { conv 3x3; bn; relu }
+      |            ^^^^^^^^
+  hint: e.g. `conv 3x3, 64, stride: 2`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "block_missing_arg",
+        {
+            "bad.rd": """\
+block wide(width, stride = 1) { conv 3x3, width, stride: stride }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = wide() * 2
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:6:15: error: block `wide` needs its `width` argument
+    6 |     stage s = wide() * 2
+      |               ^^^^^^
+  hint: `wide(width, stride = 1)` is defined at bad.rd:1:1
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "wrong_type_string",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, "wide"; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:22: error: `channels` of `conv` must be a positive whole number of channels, got the string "wide"
+    4 |     stem { conv 3x3, "wide"; bn; relu }
+      |                      ^^^^^^
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "wrong_type_bool",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes, bias: 1 }
+}
+""",
+        },
+        """\
+bad.rd:5:46: error: `bias` of `fc` must be true or false, got 1
+    5 |     head { avgpool global; fc classes, bias: 1 }
+      |                                              ^
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "identity_shape_mismatch",
+        {
+            "bad.rd": """\
+block unit(width, stride = 1) {
+    residual { conv 3x3, width, stride: stride; bn }
+    relu
+}
+network net {
+    input 3x32x32
+    classes 10
+    shortcut identity
+    stem { conv 3x3, 16; bn; relu }
+    stage s1 = unit(16)
+    stage s2 = unit(32, stride: 2)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:5: error: the body gives 32x16x16 but the shortcut gives 16x32x32: use shortcut A, B or C
+    2 |     residual { conv 3x3, width, stride: stride; bn }
+      |     ^^^^^^^^
+  hint: an identity shortcut needs the body to keep the shape
+bad.rd:11:16: note: in block 1 of `s2`, `unit` used here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "option_a_shrinks",
+        {
+            "bad.rd": """\
+block unit(width, stride = 1) {
+    residual { conv 3x3, width, stride: stride; bn }
+    relu
+}
+network net {
+    input 3x32x32
+    classes 10
+    shortcut A
+    stem { conv 3x3, 64; bn; relu }
+    stage s1 = unit(32)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:5: error: the body gives 32x32x32 but the shortcut gives 64x32x32: option A pads channels with zeros and cannot handle fewer channels
+    2 |     residual { conv 3x3, width, stride: stride; bn }
+      |     ^^^^^^^^
+  hint: use shortcut B or C (projection) here
+bad.rd:10:16: note: in block 1 of `s1`, `unit` used here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "spatial_size_zero",
+        {
+            "bad.rd": """\
+network net {
+    input 3x8x8
+    classes 10
+    stem { conv 3x3, 16; maxpool 2x2; maxpool 2x2; maxpool 2x2; maxpool 2x2 }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:65: error: maxpool kernel 2x2 is larger than its 1x1 input: the output size would reach 0
+    4 |     stem { conv 3x3, 16; maxpool 2x2; maxpool 2x2; maxpool 2x2; maxpool 2x2 }
+      |                                                                 ^^^^^^^^^^^
+  hint: use a smaller kernel, more padding, or fewer downsampling steps before it
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "kernel_larger_than_input",
+        {
+            "bad.rd": """\
+block big(width) { conv 7x7, width, pad: 0 }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16, stride: 8 }
+    stage s = big(32)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:20: error: conv kernel 7x7 is larger than its 4x4 input: the output size would reach 0
+    1 | block big(width) { conv 7x7, width, pad: 0 }
+      |                    ^^^^^^^^^^^^^^^^^^^^^^^
+  hint: use a smaller kernel, more padding, or fewer downsampling steps before it
+bad.rd:6:15: note: in block 1 of `s`, `big` used here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "fractional_channels",
+        {
+            "bad.rd": """\
+block wide(width) { conv 3x3, width * 1.5 }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = wide(15)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:31: error: `channels` of `conv` must be a positive whole number of channels, got 22.5
+    1 | block wide(width) { conv 3x3, width * 1.5 }
+      |                               ^^^^^^^^^^^
+  hint: `width * 1.5` is 22.5; round it explicitly, e.g. `int(width * 1.5)` or `round(width * 1.5)`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "recursive_blocks",
+        {
+            "bad.rd": """\
+block a(w) { b(w) }
+block b(w) { a(w) }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = a(16)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:14: error: block `a` uses itself: a -> b -> a
+    2 | block b(w) { a(w) }
+      |              ^
+  hint: blocks cannot be recursive; repeat them in a stage with `* n`
+bad.rd:7:15: note: in block `a` used here
+bad.rd:1:14: note: in block `b` used here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "import_cycle",
+        {
+            "bad.rd": """\
+import "one.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+            "one.rd": """\
+import "two.rd"
+block x1() { relu }
+""",
+            "two.rd": """\
+import "one.rd"
+block x2() { relu }
+""",
+        },
+        """\
+two.rd:1:1: error: import cycle: one.rd -> two.rd -> one.rd
+    1 | import "one.rd"
+      | ^^^^^^^^^^^^^^^
+  hint: move shared blocks into a file both import
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "missing_import",
+        {
+            "bad.rd": """\
+import "blocks.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: cannot find imported file "blocks.rd"
+    1 | import "blocks.rd"
+      | ^^^^^^^^^^^^^^^^^^
+  hint: looked next to bad.rd and in the standard library (std.rd)
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "expect_failures",
+        {
+            "bad.rd": """\
+param n = 3
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+    expect layers == 6*n + 2
+    expect params ~= 1.7M
+}
+""",
+        },
+        """\
+bad.rd:7:5: error: expectation failed: layers == 6*n + 2 (layers is 2, 6*n + 2 is 20)
+    7 |     expect layers == 6*n + 2
+      |     ^^^^^^^^^^^^^^^^^^^^^^^^
+bad.rd:8:5: error: expectation failed: params ~= 1.7M (params is 634, expected 1,700,000 ± 50,000)
+    8 |     expect params ~= 1.7M
+      |     ^^^^^^^^^^^^^^^^^^^^^
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "wrong_number_of_classes",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc 100 }
+}
+""",
+        },
+        """\
+bad.rd:5:28: error: the network ends with 100, but classes is 10
+    5 |     head { avgpool global; fc 100 }
+      |                            ^^^^^^
+  hint: end the head with `fc classes`, or with `avgpool global` after a conv to `classes` channels
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "oversized_nested_blocks",
+        {
+            "bad.rd": """\
+block a() { relu; relu; relu; relu; relu; relu; relu; relu; relu; relu }
+block b() { a(); a(); a(); a(); a(); a(); a(); a(); a(); a() }
+block c() { b(); b(); b(); b(); b(); b(); b(); b(); b(); b() }
+block d() { c(); c(); c(); c(); c(); c(); c(); c(); c(); c() }
+block e() { d(); d(); d(); d(); d(); d(); d(); d(); d(); d() }
+block f() { e(); e(); e(); e(); e(); e(); e(); e(); e(); e() }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = f()
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:11:15: error: `f()` expands to 1,000,000 ops; the limit is 200,000
+   11 |     stage s = f()
+      |               ^^^
+  hint: blocks that call blocks multiply their sizes; call fewer of them
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "several_errors",
+        {
+            "bad.rd": """\
+import "std.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; batchnorm; relu }
+    stage s = basik(16) * 3
+    head { avgpool global; fc classes, bias: 1 }
+}
+""",
+        },
+        """\
+bad.rd:5:26: error: unknown op `batchnorm`
+    5 |     stem { conv 3x3, 16; batchnorm; relu }
+      |                          ^^^^^^^^^
+  hint: resdsl calls it `bn`
+bad.rd:6:15: error: unknown block `basik`
+    6 |     stage s = basik(16) * 3
+      |               ^^^^^
+  hint: did you mean `basic`?
+bad.rd:7:46: error: `bias` of `fc` must be true or false, got 1
+    7 |     head { avgpool global; fc classes, bias: 1 }
+      |                                              ^
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "missing_settings",
+        {
+            "bad.rd": """\
+network net {
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: network `net` needs `input`
+    1 | network net {
+      | ^
+  hint: e.g. `input 3x32x32`
+bad.rd:1:1: error: network `net` needs `classes`
+    1 | network net {
+      | ^
+  hint: e.g. `classes 10`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "duplicate_definitions",
+        {
+            "bad.rd": """\
+param n = 1
+param n = 2
+block u() { relu }
+block u() { bn }
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:1: error: param `n` is defined twice
+    2 | param n = 2
+      | ^^^^^^^^^^^
+bad.rd:1:1: note: first defined here
+bad.rd:4:1: error: block `u` is defined twice
+    4 | block u() { bn }
+      | ^^^^^^^^^^^^^^^^
+  hint: rename one of them
+bad.rd:3:1: note: first defined here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "imported_file_with_network",
+        {
+            "bad.rd": """\
+import "lib.rd"
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+            "lib.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+lib.rd:1:1: error: an imported file may define only blocks and params
+    1 | network net {
+      | ^
+bad.rd:1:1: note: imported here
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "division_by_zero",
+        {
+            "bad.rd": """\
+param n = 0
+param depth = 110 / n
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:15: error: division by zero
+    2 | param depth = 110 / n
+      |               ^^^^^^^
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "conv_after_fc",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc 64; conv 1x1, classes }
+}
+""",
+        },
+        """\
+bad.rd:5:35: error: `conv` needs a CxHxW input, but it gets 64 (after an fc)
+    5 |     head { avgpool global; fc 64; conv 1x1, classes }
+      |                                   ^^^^^^^^^^^^^^^^^
+  hint: put fc last
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "train_unknown_setting",
+        {
+            "bad.rd": """\
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    head { avgpool global; fc classes }
+}
+train {
+    batch 128
+    epochs 10
+    optimizer adam(lr: 0.1)
+}
+""",
+        },
+        """\
+bad.rd:9:5: error: unknown train setting `epochs`
+    9 |     epochs 10
+      |     ^^^^^^^^^
+  hint: settings: dataset, batch, optimizer, schedule, iterations, warmup, augment, normalize, split, eval_every, checkpoint_every, seed
+bad.rd:10:5: error: `optimizer` must be sgd(...), got `adam(...)`
+   10 |     optimizer adam(lr: 0.1)
+      |     ^^^^^^^^^^^^^^^^^^^^^^^
+  hint: e.g. `optimizer sgd(lr: 0.1, momentum: 0.9, weight_decay: 1e-4)`
+""",
+        args=["check"],
+        code=1,
+    ),
+    Case(
+        "library_has_no_network",
+        {
+            "bad.rd": """\
+block u() { relu }
+""",
+        },
+        """\
+error: `bad.rd` defines no network
+  hint: it is a block library: import it from a spec with a `network NAME { ... }`
+""",
+        args=["info"],
+        code=1,
+    ),
+    Case(
+        "dense_changes_size",
+        {
+            "bad.rd": """\
+block grow(k) {
+    dense { bn; relu; conv 3x3, k, stride: 2 }
+}
+network net {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16; bn; relu }
+    stage s = grow(12)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:5: error: a dense section joins its input 16x32x32 and its body's 12x16x16: their sizes must match
+    2 |     dense { bn; relu; conv 3x3, k, stride: 2 }
+      |     ^^^^^
+  hint: keep stride 1 inside `dense { }`; downsample between dense sections
+bad.rd:8:15: note: in block 1 of `s`, `grow` used here
+""",
+        args=["check"],
+        code=1,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_error_text(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli(tmp_path, monkeypatch, case.files, [*case.args, case.spec])
+    assert_clean_failure(result, case.code)
+    assert result.stderr == case.stderr
+
+
+def test_there_are_at_least_25_kinds() -> None:
+    assert len(CASES) + len(SET_CASES) >= 25
+
+
+# ---------------------------------------------------------------- --set and files on the command line
+
+SET_CASES = [
+    (
+        "unknown_name",
+        ["check", "cifar20.rd", "--set", "m=3"],
+        2,
+        "error: --set m: no such param or setting (params: stride_at, n)\n",
+    ),
+    (
+        "unknown_name_close_to_a_param",
+        ["check", "cifar20.rd", "--set", "shortcat=B"],
+        2,
+        "error: --set shortcat: no such param or setting; did you mean `shortcut`?\n",
+    ),
+    (
+        "bad_setting_value",
+        ["check", "cifar20.rd", "--set", "shortcut=D"],
+        2,
+        "error: --set shortcut: must be A, B, C, none or identity, got the bare word `D`;"
+        " e.g. `shortcut A` (A | B | C | none | identity)\n",
+    ),
+    ("without_equals", ["info", "cifar20.rd", "--set", "n"], 2, "error: --set takes NAME=VALUE, got `n`\n"),
+    (
+        "bad_recipe_value",
+        ["info", "cifar20.rd", "--set", "batch=2.5"],
+        2,
+        "error: --set batch: must be a positive whole number, got 2.5\n",
+    ),
+    (
+        "bad_dataset",
+        ["info", "cifar20.rd", "--set", "dataset=imagenet"],
+        2,
+        "error: --set dataset: must be cifar10 | cifar100 | digits | npz | synthetic, got the bare word `imagenet`\n",
+    ),
+    ("missing_spec_file", ["check", "nope.rd"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
+    ("missing_spec_file_info", ["info", "nope.rd", "--json"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
+]
+
+
+@pytest.mark.parametrize("args, code, stderr", [c[1:] for c in SET_CASES], ids=[c[0] for c in SET_CASES])
+def test_command_line_errors(args, code, stderr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli(tmp_path, monkeypatch, {"cifar20.rd": None}, args)
+    assert_clean_failure(result, code)
+    assert result.stderr == stderr
+
+
+def test_set_zero_repeats_names_the_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli(tmp_path, monkeypatch, {"cifar20.rd": None}, ["check", "cifar20.rd", "--set", "n=0"])
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+cifar20.rd:14:31: error: a repeat count must be a positive whole number, got 0
+   14 |     stage conv2 = basic(16) * n
+      |                               ^
+  hint: from the command line: --set n=0
+cifar20.rd:15:42: error: a repeat count must be a positive whole number, got 0
+   15 |     stage conv3 = basic(32, stride: 2) * n
+      |                                          ^
+  hint: from the command line: --set n=0
+cifar20.rd:16:42: error: a repeat count must be a positive whole number, got 0
+   16 |     stage conv4 = basic(64, stride: 2) * n
+      |                                          ^
+  hint: from the command line: --set n=0
+"""
+    )
+
+
+def test_oversized_network_is_refused_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resource guard, not a benchmark: the bound only catches a hang or a build of 80M ops."""
+    start = time.perf_counter()
+    result = run_cli(tmp_path, monkeypatch, {"cifar20.rd": None}, ["check", "cifar20.rd", "--set", "n=10000000"])
+    elapsed = time.perf_counter() - start
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+cifar20.rd:14:19: error: `basic(16) x n` expands to 10,000,000 blocks of 8 ops (80,000,000 ops); the limit is 200,000
+   14 |     stage conv2 = basic(16) * n
+      |                   ^^^^^^^^^^^^^
+  hint: lower the repeat count
+"""
+    )
+    assert elapsed < 5, elapsed
+
+
+def test_oversized_nested_blocks_are_refused_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = next(c for c in CASES if c.name == "oversized_nested_blocks")
+    start = time.perf_counter()
+    result = run_cli(tmp_path, monkeypatch, case.files, ["check", "bad.rd"])
+    assert time.perf_counter() - start < 5
+    assert_clean_failure(result, 1)
+
+
+def test_check_reports_every_bad_spec_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check A B C`: each file's errors, the good ones' ok lines, exit 1."""
+    files = {"cifar20.rd": None, "bad.rd": "network x {\n    input 3x32x32\n}\n"}
+    result = run_cli(tmp_path, monkeypatch, files, ["check", "bad.rd", "cifar20.rd", "nope.rd"])
+    assert result.exit_code == 1
+    assert result.stdout == "cifar20.rd: ok: cifar_resnet20, 20 layers, 269,722 params, 40,551,040 FLOPs\n"
+    assert (
+        result.stderr
+        == """\
+bad.rd:1:1: error: network `x` needs `classes`
+    1 | network x {
+      | ^
+  hint: e.g. `classes 10`
+error: cannot read spec `nope.rd`: no such file
+"""
+    )
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    spec = tmp_path / "latin1.rd"
+    spec.write_bytes("# caf\xe9\nnetwork x { }\n".encode("latin-1"))
+    result = subprocess.run(
+        [sys.executable, "-m", "resdsl", "check", str(spec)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.endswith("latin1.rd` is not UTF-8 text\n"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_subprocess_exit_codes_and_no_traceback(tmp_path: Path) -> None:
+    """The real entry point: exit 1 with the located message, exit 2 for usage, nothing on stdout."""
+    case = next(c for c in CASES if c.name == "several_errors")
+    (tmp_path / "bad.rd").write_text(case.files["bad.rd"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "resdsl", "check", "bad.rd"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", case.stderr)
+    proc = subprocess.run(
+        [sys.executable, "-m", "resdsl", "info", "bad.rd", "--bogus"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "No such option '--bogus'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_several_errors_are_all_reported_in_source_order(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.name == "several_errors")
+    (tmp_path / "bad.rd").write_text(case.files["bad.rd"])
+    from resdsl.compiler import load_network
+
+    with pytest.raises(SpecErrors) as info:
+        load_network(tmp_path / "bad.rd")
+    assert [(e.span.line, e.span.col) for e in info.value.errors] == [(5, 26), (6, 15), (7, 46)]
+    assert all(isinstance(e, SpecError) for e in info.value.errors)
+
+
+def test_library_file_checks_ok(tmp_path: Path) -> None:
+    program = load_program(SPECS / "std.rd")
+    assert program.network is None and "basic" in program.blocks
