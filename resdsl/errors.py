@@ -42,6 +42,9 @@ class Note:
     span: Span | None = None
 
 
+MAX_NOTES = 8
+
+
 class ResdslError(Exception):
     """Base of every error the tool reports to a user (exit code 1)."""
 
@@ -70,7 +73,11 @@ class SpecError(ResdslError):
         parts += _excerpt(self.span)
         if self.hint:
             parts.append(f"  hint: {self.hint}")
-        for note in self.notes:
+        notes = self.notes
+        if len(notes) > MAX_NOTES:  # e.g. a chain of 50 block calls: the ends say enough
+            hidden = len(notes) - MAX_NOTES + 1
+            notes = notes[: MAX_NOTES // 2] + [Note(f"... {hidden} more")] + notes[-(MAX_NOTES // 2 - 1) :]
+        for note in notes:
             parts.append(_located(note.span, f"note: {note.message}"))
         return "\n".join(parts)
 

@@ -85,6 +85,8 @@ def evaluate(expr: ast.Expr, env: Env) -> Value:
 
 
 def _number(e: ast.Number, env: Env) -> Value:
+    if not math.isfinite(e.value) or abs(e.value) > MAX_MAGNITUDE:
+        raise SpecError(f"the number {e.text} is out of range", e.span, f"numbers here are at most {MAX_MAGNITUDE:.0e}")
     return e.value
 
 
@@ -105,7 +107,10 @@ def _call(e: ast.Call, env: Env) -> Value:
             raise SpecError(f"`{e.name}` takes numbers only", e.span)
         if e.name not in ("min", "max") and len(args) != 1:
             raise SpecError(f"`{e.name}` takes one number", e.span)
-        return _FUNCS[e.name](*args)
+        try:
+            return _FUNCS[e.name](*args)
+        except (OverflowError, ValueError) as err:  # int(inf), floor(nan): out-of-range arguments
+            raise SpecError(f"`{e.name}` cannot take {', '.join(describe(a) for a in args)}: {err}", e.span) from None
     return CallValue(e.name, tuple(args), kwargs, e.span)
 
 
@@ -140,7 +145,11 @@ def arith(op: str, x: float, y: float, e: ast.BinOp) -> Value:
         raise SpecError("division by zero", e.span)
     if op == "**" and abs(y) > MAX_EXPONENT:
         raise SpecError(f"exponent {y} is too large (at most {MAX_EXPONENT})", e.right.span)
-    result = {
+    if op == "**" and x == 0 and y < 0:
+        raise SpecError("division by zero (0 to a negative power)", e.span)
+    if op == "**" and x < 0 and not float(y).is_integer():
+        raise SpecError(f"({x}) ** {y} is not a real number", e.span, "only whole powers of negative numbers exist")
+    table = {
         "+": lambda: x + y,
         "-": lambda: x - y,
         "*": lambda: x * y,
@@ -153,7 +162,11 @@ def arith(op: str, x: float, y: float, e: ast.BinOp) -> Value:
         ">": lambda: x > y,
         ">=": lambda: x >= y,
         "~=": lambda: about(x, y, e.right),
-    }[op]()
+    }
+    try:
+        result = table[op]()
+    except OverflowError:
+        raise SpecError(f"the result of `{op}` is out of range", e.span) from None
     if _is_number(result) and abs(result) > MAX_MAGNITUDE:
         raise SpecError(f"value {result:.3g} is out of range", e.span)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,13 +12,14 @@ import networkx as nx
 
 from . import ast
 from .errors import Note, Span, SpecError, collect, did_you_mean
-from .evaluate import CallValue, Env, Size, Symbol, Value, describe, evaluate, source_text, unknown_name
+from .evaluate import MAX_MAGNITUDE, CallValue, Env, Size, Symbol, Value, describe, evaluate, source_text, unknown_name
 from .ir import BlockInstance, Expectation, NetworkIR, OpKind, Residual, Role, Scope, Section, ShortcutOption
 from .resolve import Program
 
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
 MAX_CHANNELS = 1 << 20
 MAX_SPATIAL = 1 << 16
+MAX_CALL_DEPTH = 50  # blocks calling blocks; lowering recurses once per level
 
 NETWORK_SETTINGS = ("input", "classes", "shortcut", "projection", "survival")
 
@@ -25,7 +27,7 @@ NETWORK_SETTINGS = ("input", "classes", "shortcut", "projection", "survival")
 
 
 def _kernel(v: Value) -> tuple[int, int] | None:
-    if isinstance(v, Size) and len(v.dims) == 2:
+    if isinstance(v, Size) and len(v.dims) == 2 and all(0 < d <= MAX_SPATIAL for d in v.dims):
         return v.dims  # type: ignore[return-value]
     if _whole(v) is not None and _whole(v) > 0:
         return (_whole(v), _whole(v))
@@ -523,6 +525,15 @@ class Builder:
                 ctx,
             )
             return
+        if len(ctx.block_stack) >= MAX_CALL_DEPTH:
+            chain = " -> ".join(b.name for b in ctx.block_stack[:3]) + " -> ... -> " + bdef.name
+            self.error(
+                f"blocks call blocks more than {MAX_CALL_DEPTH} levels deep ({chain})",
+                call.name_span,
+                "flatten the chain of blocks",
+                ctx,
+            )
+            return
         size = self.static_ops(bdef)
         if self.graph.number_of_nodes() + size > MAX_OPS:
             raise SpecError(
@@ -560,8 +571,8 @@ class Builder:
         does not depend on its arguments (a residual counts its shortcut and merge)."""
         if bdef.name in self._sizes:
             return self._sizes[bdef.name]
-        if bdef.name in stack:
-            return 0  # recursion is reported when the call is built
+        if bdef.name in stack or len(stack) > MAX_CALL_DEPTH:
+            return 0  # recursion and too-deep calls are reported when the call is built
         total = self._stmts_ops(bdef.body, stack + (bdef.name,))
         self._sizes[bdef.name] = total
         return total
@@ -693,7 +704,12 @@ def parse_override(text: str) -> Value:
 
     if _NUMBER.match(text):
         sign = -1 if text.startswith("-") else 1
-        return sign * _num(text.lstrip("+-"))
+        value = sign * _num(text.lstrip("+-"))
+        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+            from .errors import UsageError
+
+            raise UsageError(f"--set: the number {text} is out of range (at most {MAX_MAGNITUDE:.0e})")
+        return value
     if _SIZE.match(text):
         return Size(tuple(int(d) for d in text.split("x")))
     if text in ("true", "false"):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
@@ -60,7 +60,30 @@ def parse_text(text: str, path: str = "<string>") -> ast.Module:
         tree = lark.parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, postlex) from None
+    _check_depth(tree, source)
     return _ToAst(source).transform(tree)
+
+
+MAX_DEPTH = 100  # nesting of the parse tree; later stages recurse over it
+
+
+def _check_depth(tree: Tree, source: SourceFile) -> None:
+    """Refuse absurdly nested text (`((((...))))`, `- - - - 1`, `1+1+...+1`) before any recursive
+    pass sees it: without this Python's recursion limit would end the run with a traceback."""
+    stack = [(item, 2, item) for item in tree.children if isinstance(item, Tree)]
+    while stack:
+        node, depth, top = stack.pop()
+        if depth > MAX_DEPTH:
+            line, col = getattr(top.meta, "line", 1), getattr(top.meta, "column", 1)
+            raise SpecError(
+                f"this {_KIND.get(top.data, 'statement')} nests more than {MAX_DEPTH} levels deep",
+                Span(source, line, col, line, len(source.line(line)) + 1),
+                "split the expression with params, or the block into smaller blocks",
+            )
+        stack.extend((child, depth + 1, top) for child in node.children if isinstance(child, Tree))
+
+
+_KIND = {"param_stmt": "param", "block_def": "block", "network_def": "network", "train_def": "train section"}
 
 
 def parse_file(path: Path, display: str | None = None) -> ast.Module:
@@ -333,7 +356,7 @@ class _ToAst(Transformer):
     compare = binop
 
     def pow(self, meta, children):
-        return ast.BinOp(self._span(meta), "**", children[0], children[1])
+        return ast.BinOp(self._span(meta), "**", children[0], children[-1])
 
     def or_op(self, meta, children):
         return ast.BinOp(self._span(meta), "or", children[0], children[1])

@@ -1010,6 +1010,93 @@ bad.rd:8:15: note: in block 1 of `s`, `grow` used here
         args=["check"],
         code=1,
     ),
+    Case(
+        "numbers_out_of_range",
+        {
+            "bad.rd": """\
+param v = 1e400
+param w = 0 ** -1
+param u = (-8) ** 0.5
+network x {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, 16 }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:11: error: the number 1e400 is out of range
+    1 | param v = 1e400
+      |           ^^^^^
+  hint: numbers here are at most 1e+18
+bad.rd:2:11: error: division by zero (0 to a negative power)
+    2 | param w = 0 ** -1
+      |           ^^^^^^^
+bad.rd:3:11: error: (-8) ** 0.5 is not a real number
+    3 | param u = (-8) ** 0.5
+      |           ^^^^^^^^^^^
+  hint: only whole powers of negative numbers exist
+""",
+    ),
+    Case(
+        "zero_kernel",
+        {
+            "bad.rd": """\
+network x {
+    input 3x32x32
+    classes 10
+    stem { conv 0x3, 16; maxpool 0x0 }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:4:17: error: `kernel` of `conv` must be a kernel size such as 3x3 or 3, got the size 0x3
+    4 |     stem { conv 0x3, 16; maxpool 0x0 }
+      |                 ^^^
+bad.rd:4:34: error: `kernel` of `maxpool` must be a kernel size such as 3x3 or 3, got the size 0x0
+    4 |     stem { conv 0x3, 16; maxpool 0x0 }
+      |                                  ^^^
+""",
+    ),
+    Case(
+        "nesting_too_deep",
+        {"bad.rd": "param v = " + "-" * 150 + "1\n"},
+        """\
+bad.rd:1:1: error: this param nests more than 100 levels deep
+    1 | param v = """
+        + "-" * 150
+        + "1"
+        + """
+      | """
+        + "^" * 161
+        + """
+  hint: split the expression with params, or the block into smaller blocks
+""",
+    ),
+    Case(
+        "block_calls_too_deep",
+        {
+            "bad.rd": "".join(f"block a{i}() {{ a{i + 1}() }}\n" for i in range(60))
+            + "block a60() { relu }\n"
+            + "network x {\n    input 3x32x32\n    classes 10\n    stage s = a0()\n    head { avgpool global; fc classes }\n}\n"
+        },
+        """\
+bad.rd:50:15: error: blocks call blocks more than 50 levels deep (a0 -> a1 -> a2 -> ... -> a50)
+   50 | block a49() { a50() }
+      |               ^^^
+  hint: flatten the chain of blocks
+bad.rd:65:15: note: in block `a0` used here
+bad.rd:1:14: note: in block `a1` used here
+bad.rd:2:14: note: in block `a2` used here
+bad.rd:3:14: note: in block `a3` used here
+note: ... 43 more
+bad.rd:47:15: note: in block `a47` used here
+bad.rd:48:15: note: in block `a48` used here
+bad.rd:49:15: note: in block `a49` used here
+""",
+    ),
 ]
 
 
