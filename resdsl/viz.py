@@ -69,6 +69,7 @@ LEGEND_NAMES: dict[OpKind, str] = {
 }
 SHORTCUT_COLOUR = COLOURS[OpKind.SHORTCUT]
 EDGE_COLOUR = "#525252"
+LARGE = 1500  # ops in an expanded drawing beyond which dot's layout effort is bounded
 SECTION_FILL = {"stem": "#f0f0f0", "stage": "#ffffff", "head": "#f0f0f0"}
 
 
@@ -227,6 +228,7 @@ class _Ctx:
     prefix: str
     kinds: set[OpKind]
     shortcut_edges: bool = False
+    sparse_labels: bool = False  # label only edges where the shape changes or a block ends
 
     def nid(self, node: int | str) -> str:
         return f"{self.prefix}n{node}" if isinstance(node, int) else f"{self.prefix}{node}"
@@ -280,6 +282,9 @@ def draw(
             g.subgraph(column)
         shortcut_edges |= ctx.shortcut_edges
     _legend(g, kinds, shortcut_edges)
+    if sum(ir.graph.number_of_nodes() for _, ir in networks) > LARGE and view == "expanded":
+        # Bound dot's network-simplex passes: CIFAR ResNet-1202 lays out in about a third of the time.
+        g.attr(nslimit="1", nslimit1="1")
     return g
 
 
@@ -293,7 +298,7 @@ def _edge(target: graphviz.Digraph, a: str, b: str, shape: tuple[int, ...] | Non
 
 def _op_node(ctx: _Ctx, target: graphviz.Digraph, op: Op) -> None:
     ctx.kinds.add(op.kind)
-    attrs = {"fillcolor": COLOURS[op.kind], "id": ctx.nid(op.id), "tooltip": _tooltip(op)}
+    attrs = {"fillcolor": COLOURS[op.kind], "id": ctx.nid(op.id), "tooltip": _tooltip(op), "group": ctx.nid("main")}
     if op.kind in (OpKind.ADD, OpKind.CONCAT):
         label = "+" if op.kind is OpKind.ADD else "C"
         r = ctx.ir.residuals[op.residual] if op.residual is not None else None
@@ -334,6 +339,11 @@ def _shortcut_edge(ctx: _Ctx, target: graphviz.Digraph, op: Op, source: str) -> 
     )
 
 
+def _shape_changes(ir: NetworkIR, op: Op) -> bool:
+    ins = op.meta.get("in_shapes") or []
+    return op.kind is OpKind.INPUT or not ins or ins[0] != op.shape
+
+
 def _draw_ops(
     ctx: _Ctx,
     target: graphviz.Digraph,
@@ -370,7 +380,8 @@ def _draw_ops(
                     id=ctx.nid(f"shortcut{n}"),
                 )
                 continue
-            _edge(edges, a, ctx.nid(n), src_op.shape)
+            shown = not ctx.sparse_labels or _shape_changes(ir, src_op) or src_op.scope != op.scope
+            _edge(edges, a, ctx.nid(n), src_op.shape if shown else None)
 
 
 # ---------------------------------------------------------------- collapsed
@@ -581,7 +592,9 @@ def _block(ctx: _Ctx, target: graphviz.Digraph, section: Section, inst: BlockIns
         title = "residual F(x)" if r.kind == "add" else "dense: new features"
         if r.survival < 1:
             title += f" · survives with p = {r.survival:.2f}"
-        sub.attr(label=title, style="dashed", color="#bdbdbd", fontsize="10", labeljust="l")
+        sub.attr(
+            label=title, style="dashed", color="#bdbdbd", fontsize="10", labeljust="l", id=ctx.nid(f"body_{tag}_{rid}")
+        )
         _draw_ops(ctx, sub, cluster, body, inside, outside)
         cluster.subgraph(sub)
     _draw_ops(ctx, cluster, cluster, loose, inside, outside)
@@ -598,6 +611,7 @@ def _block(ctx: _Ctx, target: graphviz.Digraph, section: Section, inst: BlockIns
 def _expanded(ctx: _Ctx, target: graphviz.Digraph) -> None:
     """Every op; a cluster per section and per top-level block; shortcuts as their own edges."""
     ir = ctx.ir
+    ctx.sparse_labels = True
     _op_node(ctx, target, ir.op(ir.input_node))
     inside = set(ir.graph.nodes)
     for section, figures in zip(ir.sections, ir.totals["sections"]):
@@ -620,6 +634,7 @@ def _expanded(ctx: _Ctx, target: graphviz.Digraph) -> None:
             sub = graphviz.Digraph(name=f"cluster_{ctx.prefix}{section.name}_{inst.index}")
             sub.attr(
                 label=f"{section.name}.{inst.index} {call_text(ir, inst)}",
+                id=ctx.nid(f"block_{section.name}.{inst.index}"),
                 style="rounded",
                 color="#d9d9d9",
                 fillcolor="#ffffff",
@@ -692,7 +707,7 @@ def render(g: graphviz.Digraph, path: Path, fmt: str | None = None) -> Path:
             g = g.copy()
             g.attr(dpi="110")
         try:
-            data = g.pipe(format=fmt)
+            data = g.pipe(format=fmt, quiet=True)
         except graphviz.ExecutableNotFound as err:
             raise GraphvizMissing(f"writing {path} needs Graphviz's `dot` program: {err}; {INSTALL_HINT}") from None
         except (graphviz.CalledProcessError, subprocess.CalledProcessError) as err:
