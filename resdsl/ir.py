@@ -145,12 +145,15 @@ class NetworkIR:
 
     def ops(self) -> Iterator[Op]:
         """Ops in creation order, which is a topological order."""
-        for n in self.graph.nodes:
-            yield self.graph.nodes[n]["op"]
+        for _, op in self.graph.nodes(data="op"):
+            yield op
 
     def inputs(self, node: int) -> list[int]:
-        preds = self.graph.in_edges(node, data="port")
-        return [src for src, _, _ in sorted(preds, key=lambda e: e[2])]
+        """Input nodes of `node`, by port."""
+        preds = self.graph.pred[node]
+        if len(preds) < 2:
+            return list(preds)
+        return sorted(preds, key=lambda src: preds[src]["port"])
 
     def section(self, name: str) -> Section:
         return next(s for s in self.sections if s.name == name)

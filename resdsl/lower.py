@@ -13,7 +13,7 @@ import networkx as nx
 from . import ast
 from .errors import Note, Span, SpecError, collect, did_you_mean
 from .evaluate import MAX_MAGNITUDE, CallValue, Env, Size, Symbol, Value, describe, evaluate, source_text, unknown_name
-from .ir import BlockInstance, Expectation, NetworkIR, OpKind, Residual, Role, Scope, Section, ShortcutOption
+from .ir import BlockInstance, Expectation, NetworkIR, Op, OpKind, Residual, Role, Scope, Section, ShortcutOption
 from .resolve import Program
 
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
@@ -285,6 +285,7 @@ class Builder:
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
         self._sizes: dict[str, int] = {}
+        self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
 
     def set_note(self, expr: ast.Expr) -> str | None:
@@ -304,12 +305,13 @@ class Builder:
         inputs: list[int] | None = None,
         role: Role = Role.MAIN,
     ) -> int:
-        from .ir import Op
-
         node = self.graph.number_of_nodes()
         if node >= MAX_OPS:
             raise _TooBig()
-        scope = Scope(ctx.section.name, ctx.section.kind, ctx.block) if ctx else Scope("input", "input")
+        key = (ctx.section.name, ctx.section.kind, ctx.block) if ctx else ("input", "input", None)
+        scope = self._scopes.get(key)
+        if scope is None:
+            scope = self._scopes[key] = Scope(*key)
         self.graph.add_node(node, op=Op(node, kind, attrs, span, scope, role, self.residual))
         for port, src in enumerate(self.current_inputs(inputs)):
             self.graph.add_edge(src, node, port=port)
