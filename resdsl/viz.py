@@ -205,7 +205,7 @@ def shortcut_detail(op: Op) -> str:
         return f"/{plan.stride}, +{plan.out_channels - plan.in_channels} zero channels"
     if plan.mode == "projection":
         text = f"1x1 conv, {plan.out_channels}" + (f", /{plan.stride}" if plan.stride > 1 else "")
-        return text + (" + BN" if plan.bn else "") + f" · {human(op.meta['params'])} params"
+        return text + (" + BN" if plan.bn else "") + f"\n {human(op.meta['params'])} params"
     return ""
 
 
@@ -325,6 +325,7 @@ def _shortcut_edge(ctx: _Ctx, target: graphviz.Digraph, op: Op, source: str) -> 
     merge = next(iter(ctx.ir.graph.successors(op.id)))
     label = shortcut_text(ctx.ir, op)
     detail = shortcut_detail(op)
+    flat = detail.replace("\n", ",")
     width = "2.2" if op.meta["shortcut"].mode == "projection" else "1.4"
     target.edge(
         source,
@@ -335,7 +336,7 @@ def _shortcut_edge(ctx: _Ctx, target: graphviz.Digraph, op: Op, source: str) -> 
         style="dashed" if op.meta["shortcut"].mode != "projection" else "solid",
         penwidth=width,
         id=ctx.nid(f"shortcut{op.id}"),
-        tooltip=f"shortcut: {label}" + (f" ({detail})" if detail else ""),
+        tooltip=f"shortcut: {label}" + (f" ({flat})" if flat else ""),
     )
 
 
