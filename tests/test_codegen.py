@@ -1,0 +1,354 @@
+"""`resdsl compile`: the generated PyTorch module equals the IR, for every spec.
+
+Every spec is compiled, imported and run (on the meta device for the large ones, on the CPU with
+real tensors for the CIFAR-sized ones): its parameter count, each stage's output shape and the
+multiply-adds of its convolutions and linear layers must equal the analysis. Goldens of three
+generated files are rewritten on purpose with `python scripts/regen_goldens.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from resdsl.cli import main
+from resdsl.codegen import load_module, measure_model, render_model, verify_model
+from resdsl.compiler import load_network, parse_sets
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+GOLDEN = Path(__file__).parent / "golden"
+REFERENCE = json.loads((GOLDEN / "reference.json").read_text())
+sys.path.insert(0, str(ROOT / "scripts"))
+from regen_goldens import MODEL_GOLDENS  # noqa: E402
+
+ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.rd") if p.stem != "std")
+SMALL = {"cifar20", "cifar32", "cifar44", "cifar56", "nin_cifar10", "densenet40", "preact_resnet110"}
+V15 = ("stride_at=middle",)
+
+
+@cache
+def generated(spec: str, sets: tuple[str, ...] = ()) -> tuple[object, str]:
+    ir = load_network(SPECS / f"{spec}.rd", parse_sets(sets))
+    return ir, render_model(ir, f"specs/{spec}.rd")
+
+
+def stage_outputs(ir) -> dict[str, tuple[int, ...]]:
+    stages = [s for s in ir.sections if s.kind == "stage"]
+    return {f"layer{i}": ir.op(s.nodes[-1]).shape for i, s in enumerate(stages, start=1)}
+
+
+# ---------------------------------------------------------------- every spec equals its IR
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_generated_module_equals_ir(spec: str) -> None:
+    ir, source = generated(spec)
+    module = load_module(source)
+    device = "cpu" if spec in SMALL else "meta"
+    with torch.device(device):
+        model = module.build_model()
+    want = stage_outputs(ir)
+    got = measure_model(model, ir.input_shape, list(want))
+    assert got["params"] == ir.totals["params"]
+    assert got["shapes"] == {**want, "<stem>": got["shapes"].get("<stem>")}
+    assert got["output"] == (ir.classes,)
+    assert got["macs"] == ir.totals["flops"]
+    assert module.INPUT_SHAPE == ir.input_shape and module.NUM_CLASSES == ir.classes
+
+
+@pytest.mark.parametrize("spec", ["resnet50", "resnet101", "resnet152"])
+def test_v1_5_bottlenecks_equal_ir(spec: str) -> None:
+    ir, source = generated(spec, V15)
+    assert verify_model(ir, source) == []
+
+
+def test_real_forward_and_backward_on_cpu() -> None:
+    ir, source = generated("cifar20")
+    torch.manual_seed(0)
+    model = load_module(source).build_model()
+    x = torch.randn(4, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+# ---------------------------------------------------------------- torchvision compatibility
+
+
+@cache
+def torchvision_state_dicts() -> dict[str, list]:
+    return json.loads((GOLDEN / "torchvision_state_dicts.json").read_text())
+
+
+@pytest.mark.parametrize("spec", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+def test_state_dict_matches_torchvision(spec: str) -> None:
+    """Keys, order and shapes of torchvision's resnetNN (golden made by scripts/torchvision_state_dicts.py),
+    so torchvision's weights load with strict=True."""
+    _, source = generated(spec, V15)
+    with torch.device("meta"):
+        model = load_module(source).build_model()
+    ours = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    golden = torchvision_state_dicts()[spec]
+    assert ours == golden
+    theirs = {k: torch.zeros(shape, device="meta") for k, shape in golden}
+    model.load_state_dict(theirs, strict=True, assign=True)
+
+
+# ---------------------------------------------------------------- shortcut options
+
+
+def _params(spec: str, sets: tuple[str, ...]) -> int:
+    _, source = generated(spec, sets)
+    with torch.device("meta"):
+        return sum(p.numel() for p in load_module(source).build_model().parameters())
+
+
+@pytest.mark.parametrize("row", REFERENCE["cifar"][:4], ids=lambda r: f"n{r['n']}")
+@pytest.mark.parametrize("option", ["A", "B", "C"])
+def test_cifar_options_give_reference_params(row: dict, option: str) -> None:
+    spec = REFERENCE["cifar_specs"][str(row["n"])].removesuffix(".rd")
+    assert _params(spec, (f"shortcut={option}",)) == row[f"params_{option}"]
+
+
+@pytest.mark.parametrize("row", REFERENCE["imagenet_plain_via_set"], ids=lambda r: r["spec"])
+def test_plain_imagenet_params(row: dict) -> None:
+    assert _params(row["spec"].removesuffix(".rd"), tuple(row["set"])) == row["params"]
+
+
+def _adds(spec: str, sets: tuple[str, ...]) -> int:
+    """Additions in the traced forward graph (torch.fx)."""
+    import operator
+
+    import torch.fx
+
+    _, source = generated(spec, sets)
+    graph = torch.fx.symbolic_trace(load_module(source).build_model().eval()).graph
+    adds = {operator.add, operator.iadd, torch.add}
+    return sum(1 for n in graph.nodes if n.op == "call_function" and n.target in adds)
+
+
+def test_plain_net_forward_has_no_add() -> None:
+    assert _adds("cifar20", ("shortcut=none",)) == 0
+    assert _adds("plain18", ()) == 0
+    assert _adds("cifar20", ()) == 9  # one per residual block
+    assert _adds("resnet18", ()) == 8
+
+
+def test_option_a_zero_pads_without_parameters() -> None:
+    _, source = generated("cifar20")
+    module = load_module(source)
+    pad = module.ZeroPadShortcut(16, 32, stride=2)
+    x = torch.randn(2, 16, 8, 8)
+    y = pad(x)
+    assert y.shape == (2, 32, 4, 4) and not list(pad.parameters())
+    assert torch.equal(y[:, :16], x[:, :, ::2, ::2]) and not y[:, 16:].any()
+
+
+def test_option_c_projects_every_shortcut() -> None:
+    _, source = generated("cifar20", ("shortcut=C",))
+    model = load_module(source).build_model()
+    blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 9 and all(isinstance(b.downsample, nn.Sequential) for b in blocks)
+
+
+# ---------------------------------------------------------------- semantics
+
+
+def test_stochastic_depth_drops_in_training_and_scales_at_test_time() -> None:
+    _, source = generated("stochdepth110", ("n=1",))
+    module = load_module(source)
+    assert module.survival_probability(3) == 0.5  # the last of 3 units: linear(last: 0.5)
+    block = module.BasicBlock(16, 16, survival=0.25)
+    x = torch.randn(2, 16, 8, 8)
+    block.eval()
+    with torch.no_grad():
+        branch = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x)))))
+        assert torch.allclose(block(x), torch.relu(branch * 0.25 + x))
+    block.train()
+    torch.manual_seed(0)
+    outputs = [block(x) for _ in range(200)]
+    dropped = sum(torch.equal(o, torch.relu(x)) for o in outputs)
+    assert 30 < dropped < 170  # survives with p = 0.25: about 150 of 200 drop
+    model = module.build_model()
+    survivals = [m.survival for m in model.modules() if type(m).__name__ == "BasicBlock"]
+    assert survivals == [1 - unit / 3 * 0.5 for unit in (1, 2, 3)]
+
+
+def test_zero_init_residual() -> None:
+    _, source = generated("resnet50", V15)
+    module = load_module(source)
+    with torch.device("meta"):
+        plain, zeroed = module.build_model(), module.build_model(zero_init_residual=True)
+    del plain
+    blocks = [m for m in zeroed.modules() if type(m).__name__ == "BottleneckBlock"]
+    assert len(blocks) == 16
+    model = load_module(generated("cifar20")[1]).build_model(zero_init_residual=True)
+    for m in model.modules():
+        if type(m).__name__ == "BasicBlock":
+            assert not m.bn2.weight.any() and m.bn1.weight.eq(1).all()
+    result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "--zero-init-residual"])
+    assert "def build_model(zero_init_residual: bool = True)" in result.stdout
+
+
+def test_he_initialisation() -> None:
+    torch.manual_seed(0)
+    model = load_module(generated("cifar56")[1]).build_model()
+    conv = model.layer3[0].conv2  # 64 -> 64, 3x3: std sqrt(2 / (64 * 9))
+    assert abs(conv.weight.std().item() - (2 / (64 * 9)) ** 0.5) < 0.002
+    assert model.bn1.weight.eq(1).all() and not model.bn1.bias.any()
+
+
+def test_preact_projection_takes_the_preactivated_input() -> None:
+    _, source = generated("preact_resnet164")
+    assert "shortcut = x if self.downsample is None else self.downsample(out)" in source
+    model = load_module(source).build_model().eval()
+    first = model.layer1[0]
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        pre = first.relu(first.bn1(x))
+        body = first.conv3(first.relu(first.bn3(first.conv2(first.relu(first.bn2(first.conv1(pre)))))))
+        assert torch.allclose(first(x), body + first.downsample(pre), atol=1e-6)
+
+
+# ---------------------------------------------------------------- the file itself
+
+
+@pytest.mark.parametrize(("spec", "sets"), MODEL_GOLDENS, ids=[s for s, _ in MODEL_GOLDENS])
+def test_golden_source(spec: str, sets: tuple[str, ...]) -> None:
+    expected = (GOLDEN / f"model_{spec}.py").read_text()
+    assert generated(spec, sets)[1] == expected, "regenerate with: python scripts/regen_goldens.py"
+
+
+def test_output_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"model{seed}.py"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [sys.executable, "-m", "resdsl", "compile", str(SPECS / "stochdepth110.rd"), "-o", str(out)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_generated_files_pass_ruff(tmp_path: Path) -> None:
+    for spec in ALL_SPECS:
+        (tmp_path / f"{spec}.py").write_text(generated(spec)[1])
+    ruff = [sys.executable, "-m", "ruff"]
+    check = subprocess.run([*ruff, "check", "--isolated", str(tmp_path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    fmt = subprocess.run([*ruff, "format", "--isolated", "--check", str(tmp_path)], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.parametrize("spec", ["cifar1202", "resnet152", "stochdepth110", "densenet40"])
+def test_imports_only_torch_and_stays_short(spec: str) -> None:
+    source = generated(spec)[1]
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "math", "torch"}
+    assert len(source.splitlines()) < 200  # stages are loops: ResNet-1202 is as short as ResNet-20
+
+
+# ---------------------------------------------------------------- names cannot inject code
+
+
+HOSTILE = """
+param class = 2
+param lambda = 8
+
+block def(in, return = 1) {
+    residual {
+        conv 3x3, in * class, stride: return; bn; relu
+        conv 3x3, in * class; bn
+    }
+    relu
+}
+
+network import_os {
+    input 3x16x16
+    classes lambda
+    shortcut B
+    stem { conv 3x3, 8; bn; relu }
+    stage self = def(4) * 2, def(8, return: 2)
+    head { avgpool global; fc classes }
+}
+"""
+
+
+def test_python_keywords_as_spec_names(tmp_path: Path) -> None:
+    spec = tmp_path / "keywords.rd"
+    spec.write_text(HOSTILE)
+    ir = load_network(spec)
+    source = render_model(ir, str(spec))
+    assert verify_model(ir, source) == []
+    model = load_module(source).build_model()
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 8)
+
+
+def test_a_name_cannot_hold_code(tmp_path: Path) -> None:
+    spec = tmp_path / "inject.rd"
+    spec.write_text('import "std.rd"\nnetwork x; import os {\n    input 3x8x8\n}\n')
+    result = CliRunner().invoke(main, ["compile", str(spec)])
+    assert result.exit_code == 1
+    assert f"{spec}:2:10: error:" in result.stderr and "import os" not in result.stdout
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_compile_writes_verifies_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "model.py"
+    result = CliRunner().invoke(main, ["compile", str(SPECS / "resnet152.rd"), "-o", str(out), "--verify"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote {out}: resnet152, 152 layers, 60,192,808 params, verified\n"
+    assert out.read_text() == generated("resnet152")[1].replace("specs/resnet152.rd", str(SPECS / "resnet152.rd"))
+
+
+def test_compile_prints_without_output_file() -> None:
+    result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "--set", "n=5"])
+    assert result.exit_code == 0
+    assert "# 32 layers, 464,154 parameters" in result.stdout
+    assert "class CifarResnet20(nn.Module):" in result.stdout
+
+
+def test_verify_mismatch_is_a_bug_report_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    import resdsl.codegen as codegen
+
+    real = codegen.render_model
+    monkeypatch.setattr(
+        codegen,
+        "render_model",
+        lambda *a, **k: real(*a, **k).replace("nn.Linear(64, 10)", "nn.Linear(64, 10, bias=False)"),
+    )
+    out = tmp_path / "model.py"
+    result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "-o", str(out), "--verify"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: resdsl bug: the generated module disagrees with the analysis of")
+    assert "parameters: the module has 269,712, the IR 269,722" in result.stderr
+    assert not out.exists()
+
+
+def test_train_script_needs_output() -> None:
+    result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "--train-script", "t.py"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: --train-script needs -o MODEL.py: the script imports the model file\n"
