@@ -418,11 +418,14 @@ class Generator:
             if mode in ("pad", "projection"):
                 args.append(f"downsample{suffix}={self.shortcut_module(r)}")
             if use.stochastic and r.survival != 1.0:
-                if unit_var is not None and self.linear_survival(r):
-                    offset = self.unit_of[r.id] - (first_unit if first_unit is not None else self.unit_of[r.id])
+                if self.linear_survival(r):
                     if first_unit is None:
                         first_unit = self.unit_of[r.id]
-                    unit = unit_var + (f" + {offset}" if offset else "")
+                    offset = self.unit_of[r.id] - first_unit
+                    if unit_var is None:
+                        unit = str(self.unit_of[r.id])
+                    else:
+                        unit = unit_var + (f" + {offset}" if offset else "")
                     args.append(f"survival{suffix}=survival_probability({unit})")
                 else:
                     args.append(f"survival{suffix}={r.survival!r}")
@@ -479,7 +482,7 @@ class Generator:
                         init.append("self.relu = nn.ReLU(inplace=True)")
                         relu_done = True
                     forward.append("x = self.relu(x)" if fresh else "x = torch.relu(x)")
-                    fresh = True
+                    fresh = False  # ReLU's backward reads its output
                     continue
                 attr = names.get(_attr_name(op.kind, kinds_count, counters))
                 in_shape = op.meta["in_shapes"][0]
@@ -536,29 +539,31 @@ class Generator:
         return items
 
     def stage_items(self, s: Section) -> list[str]:
-        """One line per run of equal block uses: `*(BasicBlock(16, 16) for _ in range(17)),`."""
-        calls: list[tuple[str, int | None]] = []
+        """One line per run of equal block uses: `*(BasicBlock(16, 16) for _ in range(17)),`;
+        a run whose survival follows the linear rule loops over its units."""
+        uses = []
         for inst in s.blocks:
             in_c = self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
-            calls.append(self.call(inst, in_c, unit_var="unit"))
+            looped, unit = self.call(inst, in_c, unit_var="unit")
+            uses.append((looped, unit, self.call(inst, in_c)[0]))
         lines: list[str] = []
         i = 0
-        while i < len(calls):
-            text, unit = calls[i]
+        while i < len(uses):
+            text, unit, single = uses[i]
+            step = uses[i + 1][1] - unit if unit is not None and i + 1 < len(uses) and uses[i + 1][1] else 0
             j = i + 1
-            while j < len(calls) and calls[j][0] == text and _next_unit(calls[j - 1][1], calls[j][1], text):
+            while (
+                j < len(uses)
+                and uses[j][0] == text
+                and (unit is None or (step > 0 and uses[j][1] == unit + (j - i) * step))
+            ):
                 j += 1
             count = j - i
-            if unit is not None:
-                if count == 1:
-                    lines.append(text.replace("survival_probability(unit", f"survival_probability({unit}") + ",")
-                else:
-                    step = _units_per_call(text)
-                    stop = unit + count * step
-                    span = f"{unit}, {stop}" + (f", {step}" if step > 1 else "")
-                    lines += _generator(text, f"for unit in range({span})")
-            elif count == 1:
-                lines.append(text + ",")
+            if count == 1:
+                lines.append(single + ",")
+            elif unit is not None:
+                span = f"{unit}, {unit + count * step}" + (f", {step}" if step > 1 else "")
+                lines += _generator(text, f"for unit in range({span})")
             else:
                 lines += _generator(text, f"for _ in range({count})")
             i = j
@@ -639,16 +644,6 @@ def _generator(call: str, loop: str) -> list[str]:
     if 12 + len(one) <= 88:
         return [one]
     return ["*(", *("    " + line for line in wrap_call(call, 16)), f"    {loop}", "),"]
-
-
-def _next_unit(prev: int | None, cur: int | None, text: str) -> bool:
-    if "survival_probability(unit" not in text:
-        return True
-    return prev is not None and cur is not None and cur == prev + _units_per_call(text)
-
-
-def _units_per_call(text: str) -> int:
-    return text.count("survival_probability(unit")
 
 
 def _type_hint(value: Any) -> str:
@@ -755,7 +750,9 @@ class BodyWriter:
         self.relu_done = False
         self.channels = "in_channels"
         self.cur = "x"
-        self.fresh = False  # may `cur` be modified in place? (never the block's input)
+        # May `cur` be modified in place? Never the block's input, nor a tensor autograd keeps
+        # (a ReLU's output), nor one that may alias another (dropout at test time, a block's output).
+        self.fresh = False
         self.depth = 0
         self.last_bns: list[str] = []
         self.names = Names(set())
@@ -809,7 +806,8 @@ class BodyWriter:
             if not self.relu_done:
                 self.init.append("self.relu = nn.ReLU(inplace=True)")
                 self.relu_done = True
-            self.assign(f"self.relu({self.cur})" if self.fresh else f"torch.relu({self.cur})", True)
+            # ReLU's backward reads its output: nothing may change that output in place afterwards.
+            self.assign(f"self.relu({self.cur})" if self.fresh else f"torch.relu({self.cur})", False)
             return
         if name == "conv":
             kernel = arg("kernel")
@@ -864,7 +862,8 @@ class BodyWriter:
                 args.append(f"{safe_local(a.name)}={self.tr.whole(a.value)}")
         callee_uses = self.gen.slot_uses.get(call.name, [])
         callee_many = len(callee_uses) > 1
-        for i, use in enumerate(callee_uses, start=1):
+        for i in range(1, len(callee_uses) + 1):
+            use = self.uses[self.slot + i - 1]  # what this block's own uses need passed on
             mine = self.slot_suffix(self.slot + i - 1)
             theirs = str(i) if callee_many else ""
             if use.takes_downsample:
@@ -924,7 +923,7 @@ class BodyWriter:
             self.emit("else:")
             self.indent += 1
         self.body(body)
-        if self.last_bn:
+        if self.last_bn and self.last_bn not in self.last_bns:
             self.last_bns.append(self.last_bn)
         if use.stochastic:
             self.emit("if not self.training:")
@@ -1094,12 +1093,15 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
     count, each stage's output shape, the output shape and the FLOPs. Returns the mismatches."""
     import torch
 
-    module = load_module(source)
-    with torch.device("meta"):
-        model = module.build_model()
     stages = [s for s in ir.sections if s.kind == "stage"]
     names = [f"layer{i}" for i in range(1, len(stages) + 1)]
-    got = measure_model(model, ir.input_shape, names)
+    try:
+        module = load_module(source)
+        with torch.device("meta"):
+            model = module.build_model()
+        got = measure_model(model, ir.input_shape, names)
+    except Exception as err:  # noqa: BLE001 - any failure of generated code is the generator's bug
+        return [f"the generated module fails to build or run: {type(err).__name__}: {err}"]
     problems = []
     if got["params"] != ir.totals["params"]:
         problems.append(f"parameters: the module has {got['params']:,}, the IR {ir.totals['params']:,}")

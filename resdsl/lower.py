@@ -282,6 +282,7 @@ class Builder:
         self.current = -1
         self.residual: int | None = None
         self.residuals: list[Residual] = []
+        self.residual_ids = 0  # ids in opening order, so a nested residual never shares its outer's
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
         self._sizes: dict[str, int] = {}
@@ -444,7 +445,8 @@ class Builder:
                 self.error(f"`{stmt.name}` needs an input: it cannot come first", stmt.name_span, ctx=ctx)
             return
         option = opts.get("shortcut") or ctx.shortcut
-        rid = len(self.residuals)
+        rid = self.residual_ids
+        self.residual_ids += 1
         outer, self.residual = self.residual, rid
         x = self.current
         body = list(stmt.body)
@@ -780,6 +782,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
         ) from None
     _check_sections(net, sections, errors)
     collect(errors)
+    builder.residuals.sort(key=lambda r: r.id)  # ir.residuals[op.residual] is the op's residual
     _assign_survival(builder.residuals, settings["survival"])
     ir = NetworkIR(
         net.name,

@@ -269,6 +269,63 @@ def test_imports_only_torch_and_stays_short(spec: str) -> None:
     assert len(source.splitlines()) < 200  # stages are loops: ResNet-1202 is as short as ResNet-20
 
 
+NESTED = """
+import "std.rd"
+
+# Two residuals in one block, a residual nested in a residual, and a block calling a block.
+block twice(width, stride = 1) {
+    residual { conv 3x3, width, stride: stride; bn; relu }
+    residual(survival: 0.8) {
+        conv 1x1, width; bn; relu
+        residual { conv 3x3, width; bn }
+    }
+    relu
+}
+
+block wrapper(width, stride = 1) {
+    basic(width, stride: stride)
+    conv 1x1, width * 2; bn; relu
+    pool_free(width * 2)
+}
+
+block pool_free(c) {
+    dense { bn; relu; conv 3x3, c / 2 }
+}
+
+network nested {
+    input 3x16x16
+    classes 5
+    shortcut B
+    survival linear(last: 0.5)
+    stem { conv 3x3, 8; bn; relu }
+    stage a = twice(8) * 2, twice(16, stride: 2)
+    stage b = wrapper(16, stride: 2) * 2
+    stage c = basic(32, shortcut: none), basic(32), basic(64, stride: 2, shortcut: A)
+    head { avgpool global; fc classes }
+}
+"""
+
+
+def test_nested_residuals_and_blocks_calling_blocks(tmp_path: Path) -> None:
+    """Several residuals in one block, a residual in a residual, a block calling blocks, a dense
+    section, per-use shortcut overrides (none, A) beside B, explicit and linear survival."""
+    spec = tmp_path / "nested.rd"
+    spec.write_text(NESTED)
+    ir = load_network(spec)
+    source = render_model(ir, "nested.rd")
+    assert verify_model(ir, source) == []
+    assert "for unit in range(1, 7, 3)" in source  # equal uses loop over their stochastic-depth units
+    model = load_module(source).build_model()
+    torch.manual_seed(0)
+    out = model.train()(torch.randn(4, 3, 16, 16))
+    out.sum().backward()
+    assert model.eval()(torch.randn(2, 3, 16, 16)).shape == (2, 5)
+    (tmp_path / "nested.py").write_text(source)
+    ruff = [sys.executable, "-m", "ruff"]
+    assert subprocess.run([*ruff, "check", "--isolated", "-q", str(tmp_path / "nested.py")]).returncode == 0
+    assert subprocess.run([*ruff, "format", "--isolated", "--check", "-q", str(tmp_path / "nested.py")]).returncode == 0
+
+
 # ---------------------------------------------------------------- names cannot inject code
 
 
