@@ -1,5 +1,5 @@
 """The wheel: built from the checkout, installed into a fresh venv outside it (without torch),
-it runs `resdsl check` and `resdsl info` on a spec that imports the bundled std.rd."""
+it runs `resdsl check`, `resdsl info` and `resdsl compile` on a spec that imports the bundled std.rd."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def test_wheel_bundles_grammar_specs_and_templates(wheel: Path) -> None:
     assert "resdsl/grammars/resdsl.lark" in names
     assert "resdsl/specs/std.rd" in names
     assert "resdsl/specs/resnet50.rd" in names
+    assert "resdsl/templates/model.py.j2" in names
     assert "resdsl/cli.py" in names
     assert not any(n.startswith(("tests/", "grammars/", "specs/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -103,6 +104,10 @@ def test_installed_wheel_runs_check_and_info(wheel: Path, tmp_path: Path) -> Non
     assert proc.returncode == 1
     assert proc.stderr.startswith("bad.rd:11:19: error: unknown block `basik`\n")
     assert "Traceback" not in proc.stderr
+
+    compiled = run([str(resdsl), "compile", "outside.rd", "-o", "model.py"], cwd=work)  # templates from the wheel
+    assert compiled.stderr == "wrote model.py: outside, 20 layers, 269,722 params\n"
+    assert "class Outside(nn.Module):" in (work / "model.py").read_text()
 
     bundled = run(
         [str(python), "-c", "from resdsl.resources import resource_dir; print(resource_dir('specs'))"], cwd=work
