@@ -1,0 +1,50 @@
+"""Write tests/golden/torchvision_state_dicts.json: the state_dict keys and shapes of torchvision's
+resnet18/34/50/101/152, in state_dict order, buffers included (BN running_mean/var and
+num_batches_tracked, whose shape is []).
+
+tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (with
+`--set stride_at=middle` for the bottleneck ones) have exactly these keys and shapes, so that
+torchvision's weights load with strict=True. torchvision is needed only to regenerate the file, never
+in CI. Regenerate it, in a throwaway environment, with:
+
+    python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch torchvision
+    /tmp/tv/bin/python scripts/torchvision_state_dicts.py
+
+The models are built with `weights=None` on the meta device: nothing is downloaded or allocated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torchvision
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision_state_dicts.json"
+MODELS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+
+
+def state_dict_shapes(name: str) -> list[list]:
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(weights=None)
+    return [[key, list(value.shape)] for key, value in model.state_dict().items()]
+
+
+def main() -> None:
+    golden = {name: state_dict_shapes(name) for name in MODELS}
+    # One [key, shape] pair per line: readable diffs, deterministic bytes.
+    lines = []
+    for i, name in enumerate(MODELS):
+        entries = ",\n".join(f"  {json.dumps(entry, separators=(', ', ': '))}" for entry in golden[name])
+        comma = "," if i < len(MODELS) - 1 else ""
+        lines.append(f" {json.dumps(name)}: [\n{entries}\n ]{comma}")
+    text = "{\n" + "\n".join(lines) + "\n}\n"
+    assert json.loads(text) == golden
+    OUT.write_text(text)
+    counts = ", ".join(f"{name} {len(golden[name])}" for name in MODELS)
+    print(f"wrote {OUT} (torch {torch.__version__}, torchvision {torchvision.__version__}): {counts} entries")
+
+
+if __name__ == "__main__":
+    main()
