@@ -65,15 +65,7 @@ def _where_hint(name: str, path: Path | None) -> str:
     return "use a data set whose images have the network's input shape and classes"
 
 
-def split_val(data: dict[str, torch.Tensor], val: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Hold out `val` training images (a fixed seeded choice), like the paper's 45k/5k split."""
-    n = data["x_train"].shape[0]
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    keep, held = perm[: n - val].sort().values, perm[n - val :].sort().values
-    out = dict(data)
-    out["x_train"], out["y_train"] = data["x_train"][keep], data["y_train"][keep]
-    out["x_val"], out["y_val"] = data["x_train"][held], data["y_train"][held]
-    return out
+split_val = trainlib.split_val
 
 
 # ---------------------------------------------------------------------------------------- CIFAR

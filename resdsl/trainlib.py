@@ -44,7 +44,7 @@ def _unpickle(path: Path) -> dict:
             return pickle.load(f, encoding="bytes")
     except FileNotFoundError:
         raise DataError(f"{path} is missing") from None
-    except Exception as err:  # truncated or not a pickle at all
+    except Exception as err:  # noqa: BLE001 - truncated or not a pickle at all
         raise DataError(f"{path} is corrupt or truncated ({type(err).__name__}: {err})") from None
 
 
@@ -84,7 +84,7 @@ def read_npz(path: str | Path) -> dict[str, Tensor]:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in f.files}
     except FileNotFoundError:
         raise DataError(f"{path} is missing") from None
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - anything numpy raises on a bad file
         raise DataError(f"{path} is corrupt or not an npz file ({type(err).__name__}: {err})") from None
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays)
     if missing:
@@ -113,6 +113,17 @@ def check_data(data: dict[str, Tensor], input_shape: tuple[int, ...], classes: i
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= classes:
             raise DataError(f"the data's {split} labels run {lo}..{hi} but the network has {classes} classes")
+
+
+def split_val(data: dict[str, Tensor], val: int, seed: int = 0) -> dict[str, Tensor]:
+    """Hold out `val` training images (a fixed seeded choice), like the paper's 45k/5k split."""
+    n = data["x_train"].shape[0]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    keep, held = perm[: n - val].sort().values, perm[n - val :].sort().values
+    out = dict(data)
+    out["x_train"], out["y_train"] = data["x_train"][keep], data["y_train"][keep]
+    out["x_val"], out["y_val"] = data["x_train"][held], data["y_train"][held]
+    return out
 
 
 # ---------------------------------------------------------------------------------------- schedule

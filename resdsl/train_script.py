@@ -1,0 +1,55 @@
+"""A standalone train.py for a generated model.py: trainlib's source and the resolved recipe, nothing of resdsl."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from .ir import NetworkIR
+
+
+def trainlib_source() -> str:
+    """trainlib.py's text without its module docstring (the script has its own header)."""
+    text = (Path(__file__).resolve().parent / "trainlib.py").read_text()
+    tree = ast.parse(text)
+    first = tree.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[first.end_lineno :]).lstrip("\n")
+    return text.rstrip("\n")
+
+
+def _literal(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def render_train_script(ir: NetworkIR, model_module: str = "model", spec_path: str | Path | None = None) -> str:
+    """The text of train.py: trains `model_module`.py's build_model() on CIFAR-format data with ir's recipe."""
+    import jinja2
+
+    from .resources import resource_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    recipe = ir.recipe.to_json()
+    spec = Path(spec_path).as_posix() if spec_path else str(ir.span.path if ir.span else ir.name)
+    return env.get_template("train_script.py.j2").render(
+        spec=spec,
+        network=ir.name,
+        model_module=model_module,
+        trainlib=trainlib_source(),
+        recipe=[(k, _literal(v)) for k, v in recipe.items()],
+    )
