@@ -276,10 +276,14 @@ def run(spec: Path, sets: tuple[str, ...], opts: Options) -> dict[str, Any]:
             f"the batch of {cfg['batch']} is larger than the {data['x_train'].shape[0]} training images; use --batch"
         )
 
+    import torch
+
     dist.start(device.type)
+    deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         return _train(spec, sets, opts, ir, cfg, state, out, dataset, data, device, amp, dist, notes, render_model)
     finally:
+        torch.use_deterministic_algorithms(deterministic)
         dist.stop()
 
 
