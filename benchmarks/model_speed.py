@@ -34,7 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -174,8 +176,9 @@ def torchvision_version() -> str | None:
     return torchvision.__version__
 
 
-def references(name: str, which: str) -> dict[str, Callable[[], nn.Module]]:
+def references(name: str, args: argparse.Namespace) -> dict[str, Callable[[], nn.Module]]:
     """Label -> builder. torchvision has no CIFAR ResNet-20: that one is always hand-written."""
+    which = args.reference
     tv = torchvision_version() if name == "resnet50" else None
     out: dict[str, Callable[[], nn.Module]] = {}
     if tv and which in ("auto", "torchvision", "both"):
@@ -234,18 +237,24 @@ def same_function(gen: nn.Module, ref: nn.Module, shape: tuple[int, ...]) -> Non
     ref.train()
 
 
-def aten_ops(model: nn.Module, x: Tensor, y: Tensor) -> list[str]:
-    """The ATen operators one training iteration dispatches, in order."""
+def aten_ops(model: nn.Module, x: Tensor, y: Tensor) -> Counter[str]:
+    """The ATen operators one training iteration dispatches, with their counts (not their order: torchvision's
+    blocks run the downsample after the residual branch, the generated and hand-written ones before it)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step(model, x, y)
-    return [e.name for e in prof.events() if e.name.startswith("aten::")]
+    return Counter(e.name for e in prof.events() if e.name.startswith("aten::"))
 
 
 def step(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    cuda = x.is_cuda
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for p in model.parameters():
         p.grad = None
     F.cross_entropy(model(x), y).backward()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -265,17 +274,22 @@ def time_pair(models: dict[str, nn.Module], x: Tensor, y: Tensor, warmup: int, r
 def run(args: argparse.Namespace, model_dir: Path) -> list[dict]:
     rows = []
     for name, (spec, sets, batch) in NETWORKS.items():
+        batch *= args.batch_scale
         if args.only and name not in args.only:
             continue
         module = load_file(generated_file(name, model_dir))
         shape = tuple(module.INPUT_SHAPE)
-        for label, build in references(name, args.reference).items():
+        cases = [("generated", module.build_model, label, build) for label, build in references(name, args).items()]
+        if args.control:  # A/A: two instances of the same hand-written class, to show the noise floor
+            cases.append(("hand-written", partial(handwritten, name), "hand-written", partial(handwritten, name)))
+        for model_label, build_model, label, build in cases:
             for fmt in ("contiguous", "channels_last"):
                 torch.manual_seed(0)
-                gen, ref = module.build_model(), build()
+                gen, ref = build_model(), build()
                 same_function(gen, ref, shape)
-                x = torch.randn(batch, *shape)
-                y = torch.randint(0, module.NUM_CLASSES, (batch,))
+                x = torch.randn(batch, *shape, device=args.device)
+                y = torch.randint(0, module.NUM_CLASSES, (batch,), device=args.device)
+                gen, ref = gen.to(args.device), ref.to(args.device)
                 if fmt == "channels_last":
                     gen = gen.to(memory_format=torch.channels_last)
                     ref = ref.to(memory_format=torch.channels_last)
@@ -289,6 +303,7 @@ def run(args: argparse.Namespace, model_dir: Path) -> list[dict]:
                     "spec": " ".join([spec, *(f"--set {s}" for s in sets)]),
                     "input": f"{batch} x {'x'.join(map(str, shape))}",
                     "format": fmt,
+                    "model": model_label,
                     "reference": label,
                     "generated": g,
                     "reference_s": r,
@@ -300,7 +315,7 @@ def run(args: argparse.Namespace, model_dir: Path) -> list[dict]:
                 }
                 rows.append(row)
                 print(
-                    f"{name:9} {fmt:13} vs {label:28} generated {g * 1e3:8.1f} ms  reference {r * 1e3:8.1f} ms  "
+                    f"{name:9} {fmt:13} {model_label:12} vs {label:28} {g * 1e3:8.1f} ms  reference {r * 1e3:8.1f} ms  "
                     f"ratio {g / r:.3f} (paired {paired:.3f}, best {row['best']:.3f}), same ATen ops: {same_ops}",
                     flush=True,
                 )
@@ -316,7 +331,9 @@ def _spread(times: list[float]) -> float:
 # ---------------------------------------------------------------- report
 
 
-def machine() -> str:
+def machine(device: str) -> str:
+    if device != "cpu":
+        return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -325,25 +342,28 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    return f"{len(os.sched_getaffinity(0))} CPU cores ({cpu})"
 
 
 def subsection(rows: list[dict], args: argparse.Namespace) -> str:
     tv = torchvision_version()
     env = f"torch {torch.__version__}" + (f", torchvision {tv}" if tv else ", no torchvision")
+    where = machine(args.device) if args.device != "cpu" else f"{torch.get_num_threads()} threads"
+    scale = f", batch x{args.batch_scale}" if args.batch_scale != 1 else ""
     lines = [
-        f"### {env}",
+        f"### {args.label + ': ' if args.label else ''}{where}, {env}{scale}",
         "",
-        f"{machine()}, {torch.get_num_threads()} threads; median of {args.reps} iterations after {args.warmup} "
-        "warm-up iterations, generated and reference interleaved.",
+        f"{machine('cpu')}, {torch.get_num_threads()} threads, Python {platform.python_version()}, "
+        f"{platform.system()}; {args.device}; median of {args.reps} iterations after {args.warmup} warm-up "
+        "iterations, generated and reference interleaved.",
         "",
-        "| network | input | memory format | reference | generated | reference | generated / reference "
+        "| network | input | memory format | model | reference | model's time | reference's time | model / reference "
         "| paired | fastest | same ATen ops |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['network']} | {r['input']} | {r['format']} | {r['reference']} | {r['generated'] * 1e3:.0f} ms | "
+            f"| {r['network']} | {r['input']} | {r['format']} | {r['model']} | {r['reference']} | {r['generated'] * 1e3:.0f} ms | "
             f"{r['reference_s'] * 1e3:.0f} ms | **{r['ratio']:.2f}** | {r['paired']:.2f} | {r['best']:.2f} | "
             f"{'yes' if r['same_ops'] else '**no**'} |"
         )
@@ -351,9 +371,11 @@ def subsection(rows: list[dict], args: argparse.Namespace) -> str:
     load = ", ".join(f"{a:.1f}" for a in args.load)
     lines += [
         "",
-        "Generated / reference is the ratio of the medians; paired is the median of the ratios of the two "
+        "Model / reference is the ratio of the medians; paired is the median of the ratios of the two "
         "iterations timed one after the other; fastest is the ratio of the fastest iterations; same ATen ops: "
-        "one iteration of each (batch 2) dispatches the same sequence of ATen operators (torch.profiler). Largest "
+        "one iteration of each (batch 2) dispatches the same ATen operators the same number of times "
+        "(torch.profiler; torchvision's blocks run the downsample after the residual branch, the generated ones "
+        "before it, so the order differs). Largest "
         f"interquartile range of one series: {worst:.0%} of its median; load average (1, 5, 15 min) at the "
         f"end: {load}.",
     ]
@@ -394,13 +416,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15, help="timed iterations of each model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations of each model first")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (both models)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (both models)")
     parser.add_argument(
         "--reference",
         choices=["auto", "torchvision", "handwritten", "both"],
         default="auto",
         help="ResNet-50 reference: auto = torchvision if importable, else the hand-written one",
     )
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or cuda")
+    parser.add_argument("--batch-scale", type=int, default=1, help="multiply the batch sizes (8 and 128) by this")
+    parser.add_argument(
+        "--control", action="store_true", help="add A/A rows: the hand-written model against a second instance"
+    )
+    parser.add_argument("--label", default="", help="names the machine in the heading of the recorded figures")
     parser.add_argument("--model-dir", type=Path, help="keep and reuse the generated files here")
     parser.add_argument("--only", nargs="*", choices=list(NETWORKS), help="time only these networks")
     parser.add_argument("--write", action="store_true", help=f"record the figures in {DOC.relative_to(ROOT)}")
