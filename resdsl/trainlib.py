@@ -351,11 +351,17 @@ class Trainer:
         size = tuple(self.x_train.shape[2:])
         params = augment_params(self.batch, cfg["pad"], cfg["crop"], size, cfg["flip"], self.aug_gen)
         lo, hi = self.rank * self.local_batch, (self.rank + 1) * self.local_batch
-        idx, params = idx[lo:hi].to(self.device), params[lo:hi]
+        idx, params = self._to_device(idx[lo:hi]), self._to_device(params[lo:hi])
         x = (self.x_train[idx].float() / 255.0 - self.mean) * self.inv_std
         if cfg["pad"] or cfg["crop"] or cfg["flip"]:
             x = augment(x, params, cfg["pad"], cfg["crop"])
         return x.contiguous(memory_format=self.memory_format), self.y_train[idx]
+
+    def _to_device(self, t: Tensor) -> Tensor:
+        """A small CPU tensor to the device without a stream sync (pinned, non-blocking copy on CUDA)."""
+        if self.device.type != "cuda":
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
 
     def _autocast(self):
         if self.amp == "off":
@@ -385,7 +391,9 @@ class Trainer:
         self.scaler.update()
         wrong = (logits.detach().argmax(1) != y).sum()
         n = y.shape[0]
-        self.sums += torch.stack([detached.double() * n, wrong.double(), torch.tensor(float(n), device=self.device)])
+        self.sums[0] += detached.double() * n
+        self.sums[1] += wrong
+        self.sums[2] += n
         if self.warming:
             self.warm_sums += torch.stack([wrong.double().cpu(), torch.tensor(float(n), dtype=torch.float64)])
         self.iteration += 1
@@ -394,9 +402,8 @@ class Trainer:
             if float(sums[0] / sums[1]) < float(self.cfg.get("warmup_until_error") or 0.8):
                 self.warming = False
             self.warm_sums.zero_()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device) if self.iteration % 50 == 0 else None
-        elapsed = time.perf_counter() - start
+        self._step_end = time.perf_counter()
+        elapsed = self._step_end - start
         self.window_time += elapsed
         self.window_images += self.batch
         self.train_time += elapsed
@@ -405,9 +412,12 @@ class Trainer:
 
     def train_metrics(self) -> dict[str, float]:
         """Loss and error of the training batches since the last call (all ranks), and images/s."""
-        sums = self.all_reduce(self.sums.clone()).cpu()
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # the steps still queued on the GPU count as training time
             torch.cuda.synchronize(self.device)
+            backlog = time.perf_counter() - getattr(self, "_step_end", time.perf_counter())
+            self.window_time += backlog
+            self.train_time += backlog
+        sums = self.all_reduce(self.sums.clone()).cpu()
         out = {
             "train_loss": float(sums[0] / sums[2]) if sums[2] else float("nan"),
             "train_error": float(sums[1] / sums[2]) if sums[2] else float("nan"),
