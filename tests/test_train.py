@@ -373,6 +373,13 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
         text=True,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--config", str(ROOT / "pyproject.toml"), "train.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     check = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path('train.py', run_name='__main__'); "
     check += "assert 'resdsl' not in sys.modules, 'resdsl was imported'"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -399,3 +406,30 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "iteration 6/6" in resumed.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, cifar_dir: Path) -> None:
+    """A real SIGINT to a running `resdsl train`: the current iteration finishes, a checkpoint is saved."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [CIFAR20, "--data", cifar_dir, *SMALL, "--iterations", 100000, "--eval-every", 2, "--out", out]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resdsl", "train", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.time() + 120
+    while not (out / "metrics.csv").exists() or len(metrics(out)) < 1:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "checkpoint saved: continue with resdsl train" in err and f"--resume {out}" in err
+    it = checkpoint(out)["trainer"]["iteration"]
+    assert 2 <= it < 100000
