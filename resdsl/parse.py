@@ -62,7 +62,9 @@ def _cache_file(grammar: str) -> str | bool:
 
     import lark
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resdsl"
+    from .entry import cache_root
+
+    base = Path(cache_root())
     key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
     try:
         base.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,18 @@ from pathlib import Path
 
 from . import ast
 from .errors import Note, SpecError, collect
-from .parse import parse_file
+from .parse import parse_text
 from .resources import resource_dir
+
+#: Set to a list by the result cache (resdsl.entry) while it records a run: everything that decided the
+#: output is appended as (kind, path, value): ("read", path, bytes read), ("absent", path, None) for a spec
+#: or import candidate that was not a file, ("resolves", path as written, the file it resolved to).
+TRACE: list[tuple[str, str, object]] | None = None
+
+
+def _trace(kind: str, path: str | Path, value: object = None) -> None:
+    if TRACE is not None:
+        TRACE.append((kind, os.path.join(os.getcwd(), path), value))  # absolute, `..` kept as written
 
 
 @dataclass
@@ -34,10 +44,13 @@ def display_path(path: Path) -> str:
 def load_program(path: str | Path) -> Program:
     path = Path(path)
     if not path.is_file():
+        _trace("absent", path)
         raise SpecError(f"cannot read spec `{path}`: no such file")
     errors: list[SpecError] = []
     modules: list[ast.Module] = []
-    _load(path.resolve(), None, [], {}, modules, errors)
+    resolved = path.resolve()
+    _trace("resolves", path, str(resolved))
+    _load(resolved, None, [], {}, modules, errors)
     collect(errors)
     return _merge(modules, errors)
 
@@ -46,7 +59,9 @@ def _locate(name: str, importer: Path) -> Path | None:
     for base in (importer.parent, resource_dir("specs")):
         candidate = (base / name).resolve()
         if candidate.is_file():
+            _trace("resolves", base / name, str(candidate))
             return candidate
+        _trace("absent", base / name)  # a file created here later would shadow the next candidate
     return None
 
 
@@ -67,7 +82,10 @@ def _load(
     if path in seen:
         return
     try:
-        module = parse_file(path, display_path(path))
+        data = path.read_bytes()
+        _trace("read", path, data)  # the bytes parsed, not re-read later: an edit mid-run cannot slip by
+        # as Path.read_text(encoding="utf-8") decodes: universal newlines
+        module = parse_text(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"), display_path(path))
     except UnicodeDecodeError:
         errors.append(SpecError(f"`{display_path(path)}` is not UTF-8 text", via.span if via else None))
         return

@@ -66,7 +66,7 @@ def test_wheel_bundles_grammar_specs_and_templates(wheel: Path) -> None:
     assert "resdsl/cli.py" in names
     assert not any(n.startswith(("tests/", "grammars/", "specs/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "resdsl = resdsl.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "resdsl = resdsl.entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.slow
