@@ -3,8 +3,9 @@
 Starting Python takes ~15 ms here; importing networkx, lark and click takes ~400 ms more before any
 work. `resdsl check` and `resdsl info` are pure functions of their inputs, so a repeated run replays
 the stored output and exit code without importing any of them. This module therefore imports only
-modules that Python has already loaded at start-up (os, sys, io, marshal, codecs) and the built-in
-blake2b; everything else is imported on a miss.
+modules that Python has already loaded at start-up (os, sys, marshal, codecs) and the built-in
+blake2b, and is kept small (it is compiled on every run where bytecode is not written); the miss
+path (run, tee, store) lives in resdsl/_record.py.
 
 An entry is found by a key over: the argv after the program name, the current directory, the Python
 interpreter, the stdout/stderr encodings, the tool itself (path, size and mtime of every resdsl
@@ -21,10 +22,7 @@ the cache; `RESDSL_CACHE_DEBUG=1` says on stderr what it did. Entries live in
 written atomically; any problem reading one is a miss.
 """
 
-from __future__ import annotations
-
 import codecs
-import io
 import marshal
 import os
 import sys
@@ -209,96 +207,9 @@ class _Cache:
         return chunks, code
 
     def record(self) -> int | str | None:
-        """Run the CLI, teeing its output, and store the result when it may be replayed."""
-        import signal
+        from ._record import record  # the miss path: its imports and code cost nothing on a hit
 
-        from . import resolve
-
-        chunks: list[tuple[int, str]] = []
-        failed: list[BaseException] = []
-        interrupted: list[int] = []
-        trace: list[tuple] = []
-
-        def on_sigint(signum, frame):  # click turns Ctrl-C into "Aborted!" and exit 1: do not store that
-            interrupted.append(signum)
-            raise KeyboardInterrupt
-
-        try:
-            previous = signal.signal(signal.SIGINT, on_sigint)
-        except ValueError:  # not the main thread
-            previous = None
-        real = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = _Tee(real[0], 1, chunks, failed), _Tee(real[1], 2, chunks, failed)
-        resolve.TRACE = trace
-        code: int | str | None = 0
-        try:
-            from .cli import main as cli_main
-
-            cli_main(self.args)
-        except SystemExit as exc:
-            code = exc.code
-        finally:
-            sys.stdout, sys.stderr = real
-            resolve.TRACE = None
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-        status = 0 if code is None else code
-        if status not in (0, 1) or interrupted or failed or not trace:
-            _debug(
-                f"not stored (exit {status!r}{', interrupted' if interrupted else ''}{', output failed' if failed else ''})"
-            )
-            return code
-        try:
-            if self._key() != self.key:
-                _debug("not stored (resdsl changed during the run)")
-                return code
-            self._store(trace, chunks, status)
-            _debug("stored")
-        except Exception as err:  # noqa: BLE001 - a cache that cannot be written is no cache
-            _debug(f"not stored ({type(err).__name__}: {err})")
-        return code
-
-    def _store(self, trace: list[tuple], chunks: list[tuple[int, str]], code: int) -> None:
-        deps: dict[tuple, None] = {}
-        for kind, path, value in trace:
-            deps[(kind, path, _hash(value) if kind == "read" else value)] = None
-        merged: list[list] = []
-        for tag, text in chunks:
-            if merged and merged[-1][0] == tag:
-                merged[-1][1] += text
-            else:
-                merged.append([tag, text])
-        payload = marshal.dumps((tuple(deps), tuple((t, s) for t, s in merged), code))
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        tmp = os.path.join(self.folder, f".tmp-{os.getpid()}-{self.key}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with open(fd, "wb", closefd=False) as f:
-                f.write(_hash(payload) + payload)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        _prune(self.folder)
-
-
-def _prune(folder: str) -> None:
-    """Keep the newest MAX_ENTRIES entries (by mtime; a hit refreshes it)."""
-    with os.scandir(folder) as it:
-        entries = list(it)
-    if len(entries) <= MAX_ENTRIES:
-        return
-    aged = []
-    for entry in entries:
-        try:
-            aged.append((entry.stat().st_mtime_ns, entry.path))
-        except OSError:
-            continue
-    aged.sort()
-    for _, path in aged[: len(aged) - MAX_ENTRIES]:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
+        return record(self)
 
 
 def _replay(chunks: list, code: int) -> int:
@@ -312,42 +223,3 @@ def _replay(chunks: list, code: int) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     return code
-
-
-class _Tee(io.TextIOBase):
-    """Writes through to the real stream and keeps a copy, tagged 1 (stdout) or 2 (stderr), in order."""
-
-    def __init__(self, stream, tag: int, chunks: list, failed: list) -> None:
-        super().__init__()
-        self._stream, self._tag, self._chunks, self._failed = stream, tag, chunks, failed
-
-    @property
-    def encoding(self):  # type: ignore[override]
-        return self._stream.encoding
-
-    @property
-    def errors(self):  # type: ignore[override]
-        return self._stream.errors
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False  # the output is plain text either way; replays must match
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self._chunks.append((self._tag, text))
-        try:
-            return self._stream.write(text)
-        except BaseException as err:
-            self._failed.append(err)
-            raise
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BaseException as err:
-            self._failed.append(err)
-            raise
