@@ -397,8 +397,9 @@ number of times, and their ratios stay within the spread of the A/A rows (a few 
 machines, under 1% on the H100 at batch x8, where every ratio is 1.00). Nothing in the
 generated code costs time: its blocks are torchvision's (`out += shortcut` in place, `nn.ReLU(inplace=True)`),
 and option A is a strided slice and `F.pad`, as in the hand-written CIFAR reference. One subsection per
-machine and environment; the project machine's figures vary with what else runs on it (the load average at
-the end of each run is given).
+machine and environment. The project machine is shared: a load average above 2 at the end of a run means
+other jobs took its 2 cores during it (iterations several times slower than on the quiet GPU machine's CPU);
+then the times are inflated at random and only the paired ratios, next to the A/A rows, say much.
 """
 
 
