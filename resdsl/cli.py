@@ -103,15 +103,9 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
 def _register_stage_commands() -> None:
     """compile, viz and train (+ plot) live beside their pipeline stage; each module lists its
     click commands in `COMMANDS`. They must not import torch at import time."""
-    import importlib
+    from . import codegen_cli, train_cli, viz_cli
 
-    for name in ("codegen_cli", "viz_cli", "train_cli"):
-        try:
-            module = importlib.import_module(f".{name}", __package__)
-        except ModuleNotFoundError as err:
-            if err.name != f"{__package__}.{name}":
-                raise
-            continue
+    for module in (codegen_cli, viz_cli, train_cli):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -57,6 +57,8 @@ def compile_command(
 
     if train_script is not None and output is None:
         raise UsageError("--train-script needs -o MODEL.py: the script imports the model file")
+    if train_script is not None and not output.stem.isidentifier():
+        raise UsageError(f"--train-script imports the model as a module: -o {output} needs a name like model.py")
     ir = load(spec, sets)
     source = render_model(ir, spec, zero_init_residual=zero_init_residual)
     if verify:
@@ -78,7 +80,7 @@ def compile_command(
     if train_script is not None:
         from .train_script import render_train_script
 
-        _write(train_script, render_train_script(ir, model_module=output.stem))
+        _write(train_script, render_train_script(ir, model_module=output.stem, spec_path=str(spec)))
         click.echo(f"wrote {train_script}: python {train_script} --data CIFAR_DIR", err=True)
 
 

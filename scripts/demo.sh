@@ -30,3 +30,10 @@ else
     echo "Graphviz's dot is missing (apt-get install graphviz): writing DOT sources instead"
     $bin/resdsl viz specs/resnet34.rd -o "$out/resnet34.dot"
 fi
+
+step "train a CIFAR ResNet-8 (cifar20.rd, n=1) briefly on scikit-learn's digits and plot its curves"
+rm -rf "$out/digits-run"
+$bin/resdsl train specs/cifar20.rd --dataset digits --set n=1 --set flip=false --set milestones=150 \
+    --batch 64 --iterations 200 --eval-every 50 --out "$out/digits-run"
+$bin/resdsl plot "$out/digits-run" -o "$out/digits-curves.png"
+echo "demo: everything is in $out/"

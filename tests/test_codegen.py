@@ -409,3 +409,14 @@ def test_train_script_needs_output() -> None:
     result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "--train-script", "t.py"])
     assert result.exit_code == 2
     assert result.stderr == "error: --train-script needs -o MODEL.py: the script imports the model file\n"
+
+
+def test_compile_writes_a_train_script_beside_the_model(tmp_path: Path) -> None:
+    model, script = tmp_path / "net.py", tmp_path / "train.py"
+    args = ["compile", str(SPECS / "cifar20.rd"), "-o", str(model), "--train-script", str(script)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {script}: python {script} --data CIFAR_DIR" in result.stderr
+    assert "from net import INPUT_SHAPE, NUM_CLASSES, build_model" in script.read_text()
+    bad = CliRunner().invoke(main, [*args[:3], str(tmp_path / "my-net.py"), *args[4:]])
+    assert bad.exit_code == 2 and "needs a name like model.py" in bad.stderr
