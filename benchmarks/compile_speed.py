@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _bench import cpu_name, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -77,14 +78,7 @@ def _per_block(r: dict[str, float]) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = "a GPU" if shutil.which("nvidia-smi") else "no GPU"
     return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}, {gpu}"
 
@@ -279,13 +273,7 @@ def measure(reps: int) -> str:
 
 def write_section(text: str) -> None:
     """Replace our section of docs/benchmarks.md (others append their own sections)."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc.rstrip("\n") + "\n")
+    replace_section(SECTION, text)
 
 
 def main() -> None:

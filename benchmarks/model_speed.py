@@ -44,6 +44,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _bench import cpu_name, section_span
 from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,14 +338,7 @@ def _spread(times: list[float]) -> float:
 def machine(device: str) -> str:
     if device != "cpu":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return f"{len(os.sched_getaffinity(0))} CPU cores ({cpu})"
 
 
@@ -409,8 +403,7 @@ then the times are inflated at random and only the paired ratios, next to the A/
 def write_section(sub: str) -> None:
     """Replace this environment's subsection of our section of docs/benchmarks.md, leaving the rest."""
     doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(doc)
+    found = section_span(doc, SECTION)
     subs: list[str] = []
     if found:
         subs = [s for s in re.split(r"^(?=### )", found.group(0), flags=re.M) if s.startswith("### ")]

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import cpu_name, replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Diagrams"
@@ -40,14 +42,7 @@ def resdsl_command() -> list[str]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
@@ -148,13 +143,7 @@ def measure(reps: int, big_reps: int) -> str:
 
 def write_section(text: str) -> None:
     """Replace our section of docs/benchmarks.md (others append their own sections)."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc.rstrip("\n") + "\n")
+    replace_section(SECTION, text)
 
 
 def main() -> None:

@@ -980,18 +980,9 @@ def prepare(ir: NetworkIR, spec_path: str, zero_init_residual: bool = False) -> 
 
 def render_model(ir: NetworkIR, spec_path: str | Path, zero_init_residual: bool = False) -> str:
     """The text of a standalone model.py for a checked IR."""
-    import jinja2
+    from .resources import template_env
 
-    from .resources import resource_dir
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
+    env = template_env()
     view = prepare(ir, Path(spec_path).as_posix(), zero_init_residual)
     return env.get_template("model.py.j2").render(v=view, wrap=wrap_call)
 

@@ -32,18 +32,9 @@ def _literal(value) -> str:
 
 def render_train_script(ir: NetworkIR, model_module: str = "model", spec_path: str | Path | None = None) -> str:
     """The text of train.py: trains `model_module`.py's build_model() on CIFAR-format data with ir's recipe."""
-    import jinja2
+    from .resources import template_env
 
-    from .resources import resource_dir
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
+    env = template_env()
     recipe = ir.recipe.to_json()
     spec = Path(spec_path).as_posix() if spec_path else str(ir.span.path if ir.span else ir.name)
     return env.get_template("train_script.py.j2").render(

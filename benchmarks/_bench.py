@@ -1,0 +1,39 @@
+"""What the benchmarks share: the CPU's name and rewriting one section of docs/benchmarks.md.
+
+Imported by the scripts beside it (their folder is first on sys.path when they run).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def section_span(doc: str, title: str) -> re.Match[str] | None:
+    """Where the section `## Title` of a markdown text runs, up to the next `## ` heading."""
+    return re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M).search(doc)
+
+
+def replace_section(title: str, text: str) -> None:
+    """Replace the section `title` of docs/benchmarks.md with `text` (or append it); others stay."""
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
+    found = section_span(doc, title)
+    if found:
+        doc = doc[: found.start()] + text.rstrip("\n") + "\n\n" + doc[found.end() :]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    DOC.write_text(doc.rstrip("\n") + "\n")
