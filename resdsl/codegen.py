@@ -284,6 +284,7 @@ class Generator:
         self.uses_projection = False
         self.unit_of: dict[int, int] = {}  # residual id -> stochastic-depth unit number (1-based)
         self.survival_rule = self._survival_rule()
+        self.last_bns: dict[str, list[str]] = {}  # block class -> the last BN of each residual branch
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -308,28 +309,19 @@ class Generator:
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
 
+    def in_channels(self, inst: BlockInstance) -> int:
+        return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
+
     def slots_of(self, inst: BlockInstance) -> list[Residual]:
         return instance_slots(self.ir, inst, self.by_start)
 
     def _survival_rule(self) -> tuple[int, float] | None:
-        """(units, last) when survival follows the linear rule of Huang et al. on some unit."""
-        units = [r for r in self.ir.residuals if r.kind == "add" and r.merge is not None]
-        for depth, r in enumerate(units, start=1):
-            self.unit_of[r.id] = depth
-        setting = self._survival_setting()
-        if setting is None:
+        """(units, last) when the network's survival decays linearly (Huang et al.)."""
+        units = self.ir.units()
+        self.unit_of = {r.id: depth for depth, r in enumerate(units, start=1)}
+        if self.ir.survival is None or self.ir.survival[0] != "linear":
             return None
-        return len(units), setting
-
-    def _survival_setting(self) -> float | None:
-        units = [r for r in self.ir.residuals if r.kind == "add" and r.merge is not None]
-        if len(units) < 2:
-            return None
-        # Invert the rule from the first unit: p_1 = 1 - 1/L (1 - last).
-        first = units[0].survival
-        last = units[-1].survival
-        n = len(units)
-        return last if last < 1.0 and 1.0 - 1 / n * (1.0 - last) == first else None
+        return len(units), self.ir.survival[1]
 
     def linear_survival(self, r: Residual) -> bool:
         if self.survival_rule is None or r.id not in self.unit_of:
@@ -357,7 +349,7 @@ class Generator:
         if slot_params:
             signature.append("*")
             signature += [p for _, p in slot_params]
-        body = BodyWriter(self, tr, uses, scope="block")
+        body = BodyWriter(self, tr, uses)
         for f in bdef.formals:
             if f.default is not None and not tr.is_constant(f.default):
                 name = locals_[f.name]
@@ -450,11 +442,12 @@ class Generator:
         forward: list[str] = []
         names = Names(set())
         relu_done = False
-        kinds_count: dict[OpKind, int] = {}
+        kinds_count: dict[str, int] = {}
         for s in ir.sections:
             if s.kind != "stage":
                 for op in self.top_ops(s):
-                    kinds_count[op.kind] = kinds_count.get(op.kind, 0) + 1
+                    base = _BASE.get(op.kind, op.kind.value)
+                    kinds_count[base] = kinds_count.get(base, 0) + 1
         counters: dict[str, int] = {}
         fresh = False
         stage_no = 0
@@ -471,8 +464,7 @@ class Generator:
             for item in self.section_items(s):
                 if isinstance(item, BlockInstance):
                     attr = names.get(safe_local(item.definition))
-                    in_c = self.ir.op(self.ir.inputs(item.nodes[0])[0]).shape[0]
-                    init.append(f"self.{attr} = {self.call(item, in_c)[0]}")
+                    init.append(f"self.{attr} = {self.call(item, self.in_channels(item))[0]}")
                     forward.append(f"x = self.{attr}(x)")
                     fresh = False
                     continue
@@ -484,7 +476,7 @@ class Generator:
                     forward.append("x = self.relu(x)" if fresh else "x = torch.relu(x)")
                     fresh = False  # ReLU's backward reads its output
                     continue
-                attr = names.get(_attr_name(op.kind, kinds_count, counters))
+                attr = names.get(attr_name(_BASE[op.kind], kinds_count, counters))
                 in_shape = op.meta["in_shapes"][0]
                 init.append(f"self.{attr} = {_module_literal(op, in_shape)}")
                 if op.kind is OpKind.FC and len(in_shape) > 1:
@@ -543,7 +535,7 @@ class Generator:
         a run whose survival follows the linear rule loops over its units."""
         uses = []
         for inst in s.blocks:
-            in_c = self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
+            in_c = self.in_channels(inst)
             looped, unit = self.call(inst, in_c, unit_var="unit")
             uses.append((looped, unit, self.call(inst, in_c)[0]))
         lines: list[str] = []
@@ -572,7 +564,6 @@ class Generator:
     # ---- the whole file
     def view(self, zero_init_default: bool) -> ModelView:
         self.collect()
-        self.last_bns: dict[str, list[str]] = {}
         blocks = [self.block_class(b) for b in self.ir.blocks if b in self.instances]
         network = self.network()
         constants = [
@@ -660,7 +651,6 @@ def _type_hint(value: Any) -> str:
     return "object"
 
 
-_UNNUMBERED = {OpKind.MAXPOOL: "maxpool", OpKind.AVGPOOL: "avgpool", OpKind.GLOBAL_AVGPOOL: "avgpool"}
 _BASE = {
     OpKind.CONV: "conv",
     OpKind.BN: "bn",
@@ -672,13 +662,11 @@ _BASE = {
 }
 
 
-def _attr_name(kind: OpKind, totals: dict[OpKind, int], counters: dict[str, int]) -> str:
+def attr_name(base: str, totals: dict[str, int], counters: dict[str, int]) -> str:
     """torchvision's names: conv1, bn1, ... always numbered; maxpool, avgpool, fc, dropout only
-    when a scope has several."""
-    base = _BASE[kind]
+    when their scope (a class) has several."""
     counters[base] = counters.get(base, 0) + 1
-    same = sum(n for k, n in totals.items() if _BASE.get(k) == base)
-    if kind in (OpKind.CONV, OpKind.BN) or same > 1:
+    if base in ("conv", "bn") or totals.get(base, 0) > 1:
         return f"{base}{counters[base]}"
     return base
 
@@ -698,7 +686,7 @@ def _module_literal(op: Op, in_shape: tuple[int, ...]) -> str:
             n *= d
         return f"nn.Linear({n}, {a['out']}" + ("" if a["bias"] else ", bias=False") + ")"
     if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-        return _pool(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]), a["kernel"])
+        return _pool(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]))
     if k is OpKind.GLOBAL_AVGPOOL:
         return "nn.AdaptiveAvgPool2d(1)"
     if k is OpKind.DROPOUT:
@@ -719,10 +707,11 @@ def _conv(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: bool,
     return f"nn.Conv2d({', '.join(args)})"
 
 
-def _pool(kind: OpKind, kernel: str, stride: str, pad: str, dims: tuple[int, ...] | None) -> str:
+def _pool(kind: OpKind, kernel: str, stride: str, pad: str) -> str:
+    """PyTorch's stride defaults to the kernel, as resdsl's does for square kernels."""
     cls = "nn.MaxPool2d" if kind is OpKind.MAXPOOL else "nn.AvgPool2d"
     args = [kernel]
-    square = dims is None or len(set(dims)) == 1
+    square = not kernel.startswith("(")
     if stride != kernel or not square:
         args.append(f"stride={stride}")
     if pad != "0":
@@ -736,7 +725,7 @@ def _pool(kind: OpKind, kernel: str, stride: str, pad: str, dims: tuple[int, ...
 class BodyWriter:
     """Walks a block's statements: __init__ lines (modules) and forward lines (their use)."""
 
-    def __init__(self, gen: Generator, tr: Translator, uses: list[SlotUse], scope: str) -> None:
+    def __init__(self, gen: Generator, tr: Translator, uses: list[SlotUse]) -> None:
         self.gen = gen
         self.tr = tr
         self.uses = uses
@@ -832,8 +821,7 @@ class BodyWriter:
                 stride = arg("stride") if "stride" in given else _first(kernel)
                 kind = OpKind.MAXPOOL if name == "maxpool" else OpKind.AVGPOOL
                 attr = self.attr(name)
-                square = "(" not in kernel
-                self.init.append(f"self.{attr} = {_pool(kind, kernel, stride, arg('pad'), None if square else (1, 2))}")
+                self.init.append(f"self.{attr} = {_pool(kind, kernel, stride, arg('pad'))}")
         elif name == "fc":
             raise CodegenError("`fc` inside a block is not supported by the code generator; put it in the head")
         elif name == "dropout":
@@ -846,9 +834,7 @@ class BodyWriter:
         self.assign(f"self.{attr}({self.cur})", True)
 
     def attr(self, base: str) -> str:
-        self.counters[base] = self.counters.get(base, 0) + 1
-        numbered = base in ("conv", "bn") or self.totals.get(base, 0) > 1
-        return self.names.get(f"{base}{self.counters[base]}" if numbered else base)
+        return self.names.get(attr_name(base, self.totals, self.counters))
 
     def invoke(self, call: ast.Call) -> None:
         """A block used inside a block: its arguments are translated, its slots passed through."""
@@ -984,7 +970,7 @@ def render_model(ir: NetworkIR, spec_path: str | Path, zero_init_residual: bool 
 
     env = template_env()
     view = prepare(ir, Path(spec_path).as_posix(), zero_init_residual)
-    return env.get_template("model.py.j2").render(v=view, wrap=wrap_call)
+    return env.get_template("model.py.j2").render(v=view)
 
 
 def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:

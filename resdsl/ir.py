@@ -137,6 +137,7 @@ class NetworkIR:
     span: Span
     expectations: list[Expectation] = field(default_factory=list)
     recipe: Any = None  # resdsl.recipe.Recipe or None
+    survival: tuple[str, float] | None = None  # the `survival` setting: ("uniform", p) | ("linear", last)
     output_node: int = -1
     totals: dict[str, Any] = field(default_factory=dict)  # written by passes
 
@@ -155,6 +156,10 @@ class NetworkIR:
             return list(preds)
         return sorted(preds, key=lambda src: preds[src]["port"])
 
+    def units(self) -> list[Residual]:
+        """The residual units stochastic depth counts (additions), in network order."""
+        return residual_units(self.residuals)
+
     def section(self, name: str) -> Section:
         return next(s for s in self.sections if s.name == name)
 
@@ -171,6 +176,10 @@ class NetworkIR:
                 assert n_in == arity.get(op.kind, 1), f"%{op.id} {op.kind.value} has {n_in} inputs"
         sinks = [n for n in g.nodes if g.out_degree(n) == 0]
         assert sinks == [self.output_node], f"IR has outputs {sinks}"
+
+
+def residual_units(residuals: list[Residual]) -> list[Residual]:
+    return [r for r in residuals if r.kind == "add" and r.merge is not None]
 
 
 def fmt_shape(shape: tuple[int, ...] | None) -> str:

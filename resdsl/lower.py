@@ -13,7 +13,19 @@ import networkx as nx
 from . import ast
 from .errors import Note, Span, SpecError, collect, did_you_mean
 from .evaluate import MAX_MAGNITUDE, CallValue, Env, Size, Symbol, Value, describe, evaluate, source_text, unknown_name
-from .ir import BlockInstance, Expectation, NetworkIR, Op, OpKind, Residual, Role, Scope, Section, ShortcutOption
+from .ir import (
+    BlockInstance,
+    Expectation,
+    NetworkIR,
+    Op,
+    OpKind,
+    Residual,
+    Role,
+    Scope,
+    Section,
+    ShortcutOption,
+    residual_units,
+)
 from .resolve import Program
 
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
@@ -799,6 +811,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
         expectations,
     )
     ir.output_node = builder.current
+    ir.survival = settings["survival"]
     return ir
 
 
@@ -1047,7 +1060,7 @@ def _fmt(v: Value) -> str:
 
 def _assign_survival(residuals: list[Residual], setting: Any) -> None:
     """Stochastic depth: p_l = 1 - l/L (1 - p_L) over the network's residual units (Huang et al.)."""
-    units = [r for r in residuals if r.kind == "add" and r.merge is not None]
+    units = residual_units(residuals)
     for depth, r in enumerate(units, start=1):
         if r.survival >= 0:
             continue
