@@ -47,11 +47,11 @@ def resdsl_command() -> list[str]:
 
 def in_process(spec: str, reps: int) -> dict[str, float]:
     """Median seconds of each front-end phase for one spec, warm (modules and grammar loaded)."""
-    from resdsl.compiler import load_network
-    from resdsl.lower import lower
-    from resdsl.passes import analyze
-    from resdsl.recipe import build_recipe
-    from resdsl.resolve import load_program
+    from resdsl.ir.lower import lower
+    from resdsl.ir.passes import analyze
+    from resdsl.ir.pipeline import load_network
+    from resdsl.lang.imports import load_program
+    from resdsl.lang.recipe import build_recipe
 
     path = ROOT / "specs" / spec
     ir = load_network(path)  # warm-up
@@ -63,7 +63,7 @@ def in_process(spec: str, reps: int) -> dict[str, float]:
         ir = lower(program, {})
         t2 = time.perf_counter()
         analyze(ir)
-        ir.recipe = build_recipe(program, ir, {})
+        ir.recipe = build_recipe(program, ir.classes, ir.params, {})
         t3 = time.perf_counter()
         for key, dt in (("parse", t1 - t0), ("lower", t2 - t1), ("analyze", t3 - t2), ("total", t3 - t0)):
             phases[key].append(dt)

@@ -34,7 +34,7 @@ def reference_images_per_s(model_source: str, data, iterations: int, warmup: int
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from resdsl.codegen import load_module
+    from resdsl.backends.pytorch.codegen import load_module
 
     class CifarTrain(Dataset):
         def __init__(self, x, y) -> None:
@@ -108,9 +108,10 @@ def main() -> None:
 
     import torch
 
-    from resdsl import data
-    from resdsl.codegen import render_model
-    from resdsl.compiler import load_network, parse_sets
+    from resdsl.backends.pytorch.codegen import render_model
+    from resdsl.ir.pipeline import load_network
+    from resdsl.lang.overrides import parse_sets
+    from resdsl.train import data
 
     ir = load_network(ROOT / args.spec, parse_sets(args.sets))
     source = render_model(ir, args.spec)

@@ -58,8 +58,8 @@ def wall(cmd: list[str], reps: int) -> tuple[float, float]:
 
 def phases(spec: str, reps: int) -> dict[str, float]:
     """In-process seconds: load (front end), draw (IR -> Graphviz source), layout (dot -Tsvg)."""
-    from resdsl import viz
-    from resdsl.compiler import load_network
+    from resdsl.backends import viz
+    from resdsl.ir.pipeline import load_network
 
     out: dict[str, list[float]] = {"load": [], "draw": [], "layout": []}
     for _ in range(reps):
@@ -80,8 +80,8 @@ def phases(spec: str, reps: int) -> dict[str, float]:
 
 def unbounded_layout(spec: str) -> float:
     """dot's layout time without the nslimit bound viz.draw sets for large expanded drawings."""
-    from resdsl import viz
-    from resdsl.compiler import load_network
+    from resdsl.backends import viz
+    from resdsl.ir.pipeline import load_network
 
     g = viz.draw([(Path(spec).stem, load_network(ROOT / "specs" / spec))], view="expanded")
     source = re.sub(r"\bnslimit1?=1\b", "", g.source)

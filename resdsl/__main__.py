@@ -1,3 +1,3 @@
-from .entry import main
+from resdsl.cli.main import main
 
 main()

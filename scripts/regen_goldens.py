@@ -21,8 +21,9 @@ MODEL_GOLDENS = [("cifar20", ()), ("resnet50", ("stride_at=middle",)), ("preact_
 
 
 def model_golden(spec: str, sets: tuple[str, ...]) -> str:
-    from resdsl.codegen import render_model
-    from resdsl.compiler import load_network, parse_sets
+    from resdsl.backends.pytorch.codegen import render_model
+    from resdsl.ir.pipeline import load_network
+    from resdsl.lang.overrides import parse_sets
 
     ir = load_network(ROOT / "specs" / f"{spec}.rd", parse_sets(sets))
     return render_model(ir, f"specs/{spec}.rd")

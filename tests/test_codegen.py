@@ -21,9 +21,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from resdsl.cli import main
-from resdsl.codegen import load_module, measure_model, render_model, verify_model
-from resdsl.compiler import load_network, parse_sets
+from resdsl.backends.pytorch.codegen import load_module, measure_model, render_model, verify_model
+from resdsl.cli.main import main
+from resdsl.ir.pipeline import load_network
+from resdsl.lang.overrides import parse_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -389,7 +390,7 @@ def test_compile_prints_without_output_file() -> None:
 
 
 def test_verify_mismatch_is_a_bug_report_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:
-    import resdsl.codegen as codegen
+    import resdsl.backends.pytorch.codegen as codegen
 
     real = codegen.render_model
     monkeypatch.setattr(

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resdsl.cli import main
-from resdsl.errors import SpecError, SpecErrors
-from resdsl.resolve import load_program
+from resdsl.cli.main import main
+from resdsl.diagnostics import SpecError, SpecErrors
+from resdsl.lang.imports import load_program
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -1253,7 +1253,7 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path: Path) -> None:
 def test_several_errors_are_all_reported_in_source_order(tmp_path: Path) -> None:
     case = next(c for c in CASES if c.name == "several_errors")
     (tmp_path / "bad.rd").write_text(case.files["bad.rd"])
-    from resdsl.compiler import load_network
+    from resdsl.ir.pipeline import load_network
 
     with pytest.raises(SpecErrors) as info:
         load_network(tmp_path / "bad.rd")

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resdsl.compiler import load_network
-from resdsl.errors import ResdslError
-from resdsl.lower import parse_override
+from resdsl.diagnostics import ResdslError
+from resdsl.ir.pipeline import load_network
+from resdsl.lang.overrides import parse_override
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 # Small and mid-sized specs: big ones (cifar1202, preact1001) only make each example slower.
@@ -63,8 +63,8 @@ def front_end(text: str, folder: Path, overrides: dict | None = None) -> None:
         assert isinstance(rendered, str) and "error" in rendered
         return
     # a network that passed must have a consistent IR and report
-    from resdsl.ir import print_ir
-    from resdsl.report import table, to_json
+    from resdsl.backends.report import table, to_json
+    from resdsl.ir.graph import print_ir
 
     ir.verify()
     assert isinstance(to_json(ir, "fuzz.rd")["params"], int)

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resdsl import ast
-from resdsl.cli import main
-from resdsl.compiler import load_network
-from resdsl.errors import ResdslError, SpecError, SpecErrors, UsageError
-from resdsl.evaluate import about, precision_of
-from resdsl.ir import NetworkIR, OpKind, print_ir
-from resdsl.lower import parse_override
-from resdsl.parse import parse_text
+from resdsl.cli.main import main
+from resdsl.diagnostics import ResdslError, SpecError, SpecErrors, UsageError
+from resdsl.ir.graph import NetworkIR, OpKind, print_ir
+from resdsl.ir.pipeline import load_network
+from resdsl.lang import syntax
+from resdsl.lang.overrides import parse_override
+from resdsl.lang.parser import parse_text
+from resdsl.lang.values import about, precision_of
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -286,7 +286,7 @@ def test_about_precision_is_the_last_written_digit(text: str, precision: float) 
 
 def test_about_rule() -> None:
     lit = parse_text("param x = 1.7M").params[0].value
-    assert isinstance(lit, ast.Number)
+    assert isinstance(lit, syntax.Number)
     assert about(1_703_258, 1.7e6, lit) and about(1_749_999, 1.7e6, lit)
     assert not about(1_750_001, 1.7e6, lit) and not about(1_649_999, 1.7e6, lit)
     # a computed right-hand side: within 1%

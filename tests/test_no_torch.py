@@ -28,7 +28,7 @@ PROBE = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, NoTorch())
-    from resdsl.cli import main
+    from resdsl.cli.main import main
 
     try:
         main(sys.argv[1:], prog_name="resdsl")
@@ -86,7 +86,7 @@ def test_every_command_registers_without_torch() -> None:
 
 def test_import_resdsl_modules_without_torch() -> None:
     code = (
-        "import sys, resdsl, resdsl.cli, resdsl.compiler, resdsl.report, resdsl.recipe; "
+        "import sys, resdsl, resdsl.cli.main, resdsl.ir.pipeline, resdsl.backends.report, resdsl.lang.recipe; "
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -95,7 +95,7 @@ def test_import_resdsl_modules_without_torch() -> None:
 
 def test_probe_detects_torch() -> None:
     """The probe must fail when something does import torch (else the tests above prove nothing)."""
-    code = PROBE.replace("from resdsl.cli import main", "import torch\nfrom resdsl.cli import main")
+    code = PROBE.replace("from resdsl.cli.main import main", "import torch\nfrom resdsl.cli.main import main")
     proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode != 0
     assert "resdsl imported torch: torch" in proc.stderr

@@ -57,16 +57,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_wheel_bundles_grammar_specs_and_templates(wheel: Path) -> None:
+def test_wheel_bundles_grammar_stdlib_and_templates(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "resdsl/grammars/resdsl.lark" in names
-    assert "resdsl/specs/std.rd" in names
-    assert "resdsl/specs/resnet50.rd" in names
-    assert "resdsl/templates/model.py.j2" in names
-    assert "resdsl/cli.py" in names
-    assert not any(n.startswith(("tests/", "grammars/", "specs/")) for n in names)
+    assert "resdsl/lang/grammars/resdsl.lark" in names
+    assert "resdsl/lang/stdlib/std.rd" in names
+    assert "resdsl/backends/pytorch/templates/model.py.j2" in names
+    assert "resdsl/backends/pytorch/templates/train_script.py.j2" in names
+    assert "resdsl/cli/main.py" in names
+    assert not any(n.startswith(("tests/", "grammars/", "templates/", "specs/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "resdsl = resdsl.entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "resdsl = resdsl.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.slow
@@ -109,9 +109,7 @@ def test_installed_wheel_runs_check_and_info(wheel: Path, tmp_path: Path) -> Non
     assert compiled.stderr == "wrote model.py: outside, 20 layers, 269,722 params\n"
     assert "class Outside(nn.Module):" in (work / "model.py").read_text()
 
-    bundled = run(
-        [str(python), "-c", "from resdsl.resources import resource_dir; print(resource_dir('specs'))"], cwd=work
-    )
-    specs = Path(bundled.stdout.strip())
-    assert specs.is_relative_to(env_dir)
-    run([str(resdsl), "check", str(specs / "resnet50.rd"), str(specs / "std.rd")], cwd=work)
+    bundled = run([str(python), "-c", "from resdsl.lang.imports import STDLIB; print(STDLIB)"], cwd=work)
+    stdlib = Path(bundled.stdout.strip())
+    assert stdlib.is_relative_to(env_dir)
+    run([str(resdsl), "check", str(stdlib / "std.rd")], cwd=work)

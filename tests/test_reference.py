@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resdsl.cli import main
+from resdsl.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

@@ -20,8 +20,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from resdsl import trainlib
-from resdsl.cli import main
+from resdsl.cli.main import main
+from resdsl.train import trainlib
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -242,7 +242,7 @@ def test_missing_and_corrupt_cifar_files(tmp_path: Path, cifar_dir: Path) -> Non
 
 
 def test_no_network_fails_fast_with_where_to_put_files(tmp_path: Path, monkeypatch) -> None:
-    from resdsl import data
+    from resdsl.train import data
 
     monkeypatch.setattr(data, "CACHE", tmp_path / "cache")
     url, md5, folder = data.ARCHIVES["cifar10"]
@@ -255,7 +255,7 @@ def test_no_network_fails_fast_with_where_to_put_files(tmp_path: Path, monkeypat
 
 
 def test_truncated_download_fails_the_md5_check(tmp_path: Path, monkeypatch) -> None:
-    from resdsl import data
+    from resdsl.train import data
 
     archive = tmp_path / "src.tar.gz"
     archive.write_bytes(b"not the archive")
@@ -353,9 +353,9 @@ def test_plot_overlays_runs(tmp_path: Path, cifar_dir: Path) -> None:
 
 
 def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: Path) -> None:
-    from resdsl.codegen import render_model
-    from resdsl.compiler import load_network
-    from resdsl.train_script import render_train_script
+    from resdsl.backends.pytorch.codegen import render_model
+    from resdsl.ir.pipeline import load_network
+    from resdsl.train.script import render_train_script
 
     ir = load_network(SPECS / "cifar20.rd", {"n": 1})
     work = tmp_path / "standalone"

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resdsl import trainlib
-from resdsl.recipe import Recipe
+from resdsl.lang.recipe import Recipe
+from resdsl.train import trainlib
 
 PAPER = Recipe().to_json()  # batch 128, lr 0.1, /10 at 32k and 48k, 64k iterations
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from resdsl import viz
-from resdsl.cli import main
-from resdsl.compiler import load_network, parse_sets
-from resdsl.errors import UsageError
+from resdsl.backends import viz
+from resdsl.cli.main import main
+from resdsl.diagnostics import UsageError
+from resdsl.ir.pipeline import load_network
+from resdsl.lang.overrides import parse_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

@@ -1,0 +1,1 @@
+"""The command line (click): the top layer; nothing below imports it."""

@@ -1,0 +1,93 @@
+"""The `resdsl` command: check and info here; compile, viz, train and plot from their modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from resdsl.cli.common import load, set_option, spec_argument
+from resdsl.cli.compile import compile_command
+from resdsl.cli.train import plot as plot_command
+from resdsl.cli.train import train as train_command
+from resdsl.cli.viz import viz_command
+from resdsl.diagnostics import ResdslError, UsageError
+
+
+class _Group(click.Group):
+    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(2)
+        except ResdslError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resdsl")
+def main() -> None:
+    """Describe, check, draw, generate and train residual networks."""
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when a spec is valid.")
+def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
+    """Check specs; exit 1 with located errors if any is invalid."""
+    from resdsl.lang.imports import load_program
+
+    failed = False
+    for spec in specs:
+        try:
+            program = load_program(spec)
+            if program.network is None:
+                if not quiet:
+                    click.echo(
+                        f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                    )
+                continue
+            ir = load(spec, sets)
+        except UsageError:
+            raise
+        except ResdslError as err:
+            click.echo(err.render(), err=True)
+            failed = True
+            continue
+        if not quiet:
+            t = ir.totals
+            click.echo(f"{spec}: ok: {ir.name}, {t['layers']} layers, {t['params']:,} params, {t['flops']:,} FLOPs")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@spec_argument
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--ir", "show_ir", is_flag=True, help="Print the graph IR, one op per line.")
+def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> None:
+    """Per-stage output size, params and FLOPs, like the paper's Table 1."""
+    from resdsl.backends import report
+
+    ir = load(spec, sets)
+    if show_ir:
+        from resdsl.ir.graph import print_ir
+
+        click.echo(print_ir(ir))
+    elif as_json:
+        click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
+    else:
+        click.echo(report.table(ir, str(spec)))
+
+
+for _command in (compile_command, viz_command, train_command, plot_command):
+    main.add_command(_command)

@@ -1,0 +1,1 @@
+"""The graph IR: block templates, lowering, analysis passes and the spec -> checked IR pipeline."""

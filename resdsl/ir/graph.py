@@ -1,0 +1,218 @@
+"""The graph IR: a networkx DiGraph of typed ops, plus the network/stage/block hierarchy.
+
+Every node holds one `Op` under the key "op". Edges carry the input `port` (0, 1) of their
+target. Passes (resdsl.passes) write their results into `Op.meta` under their own keys:
+"in_shapes", "shape", "params", "flops", "shortcut".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import networkx as nx
+
+from resdsl.diagnostics import Span
+
+
+class OpKind(Enum):
+    INPUT = "input"
+    CONV = "conv"
+    BN = "bn"
+    RELU = "relu"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+    GLOBAL_AVGPOOL = "global_avgpool"
+    FC = "fc"
+    DROPOUT = "dropout"
+    SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
+    ADD = "add"  # residual merge: body + shortcut
+    CONCAT = "concat"  # dense merge: [input, body] along channels
+
+
+WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
+
+
+class ShortcutOption(Enum):
+    A = "A"  # identity; stride-subsample and zero-pad channels where the shape grows
+    B = "B"  # identity; 1x1 projection (+BN) where the shape changes
+    C = "C"  # 1x1 projection (+BN) on every shortcut
+    NONE = "none"  # no shortcut: the plain counterpart
+    IDENTITY = "identity"  # identity only; a shape change is an error
+
+
+class Role(Enum):
+    MAIN = "main"
+    SHORTCUT = "shortcut"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an op sits: its section (stem, a stage, head) and top-level block instance."""
+
+    section: str
+    section_kind: str  # "stem" | "stage" | "head"
+    block: int | None = None  # index into Section.blocks
+
+
+@dataclass
+class Op:
+    id: int
+    kind: OpKind
+    attrs: dict[str, Any]
+    span: Span
+    scope: Scope
+    role: Role = Role.MAIN
+    residual: int | None = None  # Residual.id of the innermost residual this op belongs to
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        return self.meta.get("shape")
+
+
+@dataclass
+class Residual:
+    """A `residual { }` (kind add) or `dense { }` (kind concat) section, lowered."""
+
+    id: int
+    kind: str  # "add" | "concat"
+    option: ShortcutOption
+    projection_bn: bool
+    input: int  # node whose output enters the residual
+    preact: list[int]
+    body: list[int]
+    shortcut: int | None  # SHORTCUT node (None for option none and for concat)
+    merge: int | None  # ADD / CONCAT node (None for option none)
+    survival: float
+    span: Span
+
+
+@dataclass
+class BlockInstance:
+    """One use of a block definition: `basic(128, stride: 2)`, with its evaluated arguments."""
+
+    definition: str
+    args: dict[str, Any]
+    call_span: Span
+    def_span: Span
+    index: int
+    nodes: list[int] = field(default_factory=list)
+    children: list[BlockInstance] = field(default_factory=list)
+    shortcut: ShortcutOption | None = None  # a `shortcut:` given at the call
+
+
+@dataclass
+class Section:
+    name: str
+    kind: str  # "stem" | "stage" | "head"
+    span: Span
+    description: str  # "basic(16) x n" as written
+    blocks: list[BlockInstance] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+    shortcut: ShortcutOption | None = None  # a stage-level override
+
+
+@dataclass
+class Expectation:
+    text: str
+    span: Span
+    check: Any  # callable(measures: dict) -> tuple[bool, str]
+
+
+@dataclass
+class NetworkIR:
+    name: str
+    graph: nx.DiGraph
+    input_node: int
+    input_shape: tuple[int, ...]
+    classes: int
+    shortcut: ShortcutOption
+    sections: list[Section]
+    residuals: list[Residual]
+    params: dict[str, Any]  # the spec's `param` values after overrides
+    blocks: dict[str, Any]  # block name -> ast.BlockDef (for code generation)
+    span: Span
+    expectations: list[Expectation] = field(default_factory=list)
+    recipe: Any = None  # resdsl.recipe.Recipe or None
+    survival: tuple[str, float] | None = None  # the `survival` setting: ("uniform", p) | ("linear", last)
+    output_node: int = -1
+    totals: dict[str, Any] = field(default_factory=dict)  # written by passes
+
+    def op(self, node: int) -> Op:
+        return self.graph.nodes[node]["op"]
+
+    def ops(self) -> Iterator[Op]:
+        """Ops in creation order, which is a topological order."""
+        for _, op in self.graph.nodes(data="op"):
+            yield op
+
+    def inputs(self, node: int) -> list[int]:
+        """Input nodes of `node`, by port."""
+        preds = self.graph.pred[node]
+        if len(preds) < 2:
+            return list(preds)
+        return sorted(preds, key=lambda src: preds[src]["port"])
+
+    def units(self) -> list[Residual]:
+        """The residual units stochastic depth counts (additions), in network order."""
+        return residual_units(self.residuals)
+
+    def section(self, name: str) -> Section:
+        return next(s for s in self.sections if s.name == name)
+
+    def verify(self) -> None:
+        """Internal invariants (a failure is a bug in resdsl, not in the spec)."""
+        g = self.graph
+        assert nx.is_directed_acyclic_graph(g), "IR has a cycle"
+        arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2}
+        for op in self.ops():
+            n_in = g.in_degree(op.id)
+            if op.kind is OpKind.SHORTCUT:
+                assert n_in in (1, 2), f"shortcut %{op.id} has {n_in} inputs"
+            else:
+                assert n_in == arity.get(op.kind, 1), f"%{op.id} {op.kind.value} has {n_in} inputs"
+        sinks = [n for n in g.nodes if g.out_degree(n) == 0]
+        assert sinks == [self.output_node], f"IR has outputs {sinks}"
+
+
+def residual_units(residuals: list[Residual]) -> list[Residual]:
+    return [r for r in residuals if r.kind == "add" and r.merge is not None]
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "?"
+    return "x".join(str(d) for d in shape)
+
+
+def fmt_attrs(op: Op) -> str:
+    parts = []
+    for key, value in op.attrs.items():
+        if isinstance(value, tuple):
+            value = "x".join(str(v) for v in value)
+        elif isinstance(value, Enum):
+            value = value.value
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def print_ir(ir: NetworkIR) -> str:
+    """One line per op: `%id = kind[attrs](inputs) : shape  params flops  # scope @ file:line`."""
+    lines = [
+        f"network {ir.name}  input {fmt_shape(ir.input_shape)}  classes {ir.classes}  shortcut {ir.shortcut.value}"
+    ]
+    for op in ir.ops():
+        args = ", ".join(f"%{i}" for i in ir.inputs(op.id))
+        resolved = op.meta.get("shortcut")
+        kind = op.kind.value + (f":{resolved.mode}" if resolved else "")
+        where = op.scope.section + (f".{op.scope.block}" if op.scope.block is not None else "")
+        figures = f"params={op.meta.get('params', 0):,} flops={op.meta.get('flops', 0):,}"
+        role = " (shortcut)" if op.role is Role.SHORTCUT and op.kind is not OpKind.SHORTCUT else ""
+        lines.append(
+            f"%{op.id:<4} = {kind}[{fmt_attrs(op)}]({args}){role} : {fmt_shape(op.shape)}"
+            f"  {figures}  # {where} @ {op.span}"
+        )
+    return "\n".join(lines)

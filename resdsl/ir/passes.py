@@ -1,0 +1,305 @@
+"""Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, layers, expectations.
+
+Each pass is a function of the IR that writes its own keys of `Op.meta` and reports problems
+as located SpecErrors. `analyze` runs them all and raises every error found at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resdsl.diagnostics import Note, SpecError, collect
+from resdsl.ir.graph import WEIGHTED, NetworkIR, Op, OpKind, ShortcutOption, fmt_shape
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ShortcutPlan:
+    """How a SHORTCUT node maps x to the body's shape."""
+
+    mode: str  # "identity" | "pad" (option A) | "projection" (1x1 conv, + BN unless projection conv)
+    stride: int
+    in_channels: int
+    out_channels: int
+    bn: bool
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def infer_shapes(ir: NetworkIR) -> list[SpecError]:
+    """Write meta["in_shapes"] and meta["shape"] (C, H, W or (N,)); resolve shortcuts."""
+    errors: list[SpecError] = []
+    for op in ir.ops():
+        if op.kind is OpKind.SHORTCUT:
+            continue  # resolved together with its ADD, which knows the body's shape
+        sources = ir.inputs(op.id)
+        if op.kind is OpKind.ADD:
+            sources = sources[:1] + ir.inputs(sources[1])[:1]  # body, and x under the shortcut
+        ins = [ir.op(i).shape for i in sources]
+        op.meta["in_shapes"] = ins
+        if any(s is None for s in ins):
+            op.meta["shape"] = None
+            continue
+        try:
+            op.meta["shape"] = _shape_of(ir, op, ins)
+        except SpecError as err:
+            err.notes.extend(_context(ir, op))
+            errors.append(err)
+            op.meta["shape"] = None
+    return errors
+
+
+def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+    k = op.kind
+    if k is OpKind.INPUT:
+        return tuple(op.attrs["shape"])
+    x = ins[0]
+    if k in (OpKind.BN, OpKind.RELU, OpKind.DROPOUT):
+        return x
+    if k is OpKind.FC:
+        return (op.attrs["out"],)
+    if len(x) != 3:
+        raise SpecError(
+            f"`{k.value}` needs a CxHxW input, but it gets {fmt_shape(x)} (after an fc)", op.span, "put fc last"
+        )
+    c, h, w = x
+    if k is OpKind.GLOBAL_AVGPOOL:
+        return (c, 1, 1)
+    if k in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
+        return _window(op, c, h, w)
+    if k is OpKind.ADD:
+        return _resolve_add(ir, op, ins)
+    if k is OpKind.CONCAT:
+        return _concat(op, ins)
+    raise AssertionError(f"no shape rule for {k}")
+
+
+def _window(op: Op, c: int, h: int, w: int) -> Shape:
+    kh, kw = op.attrs["kernel"]
+    stride, pad = op.attrs["stride"], op.attrs["pad"]
+    if kh > h + 2 * pad or kw > w + 2 * pad:
+        raise SpecError(
+            f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input"
+            + (f" (padded by {pad})" if pad else "")
+            + ": the output size would reach 0",
+            op.span,
+            "use a smaller kernel, more padding, or fewer downsampling steps before it",
+        )
+    if op.kind is OpKind.CONV:
+        groups = op.attrs["groups"]
+        if c % groups:
+            raise SpecError(f"{c} input channels do not split into {groups} groups", op.span)
+        c = op.attrs["channels"]
+    oh = (h + 2 * pad - kh) // stride + 1
+    ow = (w + 2 * pad - kw) // stride + 1
+    return (c, oh, ow)
+
+
+def _resolve_add(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+    body, x = ins
+    sc = ir.op(ir.inputs(op.id)[1])
+    plan = plan_shortcut(sc, x, body)
+    sc.meta["in_shapes"] = [x]
+    sc.meta["shortcut"] = plan
+    sc.meta["shape"] = body
+    return body
+
+
+def plan_shortcut(sc: Op, x: Shape, body: Shape) -> ShortcutPlan:
+    option: ShortcutOption = sc.attrs["option"]
+    if len(x) != 3 or len(body) != 3:
+        raise SpecError("a residual needs CxHxW tensors on both paths", sc.span)
+    (cx, hx, wx), (cb, hb, wb) = x, body
+    same = x == body
+    stride = hx // hb if hb and hx % hb == 0 and wx // wb == hx // hb and wx % wb == 0 else 0
+    mismatch = f"the body gives {fmt_shape(body)} but the shortcut gives {fmt_shape(x)}"
+    bn = bool(sc.attrs["projection_bn"])
+    if option is ShortcutOption.C or (option is ShortcutOption.B and not same):
+        if stride == 0:
+            raise SpecError(
+                f"{mismatch}: a 1x1 projection cannot map {hx}x{wx} to {hb}x{wb}",
+                sc.span,
+                "the body must keep the size or shrink it by a whole stride",
+            )
+        return ShortcutPlan("projection", stride, cx, cb, bn)
+    if same:
+        return ShortcutPlan("identity", 1, cx, cb, False)
+    if option is ShortcutOption.A:
+        if stride == 0 or cb < cx:
+            why = "fewer channels" if cb < cx else f"a size {hx}x{wx} -> {hb}x{wb} that is no whole stride"
+            raise SpecError(
+                f"{mismatch}: option A pads channels with zeros and cannot handle {why}",
+                sc.span,
+                "use shortcut B or C (projection) here",
+            )
+        return ShortcutPlan("pad", stride, cx, cb, False)
+    raise SpecError(
+        f"{mismatch}: use shortcut A, B or C", sc.span, "an identity shortcut needs the body to keep the shape"
+    )
+
+
+def _concat(op: Op, ins: list[Shape]) -> Shape:
+    x, body = ins
+    if len(x) != 3 or len(body) != 3 or x[1:] != body[1:]:
+        raise SpecError(
+            f"a dense section joins its input {fmt_shape(x)} and its body's {fmt_shape(body)}: their sizes must match",
+            op.span,
+            "keep stride 1 inside `dense { }`; downsample between dense sections",
+        )
+    return (x[0] + body[0], x[1], x[2])
+
+
+def _context(ir: NetworkIR, op: Op) -> list[Note]:
+    """Name the block instance an op was expanded from."""
+    if op.scope.block is None:
+        return []
+    section = ir.section(op.scope.section)
+    inst = section.blocks[op.scope.block]
+    if inst.def_span.source is op.span.source and inst.def_span.line <= op.span.line <= inst.def_span.end_line:
+        return [
+            Note(f"in block {op.scope.block + 1} of `{section.name}`, `{inst.definition}` used here", inst.call_span)
+        ]
+    return []
+
+
+def check_output(ir: NetworkIR) -> list[SpecError]:
+    out = ir.op(ir.output_node).shape
+    if out is None:
+        return []
+    flat = 1
+    for d in out:
+        flat *= d
+    if flat != ir.classes or (len(out) == 3 and out[1:] != (1, 1)):
+        return [
+            SpecError(
+                f"the network ends with {fmt_shape(out)}, but classes is {ir.classes}",
+                ir.op(ir.output_node).span,
+                "end the head with `fc classes`, or with `avgpool global` after a conv to `classes` channels",
+            )
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- params, FLOPs, layers
+
+
+def count_params(ir: NetworkIR) -> None:
+    """meta["params"]: trainable elements (conv weights, BN weight+bias, fc weight+bias)."""
+    for op in ir.ops():
+        op.meta["params"] = _params_of(op)
+
+
+def _params_of(op: Op) -> int:
+    k = op.kind
+    if k is OpKind.CONV:
+        c_in = op.meta["in_shapes"][0][0]
+        kh, kw = op.attrs["kernel"]
+        out = op.attrs["channels"]
+        return c_in // op.attrs["groups"] * kh * kw * out + (out if op.attrs["bias"] else 0)
+    if k is OpKind.BN:
+        return 2 * op.meta["in_shapes"][0][0]
+    if k is OpKind.FC:
+        n_in = _numel(op.meta["in_shapes"][0])
+        return n_in * op.attrs["out"] + (op.attrs["out"] if op.attrs["bias"] else 0)
+    if k is OpKind.SHORTCUT:
+        plan: ShortcutPlan = op.meta["shortcut"]
+        if plan.mode != "projection":
+            return 0
+        return plan.in_channels * plan.out_channels + (2 * plan.out_channels if plan.bn else 0)
+    return 0
+
+
+def count_flops(ir: NetworkIR) -> None:
+    """meta["flops"]: multiply-accumulates of conv, fc and projection shortcuts (the paper's FLOPs)."""
+    for op in ir.ops():
+        op.meta["flops"] = _flops_of(op)
+
+
+def _flops_of(op: Op) -> int:
+    k = op.kind
+    if k is OpKind.CONV:
+        _, oh, ow = op.shape
+        c_in = op.meta["in_shapes"][0][0]
+        kh, kw = op.attrs["kernel"]
+        return oh * ow * op.attrs["channels"] * (c_in // op.attrs["groups"]) * kh * kw
+    if k is OpKind.FC:
+        return _numel(op.meta["in_shapes"][0]) * op.attrs["out"]
+    if k is OpKind.SHORTCUT and op.meta["shortcut"].mode == "projection":
+        c, h, w = op.shape
+        return h * w * c * op.meta["shortcut"].in_channels
+    return 0
+
+
+def _numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def count_layers(ir: NetworkIR) -> int:
+    """The paper's depth: conv and fc layers on the main path (projections are SHORTCUT nodes)."""
+    return sum(1 for op in ir.ops() if op.kind in WEIGHTED)
+
+
+def summarize(ir: NetworkIR) -> None:
+    """Totals and per-section figures into ir.totals."""
+    sections = []
+    for s in ir.sections:
+        ops = [ir.op(n) for n in s.nodes]
+        sections.append(
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "output": list(ops[-1].shape) if ops else None,
+                "blocks": len(s.blocks),
+                "description": s.description,
+                "params": sum(o.meta["params"] for o in ops),
+                "flops": sum(o.meta["flops"] for o in ops),
+                "layers": sum(1 for o in ops if o.kind in WEIGHTED),
+            }
+        )
+    ir.totals = {
+        "params": sum(o.meta["params"] for o in ir.ops()),
+        "flops": sum(o.meta["flops"] for o in ir.ops()),
+        "layers": count_layers(ir),
+        "ops": ir.graph.number_of_nodes(),
+        "sections": sections,
+        "expected_flops": round(sum(_expected_flops(ir, o) for o in ir.ops())),
+    }
+
+
+def _expected_flops(ir: NetworkIR, op: Op) -> float:
+    """Training-time FLOPs under stochastic depth: a residual body runs with its survival probability."""
+    if op.residual is None or op.kind in (OpKind.SHORTCUT, OpKind.ADD):
+        return op.meta["flops"]
+    return op.meta["flops"] * ir.residuals[op.residual].survival
+
+
+def check_expectations(ir: NetworkIR) -> list[SpecError]:
+    measures = {"layers": ir.totals["layers"], "params": ir.totals["params"], "flops": ir.totals["flops"]}
+    errors = []
+    for exp in ir.expectations:
+        try:
+            ok, detail = exp.check(measures)
+        except SpecError as err:
+            errors.append(err)
+            continue
+        if not ok:
+            errors.append(SpecError(f"expectation failed: {exp.text}" + (f" ({detail})" if detail else ""), exp.span))
+    return errors
+
+
+def analyze(ir: NetworkIR) -> NetworkIR:
+    """Run every pass; raise all errors found together."""
+    errors = infer_shapes(ir)
+    collect(errors)
+    collect(check_output(ir))
+    ir.verify()
+    count_params(ir)
+    count_flops(ir)
+    summarize(ir)
+    collect(check_expectations(ir))
+    return ir

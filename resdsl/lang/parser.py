@@ -1,0 +1,395 @@
+"""Spec text -> typed AST (resdsl.ast), with located, friendly syntax errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from resdsl.diagnostics import SourceFile, Span, SpecError
+from resdsl.lang import syntax
+
+_SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+class _Postlex:
+    """Drops statement separators inside (...) and [...]; tracks unclosed brackets."""
+
+    always_accept = ("_SEP",)
+    _close = {")": "(", "]": "[", "}": "{"}
+
+    def __init__(self) -> None:
+        self.open: list[Token] = []
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.open = []
+        for tok in stream:
+            if tok.type == "_SEP" and self.open and self.open[-1].value in "([":
+                continue
+            if tok.value in ("(", "[", "{") and tok.type != "STRING":
+                self.open.append(tok)
+            elif tok.value in self._close and tok.type != "STRING":
+                if self.open and self.open[-1].value == self._close[tok.value]:
+                    self.open.pop()
+            yield tok
+
+
+@lru_cache(maxsize=1)
+def _parser() -> tuple[Lark, _Postlex]:
+    grammar = (files("resdsl.lang") / "grammars" / "resdsl.lark").read_text()
+    postlex = _Postlex()
+    lark = Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        postlex=postlex,
+        maybe_placeholders=False,
+        cache=_cache_file(grammar),
+    )
+    return lark, postlex
+
+
+def _cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps the built LALR tables (140 ms to build, 10 ms to load): the user's cache
+    folder, one file per grammar, Lark and Python version; else Lark's own temp-folder cache."""
+    import hashlib
+    import os
+    import sys
+
+    import lark
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resdsl"
+    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return True
+    if not os.access(base, os.W_OK):
+        return True
+    return str(base / f"grammar-{key}.lark-cache")
+
+
+def parse_text(text: str, path: str = "<string>") -> syntax.Module:
+    source = SourceFile(path, text)
+    lark, postlex = _parser()
+    try:
+        tree = lark.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source, postlex) from None
+    _check_depth(tree, source)
+    return _ToAst(source).transform(tree)
+
+
+MAX_DEPTH = 100  # nesting of the parse tree; later stages recurse over it
+
+
+def _check_depth(tree: Tree, source: SourceFile) -> None:
+    """Refuse absurdly nested text (`((((...))))`, `- - - - 1`, `1+1+...+1`) before any recursive
+    pass sees it: without this Python's recursion limit would end the run with a traceback."""
+    stack = [(item, 2, item) for item in tree.children if isinstance(item, Tree)]
+    while stack:
+        node, depth, top = stack.pop()
+        if depth > MAX_DEPTH:
+            line, col = getattr(top.meta, "line", 1), getattr(top.meta, "column", 1)
+            raise SpecError(
+                f"this {_KIND.get(top.data, 'statement')} nests more than {MAX_DEPTH} levels deep",
+                Span(source, line, col, line, len(source.line(line)) + 1),
+                "split the expression with params, or the block into smaller blocks",
+            )
+        stack.extend((child, depth + 1, top) for child in node.children if isinstance(child, Tree))
+
+
+_KIND = {"param_stmt": "param", "block_def": "block", "network_def": "network", "train_def": "train section"}
+
+
+def parse_file(path: Path, display: str | None = None) -> syntax.Module:
+    return parse_text(path.read_text(encoding="utf-8"), display or str(path))
+
+
+# ---------------------------------------------------------------- syntax errors
+
+
+def _token_span(source: SourceFile, tok: Token) -> Span:
+    line, col = tok.line or 1, tok.column or 1
+    end = col + max(1, len(str(tok.value).split("\n")[0]))
+    return Span(source, line, col, line, end)
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_SEP":
+        return "end of line" if "\n" in tok.value else f"`{tok.value.strip()[:1] or ';'}`"
+    return f"`{tok.value}`"
+
+
+_EXPECT_NAMES = {
+    "NAME": "a name",
+    "CALLNAME": "a block call",
+    "NUMBER": "a number",
+    "SIZE": "a size like 3x3",
+    "STRING": "a string",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "COLON": "`:`",
+    "_SEP": "end of line",
+}
+
+
+def _expected(exc: UnexpectedInput) -> str:
+    names = sorted({_EXPECT_NAMES.get(t, None) or "" for t in getattr(exc, "expected", ()) or ()} - {""})
+    return ", ".join(names[:6])
+
+
+def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecError:
+    if isinstance(exc, UnexpectedCharacters):
+        line, col = exc.line, exc.column
+        char = source.line(line)[col - 1 : col] or "?"
+        span = Span(source, line, col, line, col + 1)
+        hint = "remove it; comments start with `#`"
+        if char == "'":
+            hint = 'strings use double quotes: "std.rd"'
+        elif char == "=" or char == "!":
+            hint = "comparisons are ==, !=, <, <=, >, >=, ~= (about)"
+        return SpecError(f"unexpected character `{char}`", span, hint)
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        if postlex.open:
+            tok = postlex.open[-1]
+            closer = {"(": ")", "[": "]", "{": "}"}[tok.value]
+            return SpecError(
+                f"`{tok.value}` is never closed",
+                _token_span(source, tok),
+                f"add the matching `{closer}`",
+            )
+        last = max(len(source.lines), 1)
+        col = len(source.line(last)) + 1
+        return SpecError("unexpected end of file", Span(source, last, col, last, col + 1))
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    span = _token_span(source, tok)
+    unclosed = _unclosed_before(tok, postlex)
+    if unclosed is not None:
+        closer = {"(": ")", "[": "]"}[unclosed.value]
+        return SpecError(
+            f"`{unclosed.value}` is never closed",
+            _token_span(source, unclosed),
+            f"add the matching `{closer}`; the statement runs on to line {tok.line} (`{tok.value}`)",
+        )
+    expected = set(exc.expected or ())
+    message = f"unexpected {_describe(tok)}"
+    hint = _syntax_hint(tok, expected, source)
+    exp = _expected(exc)
+    if exp and not hint:
+        hint = f"expected {exp}"
+    return SpecError(message, span, hint)
+
+
+def _unclosed_before(tok: Token, postlex: _Postlex) -> Token | None:
+    """An open `(` or `[` on an earlier line than the unexpected token: newlines inside brackets
+    are dropped, so the real mistake is the missing closer, not the token it ran into."""
+    if not postlex.open or tok.line is None:
+        return None
+    opener = postlex.open[-1]
+    if opener.value in "([" and opener.line is not None and opener.line < tok.line:
+        return opener
+    return None
+
+
+def _syntax_hint(tok: Token, expected: set[str], source: SourceFile) -> str | None:
+    prev_char = source.line(tok.line or 1)[: (tok.column or 1) - 1].rstrip()[-1:]
+    if tok.type == "EQUAL" and "COLON" in expected:
+        return "keyword arguments are written `name: value`, e.g. `stride: 2`"
+    if tok.type == "COLON" and "EQUAL" in expected:
+        return "block parameters take defaults with `=`, e.g. `block basic(width, stride = 1)`"
+    if tok.type in ("NUMBER", "SIZE", "NAME", "STRING", "CALLNAME") and "COMMA" in expected and prev_char not in ",(":
+        if tok.type == "NAME" and tok.value == "x":
+            return "write sizes without spaces: `3x3`, `3x32x32`"
+        return "separate arguments with `,`, e.g. `conv 3x3, 64`"
+    if tok.type == "NAME" and tok.value == "x":
+        return "write sizes without spaces: `3x3`, `3x32x32`"
+    if tok.type in ("NUMBER", "NAME", "SIZE") and "EQUAL" in expected:
+        return "a param needs a default value: `param n = 18`"
+    if tok.type == "RBRACE" and "RPAR" in expected:
+        return "a `(` is not closed before this `}`"
+    if tok.type == "RBRACE" and "RSQB" in expected:
+        return "a `[` is not closed before this `}`"
+    if tok.type == "LBRACE" and prev_char == ")":
+        return None
+    if tok.type == "NAME" and "CALLNAME" in expected and "NAME" not in expected:
+        return f"call the block with parentheses: `{tok.value}(...)`"
+    return None
+
+
+# ---------------------------------------------------------------- tree -> AST
+
+
+def parse_number(text: str) -> int | float:
+    scale = 1
+    if text[-1] in _SUFFIX:
+        scale, text = _SUFFIX[text[-1]], text[:-1]
+    if any(c in text for c in ".eE"):
+        value = float(text) * scale
+        return int(value) if scale > 1 and value.is_integer() else value
+    return int(text) * scale
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__()
+        self.source = source
+
+    def _span(self, meta) -> Span:
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, tok: Token) -> Span:
+        return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    # top level
+    def start(self, meta, items):
+        module = syntax.Module(self.source.path)
+        for item in items:
+            if isinstance(item, syntax.Import):
+                module.imports.append(item)
+            elif isinstance(item, syntax.ParamDef):
+                module.params.append(item)
+            elif isinstance(item, syntax.BlockDef):
+                item.module = self.source.path
+                module.blocks.append(item)
+            elif isinstance(item, syntax.NetworkDef):
+                module.networks.append(item)
+            elif isinstance(item, syntax.TrainDef):
+                module.trains.append(item)
+        return module
+
+    def import_stmt(self, meta, children):
+        return syntax.Import(children[0][1:-1], self._span(meta))
+
+    def param_stmt(self, meta, children):
+        name, value = children
+        return syntax.ParamDef(str(name), value, self._span(meta))
+
+    def block_def(self, meta, children):
+        name = children[0]
+        formals = children[1] if len(children) == 3 else []
+        return syntax.BlockDef(str(name), formals, children[-1], self._span(meta))
+
+    def formals(self, meta, children):
+        return list(children)
+
+    def formal(self, meta, children):
+        default = children[1] if len(children) > 1 else None
+        return syntax.Formal(str(children[0]), default, self._span(meta))
+
+    def network_def(self, meta, children):
+        return syntax.NetworkDef(str(children[0]), children[1], self._span(meta))
+
+    def train_def(self, meta, children):
+        return syntax.TrainDef(children[0], self._span(meta))
+
+    def body(self, meta, children):
+        return list(children)
+
+    # statements
+    def op_stmt(self, meta, children):
+        name = children[0]
+        args = children[1] if len(children) > 1 else []
+        return syntax.OpStmt(self._span(meta), str(name), args, self._tspan(name))
+
+    def invoke_stmt(self, meta, children):
+        return syntax.InvokeStmt(self._span(meta), children[0])
+
+    def section_stmt(self, meta, children):
+        head, body = children
+        if isinstance(head, syntax.Call):
+            return syntax.SectionStmt(self._span(meta), head.name, head.args, body, head.name_span)
+        return syntax.SectionStmt(self._span(meta), str(head), [], body, self._tspan(head))
+
+    def stage_stmt(self, meta, children):
+        name = children[0]
+        rest = children[1:]
+        args = rest.pop(0) if rest and isinstance(rest[0], list) else []
+        return syntax.StageStmt(self._span(meta), str(name), args, rest, self._tspan(name))
+
+    def stage_item(self, meta, children):
+        head = children[0]
+        if isinstance(head, Token):
+            span = self._tspan(head)
+            head = syntax.Call(span, str(head), [], span)
+        count = children[1] if len(children) > 1 else None
+        return syntax.StageItem(head, count, self._span(meta))
+
+    def expect_stmt(self, meta, children):
+        return syntax.ExpectStmt(self._span(meta), children[0])
+
+    # arguments
+    def args(self, meta, children):
+        return list(children)
+
+    def positional(self, meta, children):
+        return syntax.Arg(None, children[0], self._span(meta))
+
+    def keyword(self, meta, children):
+        return syntax.Arg(str(children[0]), children[1], self._span(meta))
+
+    # expressions
+    def number(self, meta, children):
+        text = str(children[0])
+        return syntax.Number(self._span(meta), parse_number(text), text)
+
+    def size(self, meta, children):
+        return syntax.SizeLit(self._span(meta), tuple(int(d) for d in str(children[0]).split("x")))
+
+    def string(self, meta, children):
+        return syntax.String(self._span(meta), str(children[0])[1:-1])
+
+    def true(self, meta, children):
+        return syntax.Bool(self._span(meta), True)
+
+    def false(self, meta, children):
+        return syntax.Bool(self._span(meta), False)
+
+    def name(self, meta, children):
+        return syntax.Name(self._span(meta), str(children[0]))
+
+    def list(self, meta, children):
+        return syntax.ListExpr(self._span(meta), [c for c in children if c is not None])
+
+    def call(self, meta, children):
+        name = children[0]
+        args = children[1] if len(children) > 1 and children[1] is not None else []
+        return syntax.Call(self._span(meta), str(name), args, self._tspan(name))
+
+    def binop(self, meta, children):
+        left, op, right = children
+        return syntax.BinOp(self._span(meta), str(op), left, right)
+
+    compare = binop
+
+    def pow(self, meta, children):
+        return syntax.BinOp(self._span(meta), "**", children[0], children[-1])
+
+    def or_op(self, meta, children):
+        return syntax.BinOp(self._span(meta), "or", children[0], children[1])
+
+    def and_op(self, meta, children):
+        return syntax.BinOp(self._span(meta), "and", children[0], children[1])
+
+    def not_op(self, meta, children):
+        return syntax.Unary(self._span(meta), "not", children[0])
+
+    def neg(self, meta, children):
+        return syntax.Unary(self._span(meta), "-", children[0])
+
+    def cond(self, meta, children):
+        then, test, orelse = children
+        return syntax.Cond(self._span(meta), test, then, orelse)

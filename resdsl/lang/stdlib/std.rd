@@ -1,0 +1,72 @@
+# std.rd: resdsl's standard block library. `import "std.rd"` finds it from any spec.
+# Sources: He et al. 2015 (basic, bottleneck), He et al. 2016 "Identity Mappings" (preact_*),
+# Lin et al. 2013 "Network in Network" (mlpconv), Huang et al. 2017 (dense_layer, transition),
+# Simonyan & Zisserman 2014 (conv_relu).
+
+# Where a strided bottleneck puts its stride: "first" on the first 1x1 (the paper, v1) or
+# "middle" on the 3x3 (torchvision, "v1.5"). Override with --set stride_at=middle.
+param stride_at = "first"
+
+# Figure 2 / Figure 5 left: two 3x3 convs; the second ReLU comes after the addition.
+block basic(width, stride = 1) {
+    residual {
+        conv 3x3, width, stride: stride; bn; relu
+        conv 3x3, width; bn
+    }
+    relu
+}
+
+# Figure 5 right: 1x1 reduce, 3x3, 1x1 expand to width * expansion.
+block bottleneck(width, stride = 1, expansion = 4) {
+    residual {
+        conv 1x1, width, stride: stride if stride_at == "first" else 1; bn; relu
+        conv 3x3, width, stride: stride if stride_at == "middle" else 1; bn; relu
+        conv 1x1, width * expansion; bn
+    }
+    relu
+}
+
+# Full pre-activation (Identity Mappings, Fig. 4e): BN and ReLU before each conv, nothing after
+# the addition. A projection shortcut takes the pre-activated input, as in the authors' code.
+block preact_basic(width, stride = 1) {
+    residual {
+        preact { bn; relu }
+        conv 3x3, width, stride: stride
+        bn; relu; conv 3x3, width
+    }
+}
+
+block preact_bottleneck(width, stride = 1, expansion = 4) {
+    residual {
+        preact { bn; relu }
+        conv 1x1, width
+        bn; relu; conv 3x3, width, stride: stride
+        bn; relu; conv 1x1, width * expansion
+    }
+}
+
+# Network in Network: a kxk conv followed by two 1x1 convs (a small MLP over each patch).
+block mlpconv(k, c1, c2, c3) {
+    conv k, c1, bias: true; relu
+    conv 1x1, c2, bias: true; relu
+    conv 1x1, c3, bias: true; relu
+}
+
+# DenseNet: each layer's output is concatenated to its input (a concatenation shortcut).
+block dense_layer(growth) {
+    dense { bn; relu; conv 3x3, growth }
+}
+
+block transition(width) {
+    bn; relu; conv 1x1, width
+    avgpool 2x2
+}
+
+# VGG: a 3x3 conv with bias and a ReLU (no BN), and the 2x2 max-pool between stages.
+block conv_relu(width) {
+    conv 3x3, width, bias: true; relu
+}
+
+block pool2() {
+    maxpool 2x2
+}

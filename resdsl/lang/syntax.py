@@ -1,0 +1,190 @@
+"""Typed syntax tree of a spec file; every node carries its source span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from resdsl.diagnostics import Span
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass
+class Expr:
+    span: Span
+
+
+@dataclass
+class Number(Expr):
+    value: int | float
+    text: str
+
+
+@dataclass
+class String(Expr):
+    value: str
+
+
+@dataclass
+class Bool(Expr):
+    value: bool
+
+
+@dataclass
+class SizeLit(Expr):
+    dims: tuple[int, ...]
+
+
+@dataclass
+class Name(Expr):
+    id: str
+
+
+@dataclass
+class ListExpr(Expr):
+    items: list[Expr]
+
+
+@dataclass
+class Arg:
+    name: str | None  # None for a positional argument
+    value: Expr
+    span: Span
+
+
+@dataclass
+class Call(Expr):
+    name: str
+    args: list[Arg]
+    name_span: Span
+
+
+@dataclass
+class BinOp(Expr):
+    op: str  # + - * / // % ** == != < <= > >= ~= and or
+    left: Expr
+    right: Expr
+
+
+@dataclass
+class Unary(Expr):
+    op: str  # - not
+    operand: Expr
+
+
+@dataclass
+class Cond(Expr):
+    test: Expr
+    then: Expr
+    orelse: Expr
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass
+class Stmt:
+    span: Span
+
+
+@dataclass
+class OpStmt(Stmt):
+    """`conv 3x3, 64, stride: 2` in a body, or a setting such as `classes 10`."""
+
+    name: str
+    args: list[Arg]
+    name_span: Span
+
+
+@dataclass
+class InvokeStmt(Stmt):
+    """`basic(64, stride: 2)`: a block used inside a body."""
+
+    call: Call
+
+
+@dataclass
+class SectionStmt(Stmt):
+    """`residual { ... }`, `residual(shortcut: C) { ... }`, `stem { ... }`."""
+
+    name: str
+    args: list[Arg]
+    body: list[Stmt]
+    name_span: Span
+
+
+@dataclass
+class StageItem:
+    call: Call
+    count: Expr | None
+    span: Span
+
+
+@dataclass
+class StageStmt(Stmt):
+    name: str
+    args: list[Arg]
+    items: list[StageItem]
+    name_span: Span
+
+
+@dataclass
+class ExpectStmt(Stmt):
+    expr: Expr
+
+
+# ---------------------------------------------------------------- top level
+
+
+@dataclass
+class Import:
+    path: str
+    span: Span
+
+
+@dataclass
+class ParamDef:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass
+class Formal:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass
+class BlockDef:
+    name: str
+    formals: list[Formal]
+    body: list[Stmt]
+    span: Span
+    module: str = ""  # path of the file that defines it
+
+
+@dataclass
+class NetworkDef:
+    name: str
+    body: list[Stmt]
+    span: Span
+
+
+@dataclass
+class TrainDef:
+    body: list[Stmt]
+    span: Span
+
+
+@dataclass
+class Module:
+    """One parsed file."""
+
+    path: str
+    imports: list[Import] = field(default_factory=list)
+    params: list[ParamDef] = field(default_factory=list)
+    blocks: list[BlockDef] = field(default_factory=list)
+    networks: list[NetworkDef] = field(default_factory=list)
+    trains: list[TrainDef] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Training: the runner behind `resdsl train`, data sets, the shared training core and the standalone script."""

@@ -1,0 +1,177 @@
+"""Data sets for `resdsl train`: CIFAR-10/100 (local or downloaded), npz, scikit-learn digits, synthetic.
+
+Every loader returns uint8 images N x C x H x W and int64 labels as torch tensors (x_train,
+y_train, x_test, y_test), checked against the network's input shape and class count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+import torch
+
+from resdsl.diagnostics import InputError
+from resdsl.train import trainlib
+
+CACHE = Path(os.environ.get("RESDSL_DATA", Path.home() / ".cache" / "resdsl" / "data"))
+ARCHIVES = {
+    "cifar10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+        "cifar-10-batches-py",
+    ),
+    "cifar100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+        "cifar-100-python",
+    ),
+}
+DOWNLOAD_TIMEOUT = 5.0  # seconds to connect: without network the run fails at once
+DIGITS_TEST = 360  # of scikit-learn's 1797 digits, held out for testing (a fixed seeded split)
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 5000, 1000
+
+
+def load(
+    name: str, path: Path | None, input_shape: tuple[int, int, int], classes: int, quiet: bool = False
+) -> dict[str, torch.Tensor]:
+    """The named data set, checked against the network (InputError on any problem)."""
+    try:
+        if name in ARCHIVES:
+            data = trainlib.read_cifar(cifar_dir(name, path, quiet))
+        elif name == "npz":
+            if path is None:
+                raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
+            data = trainlib.read_npz(path)
+        elif name == "digits":
+            data = digits(input_shape)
+        elif name == "synthetic":
+            data = synthetic(input_shape, classes)
+        else:
+            raise InputError(f"unknown data set `{name}` (cifar10 | cifar100 | npz | digits | synthetic)")
+        trainlib.check_data(data, input_shape, classes)
+    except trainlib.DataError as err:
+        raise InputError(f"{err}; {_where_hint(name, path)}") from None
+    return data
+
+
+def _where_hint(name: str, path: Path | None) -> str:
+    if name in ARCHIVES:
+        return f"use --data DIR with the python-pickle files of {name}, or remove them so they are downloaded again"
+    if name == "npz":
+        return "write uint8 x_train/x_test (N x C x H x W) and integer y_train/y_test with numpy.savez"
+    return "use a data set whose images have the network's input shape and classes"
+
+
+split_val = trainlib.split_val
+
+
+# ---------------------------------------------------------------------------------------- CIFAR
+
+
+def cifar_dir(name: str, path: Path | None, quiet: bool = False) -> Path:
+    """A directory holding the python-pickle batches: --data, the cache, or a fresh download."""
+    url, md5, folder = ARCHIVES[name]
+    if path is not None:
+        path = Path(path)
+        if (path / folder).is_dir():
+            return path / folder
+        if not path.exists():
+            raise InputError(f"--data {path}: no such directory")
+        return path
+    cached = CACHE / folder
+    if cached.is_dir():
+        return cached
+    archive = CACHE / url.rsplit("/", 1)[1]
+    if not archive.exists() or _md5(archive) != md5:
+        download(url, archive, md5, quiet)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(CACHE, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise InputError(f"{archive} is corrupt ({err}); delete it and run again") from None
+    return cached
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, target: Path, md5: str, quiet: bool = False) -> None:
+    """Fetch an archive with a progress bar, verify its md5, then move it into place."""
+    import urllib.error
+    import urllib.request
+
+    folder = target.parent
+    where = (
+        f"download {url} yourself and put the extracted folder in {folder} "
+        f"(or pass --data DIR holding data_batch_1..5 and test_batch; RESDSL_DATA moves the cache)"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                disable=quiet,
+            ) as progress:
+                task = progress.add_task(f"downloading {target.name}", total=total or None)
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    progress.update(task, advance=len(chunk))
+    except (urllib.error.URLError, OSError, TimeoutError) as err:
+        partial.unlink(missing_ok=True)
+        reason = getattr(err, "reason", err)
+        raise InputError(f"cannot download {url} ({reason}); {where}") from None
+    if _md5(partial) != md5:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"the download of {url} failed its md5 check (truncated?); run again or {where}")
+    os.replace(partial, target)
+
+
+# ---------------------------------------------------------------------------------------- small sets
+
+
+def digits(input_shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    """scikit-learn's 1797 handwritten 8x8 digits, resized (bilinear) and replicated to C x H x W."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise InputError("--dataset digits needs scikit-learn: pip install 'resdsl[digits]'") from None
+    import torch.nn.functional as F
+
+    bunch = load_digits()
+    x = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0  # (N, 1, 8, 8) in [0, 1]
+    c, h, w = input_shape
+    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).expand(-1, c, -1, -1)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    y = torch.as_tensor(bunch.target, dtype=torch.int64)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+    test, train = perm[:DIGITS_TEST].sort().values, perm[DIGITS_TEST:].sort().values
+    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+
+
+def synthetic(input_shape: tuple[int, int, int], classes: int) -> dict[str, torch.Tensor]:
+    """Random images and labels of the network's shape: for throughput, not for learning."""
+    g = torch.Generator().manual_seed(0)
+    n = SYNTHETIC_TRAIN + SYNTHETIC_TEST
+    x = torch.randint(0, 256, (n, *input_shape), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return {
+        "x_train": x[:SYNTHETIC_TRAIN],
+        "y_train": y[:SYNTHETIC_TRAIN],
+        "x_test": x[SYNTHETIC_TRAIN:],
+        "y_test": y[SYNTHETIC_TRAIN:],
+    }

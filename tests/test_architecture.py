@@ -1,0 +1,81 @@
+"""The package's shape: every module imports on its own (no import cycles), and the layers
+contract of pyproject.toml (cli -> train -> backends -> ir -> lang -> diagnostics) holds."""
+
+from __future__ import annotations
+
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import resdsl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def all_modules() -> list[str]:
+    names = ["resdsl"]
+    for info in pkgutil.walk_packages(resdsl.__path__, prefix="resdsl."):
+        if info.name != "resdsl.__main__":
+            names.append(info.name)
+    return sorted(names)
+
+
+def test_the_package_has_its_layers() -> None:
+    modules = set(all_modules())
+    for package in (
+        "resdsl.lang",
+        "resdsl.ir",
+        "resdsl.backends",
+        "resdsl.backends.pytorch",
+        "resdsl.train",
+        "resdsl.cli",
+    ):
+        assert package in modules
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """Each module is imported with no resdsl module loaded before it: a cycle shows as an ImportError."""
+    probe = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m == 'resdsl' or m.startswith('resdsl.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as err:\n"
+        "        failed.append(f'{name}: {type(err).__name__}: {err}')\n"
+        "print('\\n'.join(failed))\n"
+        "sys.exit(1 if failed else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, *all_modules()], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    proc = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_the_contracts_can_fail(tmp_path: Path) -> None:
+    """A module of a lower layer importing a higher one breaks the layers contract."""
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint is None:
+        pytest.skip("import-linter is not installed")
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "resdsl", copy / "resdsl", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    bad = copy / "resdsl" / "lang" / "values.py"
+    bad.write_text(bad.read_text() + "\nfrom resdsl.cli import main  # noqa: E402\n")
+    proc = subprocess.run(
+        [lint], cwd=copy, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(copy), "PATH": ""}
+    )
+    assert proc.returncode != 0
+    assert "resdsl.lang is not allowed to import resdsl.cli" in proc.stdout
