@@ -14,9 +14,9 @@ from resdsl.diagnostics import ResdslError, SpecError, SpecErrors, UsageError
 from resdsl.ir.graph import NetworkIR, OpKind, print_ir
 from resdsl.ir.pipeline import load_network
 from resdsl.lang import syntax
+from resdsl.lang.evaluate import about, precision_of
 from resdsl.lang.overrides import parse_override
 from resdsl.lang.parser import parse_text
-from resdsl.lang.values import about, precision_of
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from resdsl.diagnostics import SpecError
 from resdsl.ir.graph import Expectation
 from resdsl.lang import syntax
-from resdsl.lang.values import Env, Value, about_tolerance, describe, evaluate, source_text
+from resdsl.lang.evaluate import Env, about_tolerance, evaluate, source_text
+from resdsl.lang.values import Value, describe
 
 
 def expectation(stmt: syntax.ExpectStmt, env: Env) -> Expectation:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from resdsl.diagnostics import Span
+
+if TYPE_CHECKING:
+    from resdsl.ir.template import BlockTemplate
 
 
 class OpKind(Enum):
@@ -102,6 +105,7 @@ class BlockInstance:
     nodes: list[int] = field(default_factory=list)
     children: list[BlockInstance] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a `shortcut:` given at the call
+    defaulted: set[str] = field(default_factory=set)  # arguments that took the block's default
 
 
 @dataclass
@@ -133,7 +137,7 @@ class NetworkIR:
     sections: list[Section]
     residuals: list[Residual]
     params: dict[str, Any]  # the spec's `param` values after overrides
-    blocks: dict[str, Any]  # block name -> ast.BlockDef (for code generation)
+    blocks: dict[str, BlockTemplate]  # block templates, in definition order (resdsl.ir.template)
     span: Span
     expectations: list[Expectation] = field(default_factory=list)
     recipe: Any = None  # resdsl.recipe.Recipe or None

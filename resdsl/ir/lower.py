@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,46 +23,29 @@ from resdsl.ir.graph import (
     residual_units,
 )
 from resdsl.ir.params import evaluate_params
+from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, network_settings
+from resdsl.ir.template import CallItem, Item, OpItem, ResidualItem
+from resdsl.ir.templating import Templates
 from resdsl.lang import syntax
+from resdsl.lang.evaluate import Env, evaluate, source_text, unknown_name
+from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import (
-    MAX_SPATIAL,
-    OP_ALIASES,
     OPS,
     SECTIONS_IN_BODY,
     Param,
     Signature,
     _positive,
     bind,
-    names_in,
+    evaluate_binding,
     whole_hint,
 )
-from resdsl.lang.values import (
-    CallValue,
-    Env,
-    Size,
-    Value,
-    describe,
-    evaluate,
-    source_text,
-    unknown_name,
-)
+from resdsl.lang.values import Value, describe
 
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
 MAX_CHANNELS = 1 << 20
 MAX_CALL_DEPTH = 50  # blocks calling blocks; lowering recurses once per level
 
-NETWORK_SETTINGS = ("input", "classes", "shortcut", "projection", "survival")
-
-_KINDS = {
-    "conv": OpKind.CONV,
-    "bn": OpKind.BN,
-    "relu": OpKind.RELU,
-    "maxpool": OpKind.MAXPOOL,
-    "avgpool": OpKind.AVGPOOL,
-    "fc": OpKind.FC,
-    "dropout": OpKind.DROPOUT,
-}
 
 # ---------------------------------------------------------------- the builder
 
@@ -98,6 +80,7 @@ class Builder:
         self._sizes: dict[str, int] = {}
         self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
+        self.templates = Templates(program, params)
 
     def set_note(self, expr: syntax.Expr) -> str | None:
         """`n is 0 from --set n=0`, when an expression uses a param given on the command line."""
@@ -149,162 +132,129 @@ class Builder:
     def error(self, message: str, span: Span | None, hint: str | None = None, ctx: _Ctx | None = None) -> None:
         self.errors.append(SpecError(message, span, hint, list(ctx.notes) if ctx else None))
 
-    # bodies
-    def body(self, stmts: list[syntax.Stmt], env: Env, ctx: _Ctx) -> None:
-        for stmt in stmts:
-            if isinstance(stmt, syntax.OpStmt):
-                self.op(stmt, env, ctx)
-            elif isinstance(stmt, syntax.InvokeStmt):
-                self.invoke(stmt.call, env, ctx, {})
-            elif isinstance(stmt, syntax.SectionStmt):
-                self.section(stmt, env, ctx)
-            elif isinstance(stmt, syntax.StageStmt):
-                self.error("`stage` belongs in a network, not in a block or section", stmt.span, ctx=ctx)
-            elif isinstance(stmt, syntax.ExpectStmt):
-                self.error("`expect` belongs in a network", stmt.span, ctx=ctx)
-
-    def op(self, stmt: syntax.OpStmt, env: Env, ctx: _Ctx) -> None:
-        name = stmt.name
-        if name not in OPS:
-            if name in self.program.blocks:
-                self.error(f"`{name}` is a block: call it with parentheses", stmt.name_span, f"`{name}(...)`", ctx)
-            elif name in NETWORK_SETTINGS:
-                self.error(
-                    f"`{name}` is a network setting; it cannot appear inside a {ctx.section.kind}",
-                    stmt.name_span,
-                    ctx=ctx,
-                )
-            elif name == "preact":
-                self.error(
-                    "`preact` is a section: `preact { bn; relu }` as the first item of a residual",
-                    stmt.name_span,
-                    ctx=ctx,
-                )
+    # bodies (templates: resdsl.ir.template)
+    def body(self, items: list[Item], env: Env, ctx: _Ctx) -> None:
+        for item in items:
+            if isinstance(item, OpItem):
+                self.op(item, env, ctx)
+            elif isinstance(item, CallItem):
+                self.invoke(item.call, env, ctx, {})
+            elif isinstance(item, ResidualItem):
+                self.residual_section(item, env, ctx)
             else:
-                choices = set(OPS) | set(self.program.blocks)
-                alias = OP_ALIASES.get(name.lower())
-                self.error(
-                    f"unknown op `{name}`",
-                    stmt.name_span,
-                    (f"resdsl calls it `{alias}`" if alias else None)
-                    or did_you_mean(name, choices)
-                    or f"ops are {', '.join(OPS)}",
-                    ctx,
-                )
-            return
-        attrs = bind(name, OPS[name], stmt.args, env, stmt.span, self.errors)
+                for err in item.errors:
+                    self.errors.append(SpecError(err.message, err.span, err.hint, err.notes + ctx.notes))
+
+    def op(self, item: OpItem, env: Env, ctx: _Ctx) -> None:
+        attrs = evaluate_binding(item.binding, env, self.errors)  # located at the argument: no notes
+        if attrs is not None:
+            attrs = self._derived(item, attrs, env)
         if attrs is None:
             return
-        self._add_notes(ctx, before=len(self.errors))
-        kind = _KINDS[name]
+        kind = item.kind
         if kind is OpKind.CONV:
-            if attrs["pad"] is None:
-                attrs["pad"] = attrs["kernel"][0] // 2
             if attrs["channels"] > MAX_CHANNELS:
                 self.error(
                     f"{attrs['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}",
-                    stmt.args[1].span,
+                    item.binding.slots[1].expr.span,
                     ctx=ctx,
                 )
                 return
             if attrs["channels"] % attrs["groups"]:
                 self.error(
-                    f"{attrs['channels']} channels do not split into {attrs['groups']} groups", stmt.span, ctx=ctx
+                    f"{attrs['channels']} channels do not split into {attrs['groups']} groups", item.span, ctx=ctx
                 )
                 return
         if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
-        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and attrs["stride"] is None:
-            attrs["stride"] = attrs["kernel"][0]
-        self.emit(kind, attrs, stmt.span, ctx)
+        elif kind is OpKind.GLOBAL_AVGPOOL:
+            attrs = {}
+        self.emit(kind, attrs, item.span, ctx)
 
-    def _add_notes(self, ctx: _Ctx, before: int) -> None:
-        for err in self.errors[before:]:
-            err.notes.extend(ctx.notes)
+    def _derived(self, item: OpItem, attrs: dict[str, Any], env: Env) -> dict[str, Any] | None:
+        """Defaults that follow from other arguments (a conv's padding, a pool's stride), as the
+        template writes them, checked like given values."""
+        for slot in item.binding.slots:
+            name = slot.param.name
+            if attrs.get(name) is not None or name not in item.args or slot.expr is not None:
+                continue
+            if item.kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
+                continue
+            try:
+                value = slot.param.check(evaluate(item.args[name], env))
+            except SpecError:
+                value = None
+            if value is None:
+                self.errors.append(
+                    SpecError(
+                        f"`{item.op}` cannot work out its `{name}` from a kernel given through a block argument",
+                        item.span,
+                        f"give `{name}:` explicitly, or pass the kernel as a single number",
+                    )
+                )
+                return None
+            attrs[name] = value
+        return attrs
 
-    def section(self, stmt: syntax.SectionStmt, env: Env, ctx: _Ctx) -> None:
-        if stmt.name in SECTIONS_IN_BODY:
-            self.residual_section(stmt, env, ctx)
-        elif stmt.name == "preact":
-            self.error("`preact { ... }` may only open a `residual { ... }`", stmt.name_span, ctx=ctx)
-        elif stmt.name in ("stem", "head"):
-            self.error(f"`{stmt.name}` belongs in a network", stmt.name_span, ctx=ctx)
-        else:
-            self.error(
-                f"unknown section `{stmt.name}`",
-                stmt.name_span,
-                did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
-                or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`",
-                ctx,
-            )
-
-    def residual_section(self, stmt: syntax.SectionStmt, env: Env, ctx: _Ctx) -> None:
-        kind = "add" if stmt.name == "residual" else "concat"
-        sig = Signature(
-            [],
-            [
-                Param("shortcut", _shortcut, "A, B, C, none or identity"),
-                Param("survival", _survival, "a probability in (0, 1]"),
-            ]
-            if kind == "add"
-            else [],
-        )
-        opts = bind(stmt.name, sig, stmt.args, env, stmt.span, self.errors)
+    def residual_section(self, item: ResidualItem, env: Env, ctx: _Ctx) -> None:
+        kind = item.kind
+        name = "residual" if kind == "add" else "dense"
+        opts = evaluate_binding(item.options, env, self.errors)
         if opts is None or self.current < 0:
             if self.current < 0:
-                self.error(f"`{stmt.name}` needs an input: it cannot come first", stmt.name_span, ctx=ctx)
+                self.error(f"`{name}` needs an input: it cannot come first", item.name_span, ctx=ctx)
             return
         option = opts.get("shortcut") or ctx.shortcut
         rid = self.residual_ids
         self.residual_ids += 1
         outer, self.residual = self.residual, rid
         x = self.current
-        body = list(stmt.body)
         preact: list[int] = []
         mark = self.graph.number_of_nodes()
-        if body and isinstance(body[0], syntax.SectionStmt) and body[0].name == "preact":
-            if kind != "add":
-                self.error("`preact` belongs to a residual, not to a dense section", body[0].name_span, ctx=ctx)
-            self.body(body.pop(0).body, env, ctx)
+        if item.preact is not None:
+            if item.preact_error is not None:
+                err = item.preact_error
+                self.errors.append(SpecError(err.message, err.span, err.hint, list(ctx.notes)))
+            self.body(item.preact, env, ctx)
             preact = list(range(mark, self.graph.number_of_nodes()))
         preact_out = self.current
         mark = self.graph.number_of_nodes()
-        self.body(body, env, ctx)
+        self.body(item.body, env, ctx)
         body_nodes = list(range(mark, self.graph.number_of_nodes()))
         self.residual = outer
         if not body_nodes:
-            self.error(f"`{stmt.name}` has an empty body", stmt.span, ctx=ctx)
+            self.error(f"`{name}` has an empty body", item.span, ctx=ctx)
             return
         body_out = self.current
         shortcut = merge = None
         if kind == "concat":
-            merge = self.emit(OpKind.CONCAT, {}, stmt.name_span, ctx, [x, body_out])
+            merge = self.emit(OpKind.CONCAT, {}, item.name_span, ctx, [x, body_out])
         elif option is not ShortcutOption.NONE:
             sources = [x, preact_out] if preact else [x]
             shortcut = self.emit(
                 OpKind.SHORTCUT,
                 {"option": option, "projection_bn": self.projection_bn},
-                stmt.name_span,
+                item.name_span,
                 ctx,
                 sources,
                 Role.SHORTCUT,
             )
             self.graph.nodes[shortcut]["op"].residual = rid
-            merge = self.emit(OpKind.ADD, {}, stmt.name_span, ctx, [body_out, shortcut])
+            merge = self.emit(OpKind.ADD, {}, item.name_span, ctx, [body_out, shortcut])
         survival = opts.get("survival")
         self.residuals.append(
             Residual(
-                rid,
-                kind,
-                option if kind == "add" else ShortcutOption.NONE,
-                self.projection_bn,
-                x,
-                preact,
-                body_nodes,
-                shortcut,
-                merge,
-                survival if survival is not None else -1.0,
-                stmt.span,
+                id=rid,
+                kind=kind,
+                option=option if kind == "add" else ShortcutOption.NONE,
+                projection_bn=self.projection_bn,
+                input=x,
+                preact=preact,
+                body=body_nodes,
+                shortcut=shortcut,
+                merge=merge,
+                survival=survival if survival is not None else -1.0,
+                span=item.span,
             )
         )
         if merge is not None:
@@ -358,10 +308,11 @@ class Builder:
         bound = self.bind_block(bdef, call, env, ctx, overrides)
         if bound is None:
             return
-        args, shortcut = bound
+        args, shortcut, defaulted = bound
         inst = BlockInstance(
             bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks)
         )
+        inst.defaulted = defaulted
         parent = ctx.instance
         inst._parent = parent  # type: ignore[attr-defined]
         if parent is None:
@@ -378,7 +329,7 @@ class Builder:
             inst,
             ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
         )
-        self.body(bdef.body, self.globals.child(args), sub)
+        self.body(self.templates.block(bdef.name).body, self.globals.child(args), sub)
 
     def static_ops(self, bdef: syntax.BlockDef, stack: tuple[str, ...] = ()) -> int:
         """At most how many ops a call of `bdef` emits: statements are unconditional, so this
@@ -407,7 +358,7 @@ class Builder:
 
     def bind_block(
         self, bdef: syntax.BlockDef, call: syntax.Call, env: Env, ctx: _Ctx, overrides: dict[str, Value]
-    ) -> tuple[dict[str, Any], ShortcutOption | None] | None:
+    ) -> tuple[dict[str, Any], ShortcutOption | None, set[str]] | None:
         """A block call's evaluated arguments (defaults may use earlier ones and params) and its
         `shortcut:` option."""
         positional = [a for a in call.args if a.name is None]
@@ -428,7 +379,7 @@ class Builder:
                 continue
             if a.name == "shortcut" and "shortcut" not in formals:
                 value = self.eval(a.value, env, ctx)
-                shortcut = _shortcut(value)
+                shortcut = check_shortcut(value)
                 if shortcut is None:
                     self.error(
                         f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx
@@ -451,13 +402,15 @@ class Builder:
         if not ok:
             return None
         values: dict[str, Any] = {}
-        for f in bdef.formals:
+        defaulted: set[str] = set()
+        for f in self.templates.block(bdef.name).formals:
             if f.name in overrides:
                 values[f.name] = overrides[f.name]
             elif f.name in given:
                 values[f.name] = self.eval(given[f.name].value, env, ctx)
             elif f.default is not None:
                 values[f.name] = self.eval(f.default, self.globals.child(values), ctx)
+                defaulted.add(f.name)
             else:
                 self.error(
                     f"block `{bdef.name}` needs its `{f.name}` argument",
@@ -466,7 +419,7 @@ class Builder:
                     ctx,
                 )
                 return None
-        return values, shortcut
+        return values, shortcut, defaulted
 
     def eval(self, expr: syntax.Expr, env: Env, ctx: _Ctx | None = None) -> Value:
         try:
@@ -476,20 +429,6 @@ class Builder:
                 err.notes.extend(ctx.notes)
             self.errors.append(err)
             return None
-
-
-def _shortcut(v: Value) -> ShortcutOption | None:
-    if isinstance(v, str):
-        for opt in ShortcutOption:
-            if opt.value.lower() == v.lower():
-                return opt
-    return None
-
-
-def _survival(v: Value) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1:
-        return float(v)
-    return None
 
 
 def _signature(bdef: syntax.BlockDef) -> str:
@@ -508,82 +447,6 @@ def _known_blocks(program: Program) -> str:
 # ---------------------------------------------------------------- the network
 
 
-def _settings(net: syntax.NetworkDef, builder: Builder, overrides: dict[str, Value]) -> dict[str, Any]:
-    found: dict[str, tuple[Value, syntax.Expr | None, Span]] = {}
-    for stmt in net.body:
-        if not isinstance(stmt, syntax.OpStmt) or stmt.name not in NETWORK_SETTINGS:
-            continue
-        if stmt.name in found:
-            builder.error(f"`{stmt.name}` is set twice", stmt.span)
-            continue
-        if len(stmt.args) != 1 or stmt.args[0].name is not None:
-            builder.error(f"`{stmt.name}` takes one value", stmt.span, _SETTING_EXAMPLES[stmt.name])
-            continue
-        value = builder.eval(stmt.args[0].value, builder.globals.child({}))
-        found[stmt.name] = (value, stmt.args[0].value, stmt.span)
-    for name, value in overrides.items():
-        if name in NETWORK_SETTINGS:
-            span = found[name][2] if name in found else net.span
-            found[name] = (value, None, span)
-    out: dict[str, Any] = {}
-    for name, (check, expects, default) in _SETTING_CHECKS.items():
-        if name not in found:
-            if default is _REQUIRED:
-                builder.error(f"network `{net.name}` needs `{name}`", net.span, _SETTING_EXAMPLES[name])
-            out[name] = default
-            continue
-        value, expr, span = found[name]
-        checked = check(value)
-        if checked is None and expr is None:
-            from resdsl.diagnostics import UsageError
-
-            raise UsageError(f"--set {name}: must be {expects}, got {describe(value)}; {_SETTING_EXAMPLES[name]}")
-        if checked is None:
-            where = expr.span
-            builder.error(
-                f"`{name}` must be {expects}, got {describe(value)}",
-                where,
-                _SETTING_EXAMPLES[name],
-            )
-            continue
-        out[name] = checked
-        if name == "input":
-            out["input_span"] = span
-    out.setdefault("input_span", net.span)
-    return out
-
-
-def _input(v: Value) -> tuple[int, ...] | None:
-    if isinstance(v, Size) and len(v.dims) == 3 and all(0 < d <= MAX_SPATIAL for d in v.dims):
-        return v.dims
-    return None
-
-
-def _survival_setting(v: Value) -> Any:
-    if isinstance(v, CallValue) and v.name == "linear" and not v.args and set(v.kw()) == {"last"}:
-        last = _survival(v.kw()["last"])
-        return ("linear", last) if last is not None else None
-    p = _survival(v)
-    return ("uniform", p) if p is not None else None
-
-
-_REQUIRED = object()
-_SETTING_CHECKS: dict[str, tuple[Callable[[Value], Any], str, Any]] = {
-    "input": (_input, f"channels x height x width, each 1..{MAX_SPATIAL}", _REQUIRED),
-    "classes": (_positive, "a positive whole number", _REQUIRED),
-    "shortcut": (_shortcut, "A, B, C, none or identity", ShortcutOption.IDENTITY),
-    "projection": (lambda v: v if v in ("conv_bn", "conv") else None, "conv_bn or conv", "conv_bn"),
-    "survival": (_survival_setting, "a probability in (0, 1] or linear(last: p)", None),
-}
-_SETTING_EXAMPLES = {
-    "input": "e.g. `input 3x32x32`",
-    "classes": "e.g. `classes 10`",
-    "shortcut": "e.g. `shortcut A` (A | B | C | none | identity)",
-    "projection": "e.g. `projection conv` (1x1 conv without BN) or `projection conv_bn`",
-    "survival": "e.g. `survival linear(last: 0.5)`",
-}
-
-
 def lower(program: Program, overrides: dict[str, Value] | None = None) -> NetworkIR:
     """Build the IR of a program's network; every error found is raised together."""
     overrides = dict(overrides or {})
@@ -594,7 +457,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     assert net is not None
     builder = Builder(program, params, errors)
     builder.overridden = {k: v for k, v in overrides.items() if k in program.params}
-    settings = _settings(net, builder, overrides)
+    settings = network_settings(net, builder.globals.child({}), overrides, errors)
     collect(errors)
     builder.projection_bn = settings["projection"] == "conv_bn"
     builder.emit(OpKind.INPUT, {"shape": settings["input"]}, settings["input_span"], None)
@@ -615,18 +478,18 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     builder.residuals.sort(key=lambda r: r.id)  # ir.residuals[op.residual] is the op's residual
     _assign_survival(builder.residuals, settings["survival"])
     ir = NetworkIR(
-        net.name,
-        builder.graph,
-        0,
-        settings["input"],
-        settings["classes"],
-        settings["shortcut"],
-        sections,
-        builder.residuals,
-        params,
-        program.blocks,
-        net.span,
-        expectations,
+        name=net.name,
+        graph=builder.graph,
+        input_node=0,
+        input_shape=settings["input"],
+        classes=settings["classes"],
+        shortcut=settings["shortcut"],
+        sections=sections,
+        residuals=builder.residuals,
+        params=params,
+        blocks=builder.templates.all(),
+        span=net.span,
+        expectations=expectations,
     )
     ir.output_node = builder.current
     ir.survival = settings["survival"]
@@ -666,7 +529,8 @@ def _network_stmt(
             b.error(f"`{stmt.name}` takes no arguments", stmt.args[0].span)
         section = Section(stmt.name, stmt.name, stmt.span, "")
         sections.append(section)
-        b.body(stmt.body, env, _Ctx(section, settings["shortcut"]))
+        items = b.templates.section(stmt.body, {"classes": settings["classes"]}, where=stmt.name)
+        b.body(items, env, _Ctx(section, settings["shortcut"]))
     elif isinstance(stmt, syntax.StageStmt):
         _stage(stmt, b, env, settings, sections)
     elif isinstance(stmt, syntax.ExpectStmt):
@@ -681,7 +545,7 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
         return
     opts = bind(
         f"stage {stmt.name}",
-        Signature([], [Param("shortcut", _shortcut, "A, B, C, none or identity")]),
+        Signature([], [Param("shortcut", check_shortcut, "A, B, C, none or identity")]),
         stmt.args,
         env,
         stmt.span,
@@ -732,7 +596,7 @@ def _repeat(item: syntax.StageItem, count: int, b: Builder, env: Env, ctx: _Ctx)
 
 
 def _item_text(item: syntax.StageItem) -> str:
-    from resdsl.lang.values import source_text
+    from resdsl.lang.evaluate import source_text
 
     if item.count is None:
         return source_text(item.call)

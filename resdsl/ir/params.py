@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from resdsl.diagnostics import SpecError
 from resdsl.lang import syntax
+from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.imports import Program
-from resdsl.lang.values import Env, Symbol, Value, evaluate
+from resdsl.lang.values import Symbol, Value
 
 
 def evaluate_params(program: Program, overrides: dict[str, Value], errors: list[SpecError]) -> dict[str, Value]:

@@ -7,8 +7,9 @@ from typing import Any
 
 from resdsl.diagnostics import SpecError, collect, did_you_mean
 from resdsl.lang import syntax
+from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.imports import Program
-from resdsl.lang.values import CallValue, Env, Value, describe, evaluate
+from resdsl.lang.values import CallValue, Value, describe
 
 DATASETS = ("cifar10", "cifar100", "digits", "npz", "synthetic")
 NORMALIZE = ("per_pixel_mean", "per_channel", "none")

@@ -8,7 +8,8 @@ from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, did_you_mean
 from resdsl.lang import syntax
-from resdsl.lang.values import Env, Size, Value, describe, evaluate, source_text, unknown_name
+from resdsl.lang.evaluate import Env, evaluate, source_text, unknown_name
+from resdsl.lang.values import Size, Value, describe
 
 MAX_SPATIAL = 1 << 16
 
@@ -113,30 +114,51 @@ SECTIONS_IN_BODY = ("residual", "dense")
 # ---------------------------------------------------------------- argument binding
 
 
-def bind(
-    what: str,
-    sig: Signature,
-    args: list[syntax.Arg],
-    env: Env,
-    span: Span,
-    errors: list[SpecError],
-) -> dict[str, Any] | None:
-    """Match call arguments to a signature, evaluate and check them; None after an error."""
-    out: dict[str, Any] = {}
+@dataclass
+class Slot:
+    """One parameter of a signature and the expression given for it (None: not given)."""
+
+    param: Param
+    expr: syntax.Expr | None
+
+
+@dataclass
+class Binding:
+    """A call's arguments matched to a signature by name, before anything is evaluated.
+
+    `errors` are the problems of the match (an unknown or repeated argument name); with `fatal`
+    (too many positional arguments) nothing is evaluated at all. A Binding is made once per
+    statement and evaluated at every use, so the errors are copied when they are reported.
+    """
+
+    what: str
+    span: Span
+    example: str
+    slots: list[Slot]
+    errors: list[SpecError] = field(default_factory=list)
+    fatal: bool = False
+
+    def given(self) -> dict[str, syntax.Expr]:
+        return {s.param.name: s.expr for s in self.slots if s.expr is not None}
+
+
+def match(what: str, sig: Signature, args: list[syntax.Arg], span: Span) -> Binding:
+    """Match call arguments to a signature by position and name (no evaluation)."""
+    binding = Binding(what, span, sig.example, [])
     given: dict[str, syntax.Arg] = {}
-    ok = True
     positional = [a for a in args if a.name is None]
     if len(positional) > len(sig.positional):
         names = ", ".join(p.name for p in sig.positional) or "no"
         extra = positional[len(sig.positional)]
-        errors.append(
+        binding.errors.append(
             SpecError(
                 f"`{what}` takes {len(sig.positional)} positional argument{'s' if len(sig.positional) != 1 else ''} ({names}), got {len(positional)}",
                 extra.span,
                 f"e.g. `{sig.example}`" if sig.example else None,
             )
         )
-        return None
+        binding.fatal = True
+        return binding
     for p, a in zip(sig.positional, positional):
         given[p.name] = a
     names = {p.name: p for p in sig.params()}
@@ -147,40 +169,57 @@ def bind(
             hint = did_you_mean(a.name, names) or (
                 f"`{what}` takes: {', '.join(names)}" if names else f"`{what}` takes no arguments"
             )
-            errors.append(SpecError(f"`{what}` has no argument `{a.name}`", a.span, hint))
-            ok = False
+            binding.errors.append(SpecError(f"`{what}` has no argument `{a.name}`", a.span, hint))
             continue
         if a.name in given:
-            errors.append(SpecError(f"argument `{a.name}` of `{what}` is given twice", a.span))
-            ok = False
+            binding.errors.append(SpecError(f"argument `{a.name}` of `{what}` is given twice", a.span))
             continue
         given[a.name] = a
-    for p in sig.params():
-        if p.name not in given:
+    binding.slots = [Slot(p, given[p.name].value if p.name in given else None) for p in sig.params()]
+    return binding
+
+
+def copy_error(err: SpecError) -> SpecError:
+    return SpecError(err.message, err.span, err.hint, list(err.notes))
+
+
+def evaluate_binding(binding: Binding, env: Env, errors: list[SpecError]) -> dict[str, Any] | None:
+    """Evaluate and check a matched call's arguments (defaults where not given); None after an error."""
+    errors.extend(copy_error(e) for e in binding.errors)
+    if binding.fatal:
+        return None
+    out: dict[str, Any] = {}
+    ok = not binding.errors
+    for slot in binding.slots:
+        p = slot.param
+        if slot.expr is None:
             if p.required:
-                example = f"e.g. `{sig.example}`" if sig.example else None
-                errors.append(SpecError(f"`{what}` needs its `{p.name}` argument ({p.expects})", span, example))
+                example = f"e.g. `{binding.example}`" if binding.example else None
+                errors.append(
+                    SpecError(f"`{binding.what}` needs its `{p.name}` argument ({p.expects})", binding.span, example)
+                )
                 ok = False
             else:
                 out[p.name] = p.default
             continue
-        arg = given[p.name]
         try:
-            value = evaluate(arg.value, env)
+            value = evaluate(slot.expr, env)
         except SpecError as err:
             errors.append(err)
             ok = False
             continue
         checked = p.check(value)
         if checked is None:
-            unknown = unknown_name(value, arg.value, env.names())
+            unknown = unknown_name(value, slot.expr, env.names())
             if unknown is not None:
                 errors.append(unknown)
                 ok = False
                 continue
-            hint = whole_hint(value, arg.value)
+            hint = whole_hint(value, slot.expr)
             errors.append(
-                SpecError(f"`{p.name}` of `{what}` must be {p.expects}, got {describe(value)}", arg.value.span, hint)
+                SpecError(
+                    f"`{p.name}` of `{binding.what}` must be {p.expects}, got {describe(value)}", slot.expr.span, hint
+                )
             )
             ok = False
             continue
@@ -188,21 +227,16 @@ def bind(
     return out if ok else None
 
 
-def names_in(expr: syntax.Expr) -> list[str]:
-    """Every name an expression reads, in order."""
-    if isinstance(expr, syntax.Name):
-        return [expr.id]
-    if isinstance(expr, syntax.BinOp):
-        return names_in(expr.left) + names_in(expr.right)
-    if isinstance(expr, syntax.Unary):
-        return names_in(expr.operand)
-    if isinstance(expr, syntax.Cond):
-        return names_in(expr.test) + names_in(expr.then) + names_in(expr.orelse)
-    if isinstance(expr, syntax.Call):
-        return [n for a in expr.args for n in names_in(a.value)]
-    if isinstance(expr, syntax.ListExpr):
-        return [n for i in expr.items for n in names_in(i)]
-    return []
+def bind(
+    what: str,
+    sig: Signature,
+    args: list[syntax.Arg],
+    env: Env,
+    span: Span,
+    errors: list[SpecError],
+) -> dict[str, Any] | None:
+    """Match call arguments to a signature, evaluate and check them; None after an error."""
+    return evaluate_binding(match(what, sig, args, span), env, errors)
 
 
 def whole_hint(v: Value, expr: syntax.Expr) -> str | None:

@@ -5,79 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from resdsl.diagnostics import Span
-
-# ---------------------------------------------------------------- expressions
-
-
-@dataclass
-class Expr:
-    span: Span
-
-
-@dataclass
-class Number(Expr):
-    value: int | float
-    text: str
-
-
-@dataclass
-class String(Expr):
-    value: str
-
-
-@dataclass
-class Bool(Expr):
-    value: bool
-
-
-@dataclass
-class SizeLit(Expr):
-    dims: tuple[int, ...]
-
-
-@dataclass
-class Name(Expr):
-    id: str
-
-
-@dataclass
-class ListExpr(Expr):
-    items: list[Expr]
-
-
-@dataclass
-class Arg:
-    name: str | None  # None for a positional argument
-    value: Expr
-    span: Span
-
-
-@dataclass
-class Call(Expr):
-    name: str
-    args: list[Arg]
-    name_span: Span
-
-
-@dataclass
-class BinOp(Expr):
-    op: str  # + - * / // % ** == != < <= > >= ~= and or
-    left: Expr
-    right: Expr
-
-
-@dataclass
-class Unary(Expr):
-    op: str  # - not
-    operand: Expr
-
-
-@dataclass
-class Cond(Expr):
-    test: Expr
-    then: Expr
-    orelse: Expr
-
+from resdsl.lang.expr import (  # noqa: F401 - expressions are part of the syntax tree
+    Arg,
+    BinOp,
+    Bool,
+    Call,
+    Cond,
+    Expr,
+    ListExpr,
+    Literal,
+    Name,
+    Number,
+    SizeLit,
+    String,
+    Unary,
+)
 
 # ---------------------------------------------------------------- statements
 

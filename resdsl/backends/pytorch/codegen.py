@@ -23,7 +23,8 @@ from typing import Any
 from resdsl.diagnostics import ResdslError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section
 from resdsl.lang import syntax
-from resdsl.lang.values import Env, Size, Symbol, evaluate, source_text
+from resdsl.lang.evaluate import Env, evaluate, source_text
+from resdsl.lang.values import Size, Symbol
 
 RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
     "self", "x", "out", "in_channels", "shortcut", "downsample", "survival", "plain", "torch", "nn", "F",

@@ -1,0 +1,96 @@
+"""Block templates: each block definition bound once, the one source of what its body does.
+
+A template is a block's body with every op's arguments matched to the op catalogue and
+completed with its defaults, and the spec's params folded in as constants: what is left
+symbolic are the block's own arguments (`Name` nodes of its formals). Lowering
+(resdsl.ir.lower) evaluates a template at every use of the block to build the concrete op
+graph; the PyTorch back end writes one class per template. Neither re-reads the syntax tree.
+
+A statement that cannot be lowered (an unknown op, a misplaced section) becomes an `Invalid`
+item holding its errors, reported at every use of the block, as if lowered each time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from resdsl.diagnostics import Span, SpecError
+from resdsl.ir.graph import OpKind
+from resdsl.lang.expr import Call, Expr
+
+if TYPE_CHECKING:  # opaque to back ends: only lowering evaluates bindings
+    from resdsl.lang.signatures import Binding
+
+
+@dataclass
+class OpItem:
+    """`conv 3x3, width, stride: stride`: one op, its arguments bound."""
+
+    op: str  # the catalogue's name: conv, bn, relu, maxpool, avgpool, fc, dropout
+    kind: OpKind  # GLOBAL_AVGPOOL for `avgpool global`
+    args: dict[str, Expr]  # every argument: as written (params folded) or its default, as an expression
+    binding: Binding  # for lowering: evaluation, checks and their messages
+    span: Span
+    name_span: Span
+
+
+@dataclass
+class CallItem:
+    """`basic(64, stride: 2)` inside a block: another block used here."""
+
+    block: str
+    call: Call  # its arguments with the spec's params folded in
+
+
+@dataclass
+class ResidualItem:
+    """`residual { }` (kind add) or `dense { }` (kind concat), with an optional `preact { }`."""
+
+    kind: str  # "add" | "concat"
+    options: Binding  # shortcut: and survival: of a residual
+    preact: list[Item] | None
+    body: list[Item]
+    span: Span
+    name_span: Span
+    preact_error: SpecError | None = None  # `preact` opening a dense section
+
+
+@dataclass
+class Invalid:
+    """A statement that cannot be lowered: its errors, reported at every use."""
+
+    errors: list[SpecError]
+
+
+Item = OpItem | CallItem | ResidualItem | Invalid
+
+
+@dataclass
+class Formal:
+    name: str
+    default: Expr | None  # params folded; may use earlier formals
+    span: Span
+
+
+@dataclass
+class BlockTemplate:
+    name: str
+    formals: list[Formal]
+    body: list[Item]
+    span: Span
+    module: str  # the file that defines it, as displayed
+    header: str  # its first line as written: `block basic(width, stride = 1) {`
+    constant_defaults: dict[str, Any] = field(default_factory=dict)  # formal -> value, where the default uses nothing
+
+    def formal(self, name: str) -> Formal | None:
+        return next((f for f in self.formals if f.name == name), None)
+
+
+def walk(items: list[Item]):
+    """Every item, depth first, sections before their contents."""
+    for item in items:
+        yield item
+        if isinstance(item, ResidualItem):
+            yield from walk(item.preact or [])
+            yield from walk(item.body)

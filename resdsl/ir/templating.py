@@ -1,0 +1,236 @@
+"""Syntax -> block templates (resdsl.ir.template): bind each body once, fold the spec's params in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resdsl.diagnostics import SpecError, did_you_mean
+from resdsl.ir.graph import OpKind
+from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, check_survival
+from resdsl.ir.template import BlockTemplate, CallItem, Formal, Invalid, Item, OpItem, ResidualItem
+from resdsl.lang import syntax
+from resdsl.lang.evaluate import Env, evaluate
+from resdsl.lang.expr import names_in
+from resdsl.lang.imports import Program
+from resdsl.lang.signatures import OP_ALIASES, OPS, SECTIONS_IN_BODY, Param, Signature, match
+from resdsl.lang.values import Value
+
+KINDS = {
+    "conv": OpKind.CONV,
+    "bn": OpKind.BN,
+    "relu": OpKind.RELU,
+    "maxpool": OpKind.MAXPOOL,
+    "avgpool": OpKind.AVGPOOL,
+    "fc": OpKind.FC,
+    "dropout": OpKind.DROPOUT,
+}
+
+
+def residual_signature(kind: str) -> Signature:
+    """`residual(shortcut: C, survival: 0.8) { }`; a dense section takes nothing."""
+    if kind != "add":
+        return Signature([])
+    return Signature(
+        [],
+        [
+            Param("shortcut", check_shortcut, "A, B, C, none or identity"),
+            Param("survival", check_survival, "a probability in (0, 1]"),
+        ],
+    )
+
+
+class Templates:
+    """The templates of a program's blocks, each built on first use; and of stem/head bodies."""
+
+    def __init__(self, program: Program, params: dict[str, Value]) -> None:
+        self.program = program
+        self.params = params
+        self._built: dict[str, BlockTemplate] = {}
+
+    def block(self, name: str) -> BlockTemplate:
+        if name not in self._built:
+            self._built[name] = self._block(self.program.blocks[name])
+        return self._built[name]
+
+    def all(self) -> dict[str, BlockTemplate]:
+        """The templates of every block the program defines or imports, in definition order."""
+        return {name: self.block(name) for name in self.program.blocks}
+
+    def _block(self, bdef: syntax.BlockDef) -> BlockTemplate:
+        formals = {f.name for f in bdef.formals}
+        folder = Folder(self.params, formals)
+        template = BlockTemplate(
+            bdef.name,
+            [Formal(f.name, folder.fold(f.default) if f.default else None, f.span) for f in bdef.formals],
+            self.body(bdef.body, folder, "block"),
+            bdef.span,
+            bdef.module,
+            bdef.span.source.line(bdef.span.line).strip(),
+        )
+        for f in template.formals:
+            if f.default is not None and not names_in(f.default) and not isinstance(f.default, syntax.ListExpr):
+                try:
+                    template.constant_defaults[f.name] = evaluate(f.default, Env({}))
+                except SpecError:
+                    pass
+        return template
+
+    def section(self, stmts: list[syntax.Stmt], names: dict[str, Value], where: str) -> list[Item]:
+        """A stem or head body: no formals; the params and `names` (`classes`) folded."""
+        return self.body(stmts, Folder({**self.params, **names}, set()), where)
+
+    # ---- statements
+    def body(self, stmts: list[syntax.Stmt], folder: Folder, where: str) -> list[Item]:
+        items: list[Item] = []
+        for stmt in stmts:
+            if isinstance(stmt, syntax.OpStmt):
+                items.append(self.op(stmt, folder, where))
+            elif isinstance(stmt, syntax.InvokeStmt):
+                items.append(CallItem(stmt.call.name, folder.fold(stmt.call)))  # type: ignore[arg-type]
+            elif isinstance(stmt, syntax.SectionStmt):
+                items.append(self.section_stmt(stmt, folder, where))
+            elif isinstance(stmt, syntax.StageStmt):
+                items.append(Invalid([SpecError("`stage` belongs in a network, not in a block or section", stmt.span)]))
+            elif isinstance(stmt, syntax.ExpectStmt):
+                items.append(Invalid([SpecError("`expect` belongs in a network", stmt.span)]))
+        return items
+
+    def op(self, stmt: syntax.OpStmt, folder: Folder, where: str) -> Item:
+        name = stmt.name
+        if name not in OPS:
+            return Invalid([self.unknown_op(stmt, where)])
+        sig = OPS[name]
+        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
+        binding = match(name, sig, args, stmt.span)
+        given = binding.given()
+        values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
+        kind = KINDS[name]
+        kernel = given.get("kernel")
+        if kind is OpKind.AVGPOOL and isinstance(kernel, syntax.Name) and kernel.id == "global":
+            kind = OpKind.GLOBAL_AVGPOOL
+            values = {}
+        elif kind is OpKind.CONV and "pad" not in given and kernel is not None:
+            values["pad"] = _derived(kernel, lambda k: k // 2, "//", 2)  # half the kernel's height: `same` at stride 1
+        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and "stride" not in given and kernel is not None:
+            values["stride"] = _derived(kernel, lambda k: k, None, None)  # PyTorch's default too: the kernel
+        args_out = {k: v for k, v in values.items() if v is not None}
+        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span)
+
+    def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
+        name = stmt.name
+        if name in self.program.blocks:
+            return SpecError(f"`{name}` is a block: call it with parentheses", stmt.name_span, f"`{name}(...)`")
+        if name in NETWORK_SETTINGS:
+            return SpecError(f"`{name}` is a network setting; it cannot appear inside a {where}", stmt.name_span)
+        if name == "preact":
+            return SpecError(
+                "`preact` is a section: `preact { bn; relu }` as the first item of a residual", stmt.name_span
+            )
+        choices = set(OPS) | set(self.program.blocks)
+        alias = OP_ALIASES.get(name.lower())
+        return SpecError(
+            f"unknown op `{name}`",
+            stmt.name_span,
+            (f"resdsl calls it `{alias}`" if alias else None)
+            or did_you_mean(name, choices)
+            or f"ops are {', '.join(OPS)}",
+        )
+
+    def section_stmt(self, stmt: syntax.SectionStmt, folder: Folder, where: str) -> Item:
+        if stmt.name in SECTIONS_IN_BODY:
+            return self.residual(stmt, folder, where)
+        if stmt.name == "preact":
+            return Invalid([SpecError("`preact { ... }` may only open a `residual { ... }`", stmt.name_span)])
+        if stmt.name in ("stem", "head"):
+            return Invalid([SpecError(f"`{stmt.name}` belongs in a network", stmt.name_span)])
+        return Invalid(
+            [
+                SpecError(
+                    f"unknown section `{stmt.name}`",
+                    stmt.name_span,
+                    did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
+                    or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`",
+                )
+            ]
+        )
+
+    def residual(self, stmt: syntax.SectionStmt, folder: Folder, where: str) -> ResidualItem:
+        kind = "add" if stmt.name == "residual" else "concat"
+        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
+        options = match(stmt.name, residual_signature(kind), args, stmt.span)
+        body = list(stmt.body)
+        preact = None
+        preact_error = None
+        if body and isinstance(body[0], syntax.SectionStmt) and body[0].name == "preact":
+            first = body.pop(0)
+            if kind != "add":
+                preact_error = SpecError("`preact` belongs to a residual, not to a dense section", first.name_span)
+            preact = self.body(first.body, folder, where)  # type: ignore[attr-defined]
+        return ResidualItem(
+            kind, options, preact, self.body(body, folder, where), stmt.span, stmt.name_span, preact_error=preact_error
+        )
+
+
+def _default(p: Param) -> syntax.Expr | None:
+    """The catalogue's default of a parameter as a literal expression (None: derived or required)."""
+    return None if p.default is None else syntax.Literal(None, p.default)  # type: ignore[arg-type]
+
+
+def _derived(kernel: syntax.Expr, rule, op: str | None, operand: Any) -> syntax.Expr:
+    """A default computed from the kernel: folded when the kernel is a constant, else an expression
+    of the block's argument (a kernel passed through a block argument is then a single number)."""
+    if isinstance(kernel, (syntax.SizeLit, syntax.Literal, syntax.Number)):
+        value = kernel.dims if isinstance(kernel, syntax.SizeLit) else kernel.value
+        dims = getattr(value, "dims", value)
+        first = dims[0] if isinstance(dims, tuple) else dims
+        if isinstance(first, int) and not isinstance(first, bool):
+            return syntax.Literal(kernel.span, rule(first))
+    if op is None:
+        return kernel
+    return syntax.BinOp(kernel.span, op, kernel, syntax.Literal(kernel.span, operand))
+
+
+class Folder:
+    """Replaces the spec's params by their values and evaluates what uses no block argument.
+
+    A sub-expression whose evaluation fails is left as written: lowering evaluates it at every
+    use and reports the error there, with the use's notes. Bare words (`global`, `A`) stay names,
+    so that a misspelt name is still reported as one.
+    """
+
+    def __init__(self, params: dict[str, Value], formals: set[str]) -> None:
+        self.params = params
+        self.formals = formals
+
+    def fold(self, e: syntax.Expr) -> syntax.Expr:
+        if isinstance(e, syntax.Name):
+            if e.id not in self.formals and e.id in self.params:
+                return syntax.Literal(e.span, self.params[e.id], e.id)
+            return e
+        if isinstance(e, syntax.BinOp):
+            out: syntax.Expr = syntax.BinOp(e.span, e.op, self.fold(e.left), self.fold(e.right))
+        elif isinstance(e, syntax.Unary):
+            out = syntax.Unary(e.span, e.op, self.fold(e.operand))
+        elif isinstance(e, syntax.Cond):
+            test = self.fold(e.test)
+            if isinstance(test, syntax.Literal) and isinstance(test.value, bool):
+                return self.fold(e.then if test.value else e.orelse)
+            out = syntax.Cond(e.span, test, self.fold(e.then), self.fold(e.orelse))
+        elif isinstance(e, syntax.Call):
+            args = [syntax.Arg(a.name, self.fold(a.value), a.span) for a in e.args]
+            out = syntax.Call(e.span, e.name, args, e.name_span)
+        elif isinstance(e, syntax.ListExpr):
+            out = syntax.ListExpr(e.span, [self.fold(i) for i in e.items])
+        else:
+            return e
+        if names_in(out) or isinstance(out, (syntax.Call, syntax.ListExpr)) and not _is_function(out):
+            return out
+        try:
+            return syntax.Literal(e.span, evaluate(out, Env({})))
+        except SpecError:
+            return out
+
+
+def _is_function(e: syntax.Expr) -> bool:
+    """min/max/int/round/floor/ceil evaluate to numbers; other calls (`linear(...)`) stay calls."""
+    return isinstance(e, syntax.Call) and e.name in ("min", "max", "int", "round", "floor", "ceil")
