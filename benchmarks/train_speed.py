@@ -34,7 +34,7 @@ def reference_images_per_s(model_source: str, data, iterations: int, warmup: int
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from resdsl.backends.pytorch.codegen import load_module
+    from resdsl.backends.pytorch.verify import load_module
 
     class CifarTrain(Dataset):
         def __init__(self, x, y) -> None:

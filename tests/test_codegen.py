@@ -21,7 +21,8 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from resdsl.backends.pytorch.codegen import load_module, measure_model, render_model, verify_model
+from resdsl.backends.pytorch.codegen import render_model
+from resdsl.backends.pytorch.verify import load_module, measure_model, verify_model
 from resdsl.cli.main import main
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets

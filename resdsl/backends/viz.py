@@ -28,7 +28,6 @@ from resdsl.backends.report import human
 from resdsl.diagnostics import ResdslError, UsageError, did_you_mean
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, fmt_shape
 from resdsl.ir.passes import ShortcutPlan
-from resdsl.lang import syntax
 
 VIEWS = ("collapsed", "block", "expanded")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -147,19 +146,18 @@ def _value_text(v: Any) -> str:
 
 
 def call_text(ir: NetworkIR, inst: BlockInstance) -> str:
-    """`basic(128, stride: 2)`: the evaluated call, leaving out arguments equal to a literal default."""
-    bdef: syntax.BlockDef | None = ir.blocks.get(inst.definition)
-    if bdef is None:
+    """`basic(128, stride: 2)`: the evaluated call, leaving out arguments that took or equal a constant default."""
+    template = ir.blocks.get(inst.definition)
+    if template is None:
         return f"{inst.definition}(" + ", ".join(f"{k}: {_value_text(v)}" for k, v in inst.args.items()) + ")"
     parts = []
-    for formal in bdef.formals:
+    for formal in template.formals:
         if formal.name not in inst.args:
             continue
         value = inst.args[formal.name]
-        default = formal.default
-        if default is None:
+        if formal.default is None:
             parts.append(_value_text(value))
-        elif isinstance(default, (syntax.Number, syntax.String, syntax.Bool)) and default.value == value:
+        elif formal.name in template.constant_defaults and template.constant_defaults[formal.name] == value:
             continue
         else:
             parts.append(f"{formal.name}: {_value_text(value)}")

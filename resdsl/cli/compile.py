@@ -62,7 +62,7 @@ def compile_command(
     ir = load(spec, sets)
     source = render_model(ir, spec, zero_init_residual=zero_init_residual)
     if verify:
-        from resdsl.backends.pytorch.codegen import verify_model
+        from resdsl.backends.pytorch.verify import verify_model
 
         problems = verify_model(ir, source)
         if problems:

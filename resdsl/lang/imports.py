@@ -26,6 +26,9 @@ class Program:
 
 
 def display_path(path: Path) -> str:
+    """Relative to the current directory where that is shorter; the standard library as `<std>/NAME`."""
+    if path.parent == STDLIB.resolve():
+        return f"<std>/{path.name}"
     try:
         rel = os.path.relpath(path)
     except ValueError:

@@ -1,0 +1,267 @@
+"""One block template -> the __init__ and forward lines of its nn.Module class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from resdsl.backends.pytorch.names import Names, attr_name, safe_local
+from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
+from resdsl.ir.graph import OpKind
+from resdsl.ir.template import CallItem, Invalid, Item, OpItem, ResidualItem
+
+if TYPE_CHECKING:
+    from resdsl.backends.pytorch.codegen import Generator
+
+
+@dataclass
+class SlotUse:
+    """What one residual/dense section of a block does across all its uses (from the graph)."""
+
+    kind: str  # "add" | "concat"
+    modes: set[str] = field(default_factory=set)  # "identity" | "pad" | "projection" | "none"
+    survivals: set[float] = field(default_factory=set)
+
+    @property
+    def takes_downsample(self) -> bool:
+        return bool(self.modes & {"pad", "projection"})
+
+    @property
+    def stochastic(self) -> bool:
+        return any(p < 1.0 for p in self.survivals)
+
+    @property
+    def mixed_plain(self) -> bool:
+        return "none" in self.modes and len(self.modes) > 1
+
+
+_BASE = {
+    OpKind.CONV: "conv",
+    OpKind.BN: "bn",
+    OpKind.MAXPOOL: "maxpool",
+    OpKind.AVGPOOL: "avgpool",
+    OpKind.GLOBAL_AVGPOOL: "avgpool",
+    OpKind.FC: "fc",
+    OpKind.DROPOUT: "dropout",
+}
+
+
+def base_name(kind: OpKind) -> str:
+    return _BASE.get(kind, kind.value)
+
+
+def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str) -> str:
+    args = [c_in, c_out, kernel]
+    if stride != "1":
+        args.append(f"stride={stride}")
+    if pad != "0":
+        args.append(f"padding={pad}")
+    if groups != "1":
+        args.append(f"groups={groups}")
+    if bias != "True":
+        args.append(f"bias={bias}")
+    return f"nn.Conv2d({', '.join(args)})"
+
+
+def pool_module(kind: OpKind, kernel: str, stride: str, pad: str) -> str:
+    """PyTorch's stride defaults to the kernel, as resdsl's does for square kernels."""
+    cls = "nn.MaxPool2d" if kind is OpKind.MAXPOOL else "nn.AvgPool2d"
+    args = [kernel]
+    if stride != kernel or kernel.startswith("("):
+        args.append(f"stride={stride}")
+    if pad != "0":
+        args.append(f"padding={pad}")
+    return f"{cls}({', '.join(args)})"
+
+
+def kind_totals(items: list[Item]) -> dict[str, int]:
+    """How many modules of each base name a body writes itself (for numbering)."""
+    totals: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, OpItem):
+            totals[base_name(item.kind)] = totals.get(base_name(item.kind), 0) + 1
+        elif isinstance(item, ResidualItem):
+            for name, n in kind_totals((item.preact or []) + item.body).items():
+                totals[name] = totals.get(name, 0) + n
+    return totals
+
+
+class BodyWriter:
+    """Walks a block's template: __init__ lines (modules) and forward lines (their use)."""
+
+    def __init__(self, gen: Generator, tr: Translator, uses: list[SlotUse]) -> None:
+        self.gen = gen
+        self.tr = tr
+        self.uses = uses
+        self.many = len(uses) > 1
+        self.slot = 0
+        self.init: list[str] = []
+        self.forward: list[str] = []
+        self.indent = 0
+        self.counters: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+        self.relu_done = False
+        self.channels = "in_channels"
+        self.cur = "x"
+        # May `cur` be modified in place? Never the block's input, nor a tensor autograd keeps
+        # (a ReLU's output), nor one that may alias another (dropout at test time, a block's output).
+        self.fresh = False
+        self.depth = 0
+        self.last_bns: list[str] = []
+        self.names = Names(set())
+        self.last_bn: str | None = None
+
+    def emit(self, line: str) -> None:
+        self.forward.append("    " * self.indent + line)
+
+    def forward_lines(self) -> list[str]:
+        return self.forward + [f"return {self.cur}"]
+
+    def write(self, items: list[Item]) -> None:
+        self.totals = kind_totals(items)
+        self.body(items)
+
+    def body(self, items: list[Item]) -> None:
+        for item in items:
+            if isinstance(item, OpItem):
+                self.op(item)
+            elif isinstance(item, CallItem):
+                self.invoke(item)
+            elif isinstance(item, ResidualItem):
+                self.section(item)
+            elif isinstance(item, Invalid):
+                raise CodegenError("the block holds a statement that does not lower (a bug: check passed it)")
+
+    def assign(self, expr: str, fresh: bool) -> None:
+        self.emit(f"out = {expr}")
+        self.cur, self.fresh = "out", fresh
+
+    def attr(self, base: str) -> str:
+        return self.names.get(attr_name(base, self.totals, self.counters))
+
+    def op(self, item: OpItem) -> None:
+        tr, a = self.tr, item.args
+        kind = item.kind
+        if kind is OpKind.RELU:
+            if not self.relu_done:
+                self.init.append("self.relu = nn.ReLU(inplace=True)")
+                self.relu_done = True
+            # ReLU's backward reads its output: nothing may change that output in place afterwards.
+            self.assign(f"self.relu({self.cur})" if self.fresh else f"torch.relu({self.cur})", False)
+            return
+        attr = self.attr(base_name(kind))
+        if kind is OpKind.CONV:
+            channels = tr.whole(a["channels"])
+            module = conv_module(
+                self.channels, channels, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]),
+                tr(a["bias"]), tr.whole(a["groups"]),
+            )  # fmt: skip
+            self.channels = channels
+        elif kind is OpKind.BN:
+            module = f"nn.BatchNorm2d({self.channels})"
+            self.last_bn = attr
+        elif kind is OpKind.GLOBAL_AVGPOOL:
+            module = "nn.AdaptiveAvgPool2d(1)"
+        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+            module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
+        elif kind is OpKind.DROPOUT:
+            self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
+            self.assign(f"self.{attr}({self.cur})", self.fresh)
+            return
+        elif kind is OpKind.FC:
+            raise CodegenError("`fc` inside a block is not supported by the code generator; put it in the head")
+        else:
+            raise CodegenError(f"no code for op `{item.op}`")
+        self.init.append(f"self.{attr} = {module}")
+        self.assign(f"self.{attr}({self.cur})", True)
+
+    def invoke(self, item: CallItem) -> None:
+        """A block used inside a block: its arguments are translated, its slots passed through."""
+        template = self.gen.ir.blocks[item.block]
+        cls = self.gen.class_names[item.block]
+        args = [self.channels]
+        positional = [a for a in item.call.args if a.name is None]
+        args += [self.tr.whole(a.value) for a in positional[: len(template.formals)]]
+        for a in item.call.args:
+            if a.name is not None and a.name != "shortcut":
+                args.append(f"{safe_local(a.name)}={self.tr.whole(a.value)}")
+        callee_uses = self.gen.slot_uses.get(item.block, [])
+        callee_many = len(callee_uses) > 1
+        for i in range(1, len(callee_uses) + 1):
+            use = self.uses[self.slot + i - 1]  # what this block's own uses need passed on
+            mine = self.slot_suffix(self.slot + i - 1)
+            theirs = str(i) if callee_many else ""
+            if use.takes_downsample:
+                args.append(f"downsample{theirs}=downsample{mine}")
+            if use.stochastic:
+                args.append(f"survival{theirs}=survival{mine}")
+            if use.mixed_plain:
+                args.append(f"plain{theirs}=plain{mine}")
+        self.slot += len(callee_uses)
+        attr = self.names.get(safe_local(item.block))
+        self.init.append(f"self.{attr} = {cls}({', '.join(args)})")
+        self.assign(f"self.{attr}({self.cur})", False)
+        self.channels = f"self.{attr}.out_channels"
+
+    def slot_suffix(self, index: int) -> str:
+        return str(index + 1) if self.many else ""
+
+    def section(self, item: ResidualItem) -> None:
+        use = self.uses[self.slot]
+        suffix = self.slot_suffix(self.slot)
+        self.slot += 1
+        self.depth += 1
+        x = "x" if self.depth == 1 else f"x{self.depth}"
+        sc = "shortcut" if self.depth == 1 else f"shortcut{self.depth}"
+        if self.cur != x:
+            self.emit(f"{x} = {self.cur}")
+        self.cur, self.fresh = x, False
+        in_channels = self.channels
+        if item.kind == "concat":
+            self.body(item.body)
+            self.assign(f"torch.cat([{x}, {self.cur}], 1)", True)
+            self.channels = f"{paren(in_channels)} + {paren(self.channels)}"
+            self.depth -= 1
+            return
+        if item.preact is not None:
+            self.body(item.preact)
+        plain_only = use.modes == {"none"}
+        shortcut = x
+        if use.takes_downsample:
+            source = self.cur if item.preact is not None else x
+            if item.preact is not None and {"pad", "projection"} <= use.modes:
+                self.emit(f"if isinstance(self.downsample{suffix}, ZeroPadShortcut):")
+                self.emit(f"    source = {x}")
+                self.emit("else:")
+                self.emit(f"    source = {self.cur}")
+                source = "source"
+            elif item.preact is not None and "pad" in use.modes:
+                source = x
+            self.emit(f"{sc} = {x} if self.downsample{suffix} is None else self.downsample{suffix}({source})")
+            shortcut = sc
+        self.last_bn = None
+        if use.stochastic:
+            self.emit(f"if self.training and torch.rand(1).item() >= self.survival{suffix}:")
+            self.emit(f"    out = {shortcut}  # stochastic depth: this batch skips the residual branch")
+            self.emit("else:")
+            self.indent += 1
+        self.body(item.body)
+        if self.last_bn and self.last_bn not in self.last_bns:
+            self.last_bns.append(self.last_bn)
+        if use.stochastic:
+            self.emit("if not self.training:")
+            self.emit(f"    out = out * self.survival{suffix}  # test time: the branch's expected share")
+        if not plain_only:
+            add = f"out += {shortcut}" if self.fresh else f"out = {self.cur} + {shortcut}"
+            if use.mixed_plain:
+                self.emit(f"if not self.plain{suffix}:")
+                self.emit("    " + add)
+            else:
+                self.emit(add)
+        if use.stochastic:
+            self.indent -= 1
+            self.fresh = False
+        elif not plain_only:
+            self.fresh = True
+        self.cur = "out"
+        self.depth -= 1

@@ -1,0 +1,76 @@
+"""Lays out generated Python lines as ruff format would (88 columns): calls split at their arguments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resdsl.backends.pytorch.codegen import BlockClass
+
+
+def finish(cls: BlockClass) -> None:
+    """Lay out a class's lines as ruff would: the def line wrapped, long calls split."""
+    cls.signature = def_lines(["self", *cls.signature], indent=4)
+    cls.init = [out for line in cls.init for out in wrap_indented(line, 8)]
+    cls.forward = [out for line in cls.forward for out in wrap_indented(line, 8)]
+
+
+def def_lines(params: list[str], indent: int) -> list[str]:
+    one = f"def __init__({', '.join(params)}) -> None:"
+    if indent + len(one) <= 88:
+        return [one]
+    inner = ", ".join(params)
+    if indent + 4 + len(inner) <= 88:
+        return ["def __init__(", "    " + inner, ") -> None:"]
+    return ["def __init__("] + ["    " + p + "," for p in params] + [") -> None:"]
+
+
+def wrap_indented(line: str, indent: int) -> list[str]:
+    stripped = line.lstrip(" ")
+    lead = " " * (len(line) - len(stripped))
+    return [lead + part for part in wrap_call(stripped, indent + len(lead))]
+
+
+def generator_lines(call: str, loop: str) -> list[str]:
+    """`*(call for ...),` on one line, or as ruff splits it when it is too long for a stage."""
+    one = f"*({call} {loop}),"
+    if 12 + len(one) <= 88:
+        return [one]
+    return ["*(", *("    " + line for line in wrap_call(call, 16)), f"    {loop}", "),"]
+
+
+def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:
+    """A line as ruff would format it: unchanged if it fits, else its outermost call's
+    arguments on their own lines with a trailing comma."""
+    if indent + len(line) <= width:
+        return [line]
+    open_at = line.find("(")
+    if open_at < 0 or not line.endswith(")") and not line.endswith("),"):
+        return [line]
+    tail = line[line.rfind(")") :]
+    inner = line[open_at + 1 : line.rfind(")")]
+    parts = _split_args(inner)
+    if indent + 4 + len(", ".join(parts)) <= width:
+        return [line[: open_at + 1], "    " + ", ".join(parts), tail]
+    return [line[: open_at + 1]] + ["    " + p + "," for p in parts] + [tail]
+
+
+def _split_args(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]

@@ -1,0 +1,99 @@
+"""Template expressions (resdsl.lang.expr, params already folded) -> Python source."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from resdsl.diagnostics import ResdslError
+from resdsl.lang import expr as E
+from resdsl.lang.values import Size, Symbol
+
+
+class CodegenError(ResdslError):
+    """The IR holds something the generator cannot write (a bug or an unsupported construct)."""
+
+    def render(self) -> str:
+        return f"error: cannot generate PyTorch code: {self}"
+
+
+def literal(v: Any) -> str:
+    """A Python literal for a spec value."""
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, (Symbol, str)):
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, Size):
+        return kernel_literal(v.dims)
+    if isinstance(v, float):
+        return repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(literal(i) for i in v) + "]"
+    return repr(v)
+
+
+def kernel_literal(dims: tuple[int, ...]) -> str:
+    if len(set(dims)) == 1:
+        return str(dims[0])
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+def paren(text: str) -> str:
+    return text if re.fullmatch(r"[\w.]+", text) else f"({text})"
+
+
+_FUNCS = {"min": "min", "max": "max", "int": "int", "round": "round", "floor": "math.floor", "ceil": "math.ceil"}
+
+
+class Translator:
+    """Expressions of a block's body -> Python expressions over the block's arguments."""
+
+    def __init__(self, locals_: dict[str, str]) -> None:
+        self.locals = locals_  # formal -> Python local name
+        self.uses_math = False
+
+    def is_constant(self, e: E.Expr) -> bool:
+        return not any(n in self.locals for n in E.names_in(e))
+
+    def __call__(self, e: E.Expr, top: bool = True) -> str:
+        if isinstance(e, E.Literal):
+            return literal(e.value)
+        if isinstance(e, (E.Number, E.String, E.Bool)):
+            return literal(e.value)
+        if isinstance(e, E.SizeLit):
+            return kernel_literal(e.dims)
+        if isinstance(e, E.Name):
+            return self.locals[e.id] if e.id in self.locals else literal(Symbol(e.id))
+        if isinstance(e, E.ListExpr):
+            return "[" + ", ".join(self(i) for i in e.items) + "]"
+        if isinstance(e, E.Call) and e.name in _FUNCS:
+            self.uses_math |= e.name in ("floor", "ceil")
+            return f"{_FUNCS[e.name]}(" + ", ".join(self(a.value) for a in e.args) + ")"
+        if isinstance(e, E.Unary):
+            inner = self(e.operand, top=False)
+            text = f"not {inner}" if e.op == "not" else f"-{inner}"
+            return text if top else f"({text})"
+        if isinstance(e, E.BinOp) and e.op != "~=":
+            text = f"{self(e.left, top=False)} {e.op} {self(e.right, top=False)}"
+            return text if top else f"({text})"
+        if isinstance(e, E.Cond):
+            then = self(e.then, top=not isinstance(e.then, E.Cond))
+            text = f"{then} if {self(e.test)} else {self(e.orelse)}"
+            return text if top else f"({text})"
+        raise CodegenError(f"an expression at {e.span} cannot be written in Python inside a block")
+
+    def whole(self, e: E.Expr) -> str:
+        """A whole-number argument (channels, strides): `int(...)` where the spec divides."""
+        text = self(e)
+        if not self.is_constant(e) and _divides(e):
+            return f"int({text})"
+        return text
+
+
+def _divides(e: E.Expr) -> bool:
+    if isinstance(e, E.BinOp) and e.op in ("/", "**"):
+        return True
+    if isinstance(e, (E.Number, E.Literal)) and isinstance(e.value, float):
+        return True
+    children = [getattr(e, k) for k in ("left", "right", "operand", "test", "then", "orelse") if hasattr(e, k)]
+    return any(_divides(c) for c in children)
