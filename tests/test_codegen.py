@@ -69,6 +69,52 @@ def test_generated_module_equals_ir(spec: str) -> None:
     assert module.INPUT_SHAPE == ir.input_shape and module.NUM_CLASSES == ir.classes
 
 
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_survival_of_every_block_equals_ir(spec: str) -> None:
+    """Stochastic depth: each residual unit's survival in the module is the IR's (1.0 where none)."""
+    ir, source = generated(spec)
+    with torch.device("meta"):
+        model = load_module(source).build_model()
+    got = [m.survival for m in model.modules() if hasattr(m, "survival")]
+    want = [r.survival for r in ir.units() if r.survival != 1.0]
+    assert [p for p in got if p != 1.0] == pytest.approx(want, abs=0, rel=1e-15)
+
+
+def test_regular_stages_use_make_stage_and_the_spec_params_are_folded() -> None:
+    _, source = generated("resnet50", V15)
+    assert "self.layer3 = self.make_stage(256, blocks=6, stride=2)" in source
+    assert "STRIDE_AT" not in source and "stride_at" not in source.split('"""', 2)[2]
+    assert "self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)" in source
+    assert "out_channels" not in source.split("class BottleneckBlock")[1].split("def forward")[0]
+
+
+def test_one_depth_is_one_number_to_change() -> None:
+    """Edit `blocks=3` to `blocks=5` in every stage of CIFAR ResNet-20: the module is ResNet-32."""
+    _, source = generated("cifar20")
+    edited = source.replace("blocks=3", "blocks=5")
+    with torch.device("meta"):
+        model = load_module(edited).build_model()
+    ir32, _ = generated("cifar32")
+    assert sum(p.numel() for p in model.parameters()) == ir32.totals["params"]
+
+
+def test_one_width_is_one_number_to_change() -> None:
+    """Widen ResNet-18's conv3 stage from 128 to 192: shortcuts and the next stage follow."""
+    _, source = generated("resnet18")
+    edited = source.replace("self.make_stage(128, blocks=2, stride=2)", "self.make_stage(192, blocks=2, stride=2)")
+    assert edited != source
+    model = load_module(edited).build_model()
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert out.shape == (1, 1000)
+    assert model.layer3[0].downsample[0].in_channels == 192
+
+
+def test_irregular_stages_are_written_out() -> None:
+    _, source = generated("densenet40")
+    assert "make_stage" not in source
+    assert "self.layer1 = nn.Sequential(" in source
+
+
 @pytest.mark.parametrize("spec", ["resnet50", "resnet101", "resnet152"])
 def test_v1_5_bottlenecks_equal_ir(spec: str) -> None:
     ir, source = generated(spec, V15)

@@ -68,20 +68,13 @@ class CifarResnet20(nn.Module):
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
+        self.in_channels = 16  # make_stage's input width
         # conv2: basic(16) x n
-        self.layer1 = nn.Sequential(
-            *(BasicBlock(16, 16) for _ in range(3)),
-        )
+        self.layer1 = self.make_stage(16, blocks=3)
         # conv3: basic(32, stride: 2) x n
-        self.layer2 = nn.Sequential(
-            BasicBlock(16, 32, stride=2, downsample=ZeroPadShortcut(16, 32, stride=2)),
-            *(BasicBlock(32, 32) for _ in range(2)),
-        )
+        self.layer2 = self.make_stage(32, blocks=3, stride=2)
         # conv4: basic(64, stride: 2) x n
-        self.layer3 = nn.Sequential(
-            BasicBlock(32, 64, stride=2, downsample=ZeroPadShortcut(32, 64, stride=2)),
-            *(BasicBlock(64, 64) for _ in range(2)),
-        )
+        self.layer3 = self.make_stage(64, blocks=3, stride=2)
         # head
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, 10)
@@ -109,6 +102,23 @@ class CifarResnet20(nn.Module):
         x = torch.flatten(x, 1)
         x = self.fc(x)
         return x
+
+    def make_stage(self, width: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        """`blocks` BasicBlocks; the first takes `stride` and changes the width.
+
+        Shortcuts: identity, zero-padded and subsampled where the shape changes (option A).
+        """
+        out_channels = width
+        downsample = None
+        if stride != 1 or self.in_channels != out_channels:
+            downsample = ZeroPadShortcut(self.in_channels, out_channels, stride=stride)
+        layers = nn.Sequential(
+            BasicBlock(self.in_channels, width, stride=stride, downsample=downsample)
+        )
+        for _ in range(1, blocks):
+            layers.append(BasicBlock(out_channels, width))
+        self.in_channels = out_channels
+        return layers
 
 
 def build_model(zero_init_residual: bool = False) -> nn.Module:

@@ -67,25 +67,13 @@ class PreactResnet164(nn.Module):
         super().__init__()
         # stem
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.in_channels = 16  # make_stage's input width
         # conv2: preact_bottleneck(16) x n
-        self.layer1 = nn.Sequential(
-            PreactBottleneckBlock(16, 16, downsample=projection(16, 64, bn=False)),
-            *(PreactBottleneckBlock(64, 16) for _ in range(17)),
-        )
+        self.layer1 = self.make_stage(16, blocks=18)
         # conv3: preact_bottleneck(32, stride: 2) x n
-        self.layer2 = nn.Sequential(
-            PreactBottleneckBlock(
-                64, 32, stride=2, downsample=projection(64, 128, stride=2, bn=False)
-            ),
-            *(PreactBottleneckBlock(128, 32) for _ in range(17)),
-        )
+        self.layer2 = self.make_stage(32, blocks=18, stride=2)
         # conv4: preact_bottleneck(64, stride: 2) x n
-        self.layer3 = nn.Sequential(
-            PreactBottleneckBlock(
-                128, 64, stride=2, downsample=projection(128, 256, stride=2, bn=False)
-            ),
-            *(PreactBottleneckBlock(256, 64) for _ in range(17)),
-        )
+        self.layer3 = self.make_stage(64, blocks=18, stride=2)
         # head
         self.bn1 = nn.BatchNorm2d(256)
         self.relu = nn.ReLU(inplace=True)
@@ -115,6 +103,35 @@ class PreactResnet164(nn.Module):
         x = torch.flatten(x, 1)
         x = self.fc(x)
         return x
+
+    def make_stage(
+        self, width: int, blocks: int, stride: int = 1, expansion: int = 4
+    ) -> nn.Sequential:
+        """`blocks` PreactBottleneckBlocks; the first takes `stride` and changes the width.
+
+        Shortcuts: identity, a 1x1 projection where the shape changes (option B).
+        """
+        out_channels = width * expansion
+        downsample = None
+        if stride != 1 or self.in_channels != out_channels:
+            downsample = projection(
+                self.in_channels, out_channels, stride=stride, bn=False
+            )
+        layers = nn.Sequential(
+            PreactBottleneckBlock(
+                self.in_channels,
+                width,
+                stride=stride,
+                expansion=expansion,
+                downsample=downsample,
+            )
+        )
+        for _ in range(1, blocks):
+            layers.append(
+                PreactBottleneckBlock(out_channels, width, expansion=expansion)
+            )
+        self.in_channels = out_channels
+        return layers
 
 
 def build_model(zero_init_residual: bool = False) -> nn.Module:

@@ -70,32 +70,15 @@ class Resnet50(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.in_channels = 64  # make_stage's input width
         # conv2: bottleneck(64) x 3
-        self.layer1 = nn.Sequential(
-            BottleneckBlock(64, 64, downsample=projection(64, 256)),
-            *(BottleneckBlock(256, 64) for _ in range(2)),
-        )
+        self.layer1 = self.make_stage(64, blocks=3)
         # conv3: bottleneck(128, stride: 2) x 4
-        self.layer2 = nn.Sequential(
-            BottleneckBlock(
-                256, 128, stride=2, downsample=projection(256, 512, stride=2)
-            ),
-            *(BottleneckBlock(512, 128) for _ in range(3)),
-        )
+        self.layer2 = self.make_stage(128, blocks=4, stride=2)
         # conv4: bottleneck(256, stride: 2) x 6
-        self.layer3 = nn.Sequential(
-            BottleneckBlock(
-                512, 256, stride=2, downsample=projection(512, 1024, stride=2)
-            ),
-            *(BottleneckBlock(1024, 256) for _ in range(5)),
-        )
+        self.layer3 = self.make_stage(256, blocks=6, stride=2)
         # conv5: bottleneck(512, stride: 2) x 3
-        self.layer4 = nn.Sequential(
-            BottleneckBlock(
-                1024, 512, stride=2, downsample=projection(1024, 2048, stride=2)
-            ),
-            *(BottleneckBlock(2048, 512) for _ in range(2)),
-        )
+        self.layer4 = self.make_stage(512, blocks=3, stride=2)
         # head
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, 1000)
@@ -125,6 +108,31 @@ class Resnet50(nn.Module):
         x = torch.flatten(x, 1)
         x = self.fc(x)
         return x
+
+    def make_stage(
+        self, width: int, blocks: int, stride: int = 1, expansion: int = 4
+    ) -> nn.Sequential:
+        """`blocks` BottleneckBlocks; the first takes `stride` and changes the width.
+
+        Shortcuts: identity, a 1x1 projection where the shape changes (option B).
+        """
+        out_channels = width * expansion
+        downsample = None
+        if stride != 1 or self.in_channels != out_channels:
+            downsample = projection(self.in_channels, out_channels, stride=stride)
+        layers = nn.Sequential(
+            BottleneckBlock(
+                self.in_channels,
+                width,
+                stride=stride,
+                expansion=expansion,
+                downsample=downsample,
+            )
+        )
+        for _ in range(1, blocks):
+            layers.append(BottleneckBlock(out_channels, width, expansion=expansion))
+        self.in_channels = out_channels
+        return layers
 
 
 def build_model(zero_init_residual: bool = False) -> nn.Module:

@@ -9,7 +9,8 @@ the template only lays them out. It never reads the syntax tree or the op catalo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from resdsl.backends.pytorch.blocks import BodyWriter, SlotUse, base_name, conv_
 from resdsl.backends.pytorch.layout import finish, generator_lines
 from resdsl.backends.pytorch.names import MODULE_NAMES, RESERVED, Names, attr_name, camel, clean_comment, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section
+from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
 from resdsl.ir.template import CallItem, walk
 from resdsl.lang.values import Size
 
@@ -34,6 +36,7 @@ class BlockClass:
     signature: list[str]  # __init__ parameters after self
     init: list[str]
     forward: list[str]
+    methods: list[str] = field(default_factory=list)  # further methods' lines, after forward
 
 
 @dataclass
@@ -102,6 +105,9 @@ class Generator:
         self.unit_of: dict[int, int] = {}  # residual id -> stochastic-depth unit number (1-based)
         self.survival_rule = self._survival_rule()
         self.last_bns: dict[str, list[str]] = {}  # block class -> the last BN of each residual branch
+        self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
+        self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
+        self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -153,15 +159,16 @@ class Generator:
         locals_ = {f.name: safe_local(f.name) for f in template.formals}
         tr = Translator(locals_)
         sample = self.instances[bname][0]
-        signature = ["in_channels: int"]
+        params: list[tuple[str, str]] = []
         for f in template.formals:
             hint = _type_hint(sample.args.get(f.name))
             if f.default is None:
-                signature.append(f"{locals_[f.name]}: {hint}")
+                params.append((locals_[f.name], f"{locals_[f.name]}: {hint}"))
             elif tr.is_constant(f.default):
-                signature.append(f"{locals_[f.name]}: {hint} = {tr(f.default)}")
+                params.append((locals_[f.name], f"{locals_[f.name]}: {hint} = {tr(f.default)}"))
             else:
-                signature.append(f"{locals_[f.name]}: {hint} | None = None")
+                params.append((locals_[f.name], f"{locals_[f.name]}: {hint} | None = None"))
+        signature = ["in_channels: int"] + [text for _, text in params]
         slot_params = self.slot_params(uses)
         if slot_params:
             signature.append("*")
@@ -176,6 +183,12 @@ class Generator:
             body.init.append(f"self.{attr} = {attr}")
         if bname in self.called_inside:
             body.init.append(f"self.out_channels = {body.channels}")
+        self.block_params[bname] = params
+        self.block_out[bname] = body.channels
+        if all(f.default is None or tr.is_constant(f.default) for f in template.formals) and not re.search(
+            r"\bin_channels\b|\bself\.", body.channels
+        ):
+            self.stage_ready.add(bname)
         self.uses_math |= tr.uses_math
         cite = [
             f"{clean_comment(template.module or self.spec_path)}:{template.span.line}: {clean_comment(template.header)}"
@@ -263,12 +276,28 @@ class Generator:
         counters: dict[str, int] = {}
         fresh = False
         stage_no = 0
+        plans = {id(s): plan_stage(self, s) for s in ir.sections if s.kind == "stage"}
+        methods = self.stage_methods([p for p in plans.values() if p is not None])
+        tracked_in: int | None = None
+        tracked_units: int | None = None
         for s in ir.sections:
             if s.kind == "stage":
                 stage_no += 1
                 attr = names.get(f"layer{stage_no}")
+                plan = plans[id(s)]
+                if plan is not None and tracked_in != plan.in_channels:
+                    init.append(f"self.in_channels = {plan.in_channels}  # make_stage's input width")
+                if plan is not None and plan.first_unit is not None and tracked_units != plan.first_unit - 1:
+                    init.append(f"self.units = {plan.first_unit - 1}  # stochastic depth: residual units built so far")
                 init.append(f"# {clean_comment(s.name)}: {clean_comment(s.description)}")
-                init += [f"self.{attr} = nn.Sequential("] + ["    " + line for line in self.stage_items(s)] + [")"]
+                if plan is None:
+                    init += [f"self.{attr} = nn.Sequential("] + ["    " + line for line in self.stage_items(s)]
+                    init.append(")")
+                else:
+                    init.append(f"self.{attr} = self.{methods[(plan.block, plan.rule)][0]}({self.stage_args(plan)})")
+                    tracked_in = ir.op(s.blocks[-1].nodes[-1]).shape[0]
+                    if plan.first_unit is not None:
+                        tracked_units = plan.first_unit - 1 + plan.count
                 forward.append(f"x = self.{attr}(x)")
                 fresh = False
                 continue
@@ -303,7 +332,36 @@ class Generator:
         signature = ["zero_init_residual: bool = False"]
         span = ir.span
         cite = [f"{clean_comment(self.spec_path)}:{span.line}: {clean_comment(span.source.line(span.line).strip())}"]
-        return BlockClass(self.network_class, cite, signature, init, forward)
+        extra = [line for name, lines in methods.values() for line in ["", *lines]]
+        return BlockClass(self.network_class, cite, signature, init, forward, extra)
+
+    def stage_methods(self, plans: list[StagePlan]) -> dict[tuple[str, Rule], tuple[str, list[str]]]:
+        """One `make_stage` method per block and shortcut rule of the regular stages."""
+        keys = list(dict.fromkeys((p.block, p.rule) for p in plans))
+        out: dict[tuple[str, Rule], tuple[str, list[str]]] = {}
+        names = Names(set())
+        for block, rule in keys:
+            name = names.get("make_stage" if len(keys) == 1 else f"make_{block}_stage")
+            out[(block, rule)] = (name, make_stage_method(self, block, name, rule, self.block_out[block]))
+            uses = self.slot_uses[block]
+            if uses and uses[0].takes_downsample:
+                self.uses_zero_pad |= rule.option is ShortcutOption.A
+                self.uses_projection |= rule.option in (ShortcutOption.B, ShortcutOption.C)
+        return out
+
+    def stage_args(self, plan: StagePlan) -> str:
+        """`64, blocks=3, stride=2`: the first block's arguments, as `call` writes them, and the count."""
+        template = self.ir.blocks[plan.block]
+        required, optional = [], []
+        for f in template.formals:
+            value = plan.first.args[f.name]
+            if f.default is None:
+                required.append(literal(value))
+            elif f.name not in plan.first.defaulted:
+                default = template.constant_defaults.get(f.name, _NO_DEFAULT)
+                if default is _NO_DEFAULT or value != default or type(value) is not type(default):
+                    optional.append(f"{safe_local(f.name)}={literal(value)}")
+        return ", ".join([*required, f"blocks={plan.count}", *optional])
 
     def module_literal(self, op: Op, in_shape: tuple[int, ...]) -> str:
         """The nn module of a stem or head op, with the graph's values."""

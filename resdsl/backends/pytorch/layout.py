@@ -13,6 +13,7 @@ def finish(cls: BlockClass) -> None:
     cls.signature = def_lines(["self", *cls.signature], indent=4)
     cls.init = [out for line in cls.init for out in wrap_indented(line, 8)]
     cls.forward = [out for line in cls.forward for out in wrap_indented(line, 8)]
+    cls.methods = [out for line in cls.methods for out in wrap_method_line(line)]
 
 
 def def_lines(params: list[str], indent: int) -> list[str]:
@@ -23,6 +24,20 @@ def def_lines(params: list[str], indent: int) -> list[str]:
     if indent + 4 + len(inner) <= 88:
         return ["def __init__(", "    " + inner, ") -> None:"]
     return ["def __init__("] + ["    " + p + "," for p in params] + [") -> None:"]
+
+
+def wrap_method_line(line: str) -> list[str]:
+    """A line of a further method (4 spaces in the class): its def wrapped like __init__'s, calls split."""
+    if line.startswith("def ") and 4 + len(line) > 88:
+        head, _, rest = line.partition("(")
+        params = rest[: rest.rfind(")")]
+        tail = rest[rest.rfind(")") :]
+        parts = [p.strip() for p in params.split(", ")]
+        inner = ", ".join(parts)
+        if 8 + len(inner) <= 88:
+            return [f"{head}(", "    " + inner, tail]
+        return [f"{head}("] + ["    " + p + "," for p in parts] + [tail]
+    return wrap_indented(line, 4) if line else [line]
 
 
 def wrap_indented(line: str, indent: int) -> list[str]:
@@ -40,8 +55,9 @@ def generator_lines(call: str, loop: str) -> list[str]:
 
 
 def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:
-    """A line as ruff would format it: unchanged if it fits, else its outermost call's
-    arguments on their own lines with a trailing comma."""
+    """A line as ruff would format it: unchanged if it fits, else its outermost call's arguments
+    on one line of their own, or one per line with a trailing comma; a sole argument that is a
+    call too long for its line is split the same way, hugged (no trailing comma)."""
     if indent + len(line) <= width:
         return [line]
     open_at = line.find("(")
@@ -52,7 +68,12 @@ def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:
     parts = _split_args(inner)
     if indent + 4 + len(", ".join(parts)) <= width:
         return [line[: open_at + 1], "    " + ", ".join(parts), tail]
-    return [line[: open_at + 1]] + ["    " + p + "," for p in parts] + [tail]
+    if len(parts) == 1 and parts[0].endswith(")") and "(" in parts[0]:
+        return [line[: open_at + 1], *("    " + x for x in wrap_call(parts[0], indent + 4, width)), tail]
+    lines = [line[: open_at + 1]]
+    for part in parts:
+        lines += ["    " + x for x in wrap_call(part + ",", indent + 4, width)]
+    return lines + [tail]
 
 
 def _split_args(text: str) -> list[str]:
