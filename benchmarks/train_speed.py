@@ -124,7 +124,7 @@ def main() -> None:
     except OSError:
         pass
     print(
-        f"# {ir.name} ({ir.totals['params']:,} params), batch 128, {args.iterations} iterations after "
+        f"# {ir.name} ({ir.totals.params:,} params), batch 128, {args.iterations} iterations after "
         f"{args.warmup} warm-up; {torch.get_num_threads()} threads, {cpu}, torch {torch.__version__}, "
         f"Python {platform.python_version()}"
     )

@@ -62,10 +62,10 @@ def test_generated_module_equals_ir(spec: str) -> None:
         model = module.build_model()
     want = stage_outputs(ir)
     got = measure_model(model, ir.input_shape, list(want))
-    assert got["params"] == ir.totals["params"]
+    assert got["params"] == ir.totals.params
     assert got["shapes"] == {**want, "<stem>": got["shapes"].get("<stem>")}
     assert got["output"] == (ir.classes,)
-    assert got["macs"] == ir.totals["flops"]
+    assert got["macs"] == ir.totals.flops
     assert module.INPUT_SHAPE == ir.input_shape and module.NUM_CLASSES == ir.classes
 
 
@@ -95,7 +95,7 @@ def test_one_depth_is_one_number_to_change() -> None:
     with torch.device("meta"):
         model = load_module(edited).build_model()
     ir32, _ = generated("cifar32")
-    assert sum(p.numel() for p in model.parameters()) == ir32.totals["params"]
+    assert sum(p.numel() for p in model.parameters()) == ir32.totals.params
 
 
 def test_one_width_is_one_number_to_change() -> None:
@@ -443,7 +443,7 @@ def test_verify_mismatch_is_a_bug_report_and_writes_nothing(tmp_path: Path, monk
     monkeypatch.setattr(
         codegen,
         "render_model",
-        lambda *a, **k: real(*a, **k).replace("nn.Linear(64, 10)", "nn.Linear(64, 10, bias=False)"),
+        lambda *a, **k: real(*a, **k).replace("nn.Linear(64, NUM_CLASSES)", "nn.Linear(64, NUM_CLASSES, bias=False)"),
     )
     out = tmp_path / "model.py"
     result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "-o", str(out), "--verify"])

@@ -153,7 +153,7 @@ def test_diamond_import_is_loaded_once(tmp_path: Path) -> None:
     ir = net(
         tmp_path, "    stem { conv 3x3, 10; ba(); bb() }\n    head { avgpool global }", 'import "a.rd"\nimport "b.rd"'
     )
-    assert ir.totals["layers"] == 1
+    assert ir.totals.layers == 1
 
 
 def test_main_file_params_override_imported_ones(tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_stage_and_call_shortcut_overrides(tmp_path: Path) -> None:
     stage s3 = unit(64, stride: 2)
     head { avgpool global; fc classes }"""
     ir = net(tmp_path, body, UNIT)
-    modes = [(op.scope.section, op.attrs["option"].value, op.meta["shortcut"].mode) for op in shortcuts(ir)]
+    modes = [(op.scope.section, op.attrs["option"].value, op.shortcut.mode) for op in shortcuts(ir)]
     assert modes == [
         ("s1", "A", "identity"),
         ("s1", "C", "projection"),
@@ -198,24 +198,24 @@ def test_residual_section_option_beats_the_network(tmp_path: Path) -> None:
         "    shortcut none\n    stem { conv 3x3, 16 }\n    stage s = always(16) * 2\n    head { avgpool global; fc classes }",
         pre,
     )
-    plans = [op.meta["shortcut"] for op in shortcuts(ir)]
+    plans = [op.shortcut for op in shortcuts(ir)]
     assert [p.mode for p in plans] == ["projection", "projection"]
     assert all(p.bn and p.stride == 1 for p in plans)
-    assert ir.totals["params"] == 432 + 2 * (2304 + 32 + 256 + 32) + 170
+    assert ir.totals.params == 432 + 2 * (2304 + 32 + 256 + 32) + 170
 
 
 def test_option_a_pads_and_subsamples(tmp_path: Path) -> None:
     ir = load_network(SPECS / "cifar20.rd")
-    padded = [op.meta["shortcut"] for op in shortcuts(ir) if op.meta["shortcut"].mode == "pad"]
+    padded = [op.shortcut for op in shortcuts(ir) if op.shortcut.mode == "pad"]
     assert [(p.stride, p.in_channels, p.out_channels) for p in padded] == [(2, 16, 32), (2, 32, 64)]
-    assert all(op.meta["params"] == 0 for op in shortcuts(ir))
+    assert all(op.params == 0 for op in shortcuts(ir))
 
 
 def test_plain_counterpart_has_no_merge(tmp_path: Path) -> None:
     ir = load_network(SPECS / "cifar20.rd", {"shortcut": parse_override("none")})
     assert not shortcuts(ir)
     assert not [op for op in ir.ops() if op.kind is OpKind.ADD]
-    assert ir.totals["layers"] == 20
+    assert ir.totals.layers == 20
 
 
 def test_preact_projection_takes_the_preactivated_input() -> None:
@@ -225,7 +225,7 @@ def test_preact_projection_takes_the_preactivated_input() -> None:
     x, preact_out = ir.inputs(sc.id)
     assert x == first.input
     assert preact_out == first.preact[-1] and ir.op(preact_out).kind is OpKind.RELU
-    assert sc.meta["shortcut"].mode == "projection" and sc.meta["shortcut"].bn is False  # `projection conv`
+    assert sc.shortcut.mode == "projection" and sc.shortcut.bn is False  # `projection conv`
     assert [ir.op(n).kind for n in first.preact] == [OpKind.BN, OpKind.RELU]
 
 
@@ -259,9 +259,9 @@ def test_dense_concat_grows_channels() -> None:
     assert len(concats) == 36
     first_block = concats[:12]
     assert [op.shape[0] for op in first_block] == [16 + 12 * i for i in range(1, 13)]
-    assert ir.section("dense1").nodes and ir.totals["sections"][1]["output"] == [160, 16, 16]
-    assert ir.totals["sections"][3]["output"] == [160 + 24 * 12, 8, 8]
-    assert ir.totals["layers"] == 40
+    assert ir.section("dense1").nodes and ir.totals.sections[1].output == [160, 16, 16]
+    assert ir.totals.sections[3].output == [160 + 24 * 12, 8, 8]
+    assert ir.totals.layers == 40
 
 
 # ---------------------------------------------------------------- expect
@@ -296,7 +296,7 @@ def test_about_rule() -> None:
 def test_expectations_pass_and_fail(tmp_path: Path) -> None:
     body = "    stem { conv 3x3, 16 }\n    head { avgpool global; fc classes }\n"
     ok = "    expect layers == 2\n    expect params ~= 0.6K\n    expect flops > 1000 and layers < 3\n    expect params != 0"
-    assert net(tmp_path, body + ok).totals["params"] == 432 + 170
+    assert net(tmp_path, body + ok).totals.params == 432 + 170
     with pytest.raises(SpecErrors) as err:
         net(tmp_path, body + "    expect layers == 3\n    expect params ~= 0.7K\n    expect params")
     messages = [e.message for e in err.value.errors]
@@ -310,7 +310,7 @@ def test_expectations_pass_and_fail(tmp_path: Path) -> None:
 def test_spec_expectations_hold_under_set() -> None:
     """`expect layers == 6*n + 2` follows --set n."""
     for n in (3, 7):
-        assert load_network(SPECS / "cifar110.rd", {"n": n}).totals["layers"] == 6 * n + 2
+        assert load_network(SPECS / "cifar110.rd", {"n": n}).totals.layers == 6 * n + 2
 
 
 # ---------------------------------------------------------------- --set

@@ -26,8 +26,7 @@ import graphviz
 
 from resdsl.backends.report import human
 from resdsl.diagnostics import ResdslError, UsageError, did_you_mean
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, fmt_shape
-from resdsl.ir.passes import ShortcutPlan
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, ShortcutPlan, fmt_shape
 
 VIEWS = ("collapsed", "block", "expanded")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -188,7 +187,7 @@ def layout_text(ir: NetworkIR, section: Section) -> str:
 
 def shortcut_text(ir: NetworkIR, op: Op) -> str:
     """identity / zero-pad (A) / projection (B) or (C), as the paper names them."""
-    plan: ShortcutPlan = op.meta["shortcut"]
+    plan: ShortcutPlan = op.shortcut
     option = op.attrs["option"].value
     if plan.mode == "identity":
         return "identity"
@@ -198,19 +197,19 @@ def shortcut_text(ir: NetworkIR, op: Op) -> str:
 
 
 def shortcut_detail(op: Op) -> str:
-    plan: ShortcutPlan = op.meta["shortcut"]
+    plan: ShortcutPlan = op.shortcut
     if plan.mode == "pad":
         return f"/{plan.stride}, +{plan.out_channels - plan.in_channels} zero channels"
     if plan.mode == "projection":
         text = f"1x1 conv, {plan.out_channels}" + (f", /{plan.stride}" if plan.stride > 1 else "")
-        return text + (" + BN" if plan.bn else "") + f"\n {human(op.meta['params'])} params"
+        return text + (" + BN" if plan.bn else "") + f"\n {human(op.params)} params"
     return ""
 
 
 def shortcut_source(ir: NetworkIR, op: Op) -> int:
     """The node a shortcut reads: x, or the pre-activated x for a pre-activation projection."""
     sources = ir.inputs(op.id)
-    if len(sources) == 2 and op.meta["shortcut"].mode == "projection":
+    if len(sources) == 2 and op.shortcut.mode == "projection":
         return sources[1]
     return sources[0]
 
@@ -260,8 +259,7 @@ def draw(
             t = ir.totals
             column.attr(
                 label=_html(
-                    f"<B>{escape(name)}</B><BR/>{t['layers']} layers · {human(t['params'])} params · "
-                    f"{human(t['flops'])} FLOPs"
+                    f"<B>{escape(name)}</B><BR/>{t.layers} layers · {human(t.params)} params · {human(t.flops)} FLOPs"
                 ),
                 labelloc="t",
                 style="rounded",
@@ -310,10 +308,10 @@ def _op_node(ctx: _Ctx, target: graphviz.Digraph, op: Op) -> None:
 
 def _tooltip(op: Op) -> str:
     figures = []
-    if op.meta.get("params"):
-        figures.append(f"{op.meta['params']:,} params")
-    if op.meta.get("flops"):
-        figures.append(f"{op.meta['flops']:,} FLOPs")
+    if op.params:
+        figures.append(f"{op.params:,} params")
+    if op.flops:
+        figures.append(f"{op.flops:,} FLOPs")
     return f"%{op.id} {op.kind.value} -> {fmt_shape(op.shape)}" + (f" ({', '.join(figures)})" if figures else "")
 
 
@@ -324,14 +322,14 @@ def _shortcut_edge(ctx: _Ctx, target: graphviz.Digraph, op: Op, source: str) -> 
     label = shortcut_text(ctx.ir, op)
     detail = shortcut_detail(op)
     flat = detail.replace("\n", ",")
-    width = "2.2" if op.meta["shortcut"].mode == "projection" else "1.4"
+    width = "2.2" if op.shortcut.mode == "projection" else "1.4"
     target.edge(
         source,
         ctx.nid(merge),
         label=f" {label}" + (f"\n {detail}" if detail else ""),
         color=SHORTCUT_COLOUR,
         fontcolor=SHORTCUT_COLOUR,
-        style="dashed" if op.meta["shortcut"].mode != "projection" else "solid",
+        style="dashed" if op.shortcut.mode != "projection" else "solid",
         penwidth=width,
         id=ctx.nid(f"shortcut{op.id}"),
         tooltip=f"shortcut: {label}" + (f" ({flat})" if flat else ""),
@@ -339,7 +337,7 @@ def _shortcut_edge(ctx: _Ctx, target: graphviz.Digraph, op: Op, source: str) -> 
 
 
 def _shape_changes(ir: NetworkIR, op: Op) -> bool:
-    ins = op.meta.get("in_shapes") or []
+    ins = op.in_shapes or []
     return op.kind is OpKind.INPUT or not ins or ins[0] != op.shape
 
 
@@ -398,7 +396,7 @@ def _collapsed(ctx: _Ctx, target: graphviz.Digraph) -> None:
         style="filled",
     )
     prev, shape = ctx.nid("input"), ir.input_shape
-    for section, figures in zip(ir.sections, ir.totals["sections"]):
+    for section, figures in zip(ir.sections, ir.totals.sections):
         if not section.nodes:
             continue
         name = ctx.nid(f"section_{section.name}")
@@ -408,7 +406,7 @@ def _collapsed(ctx: _Ctx, target: graphviz.Digraph) -> None:
             shape="plain",
             style="",
             id=name,
-            tooltip=f"{section.kind} {section.name}: {figures['params']:,} params, {figures['flops']:,} FLOPs",
+            tooltip=f"{section.kind} {section.name}: {figures.params:,} params, {figures.flops:,} FLOPs",
         )
         _edge(target, prev, name, shape)
         prev, shape = name, ir.op(section.nodes[-1]).shape
@@ -424,8 +422,7 @@ def _section_html(ctx: _Ctx, section: Section, figures: dict[str, Any]) -> str:
     title = f"<B>{escape(section.name)}</B>"
     layout = "<BR/>".join(escape(line) for line in _wrap(layout_text(ir, section), 44))
     numbers = (
-        f"{fmt_shape(ir.op(section.nodes[-1]).shape)} · {human(figures['params'])} params · "
-        f"{human(figures['flops'])} FLOPs"
+        f"{fmt_shape(ir.op(section.nodes[-1]).shape)} · {human(figures.params)} params · {human(figures.flops)} FLOPs"
     )
     rows = [
         f'<TR><TD COLSPAN="{width}" ALIGN="LEFT">{title}  {layout}</TD></TR>',
@@ -547,8 +544,8 @@ def _block(ctx: _Ctx, target: graphviz.Digraph, section: Section, inst: BlockIns
     inside = set(nodes)
     tag = f"{section.name}.{inst.index}"
     cluster = graphviz.Digraph(name=f"cluster_{ctx.prefix}block_{tag}")
-    params = sum(ir.op(n).meta["params"] for n in nodes)
-    flops = sum(ir.op(n).meta["flops"] for n in nodes)
+    params = sum(ir.op(n).params for n in nodes)
+    flops = sum(ir.op(n).flops for n in nodes)
     cluster.attr(
         label=_html(
             f"<B>{escape(tag)}</B>  {escape(call_text(ir, inst))}<BR/>"
@@ -613,14 +610,14 @@ def _expanded(ctx: _Ctx, target: graphviz.Digraph) -> None:
     ctx.sparse_labels = True
     _op_node(ctx, target, ir.op(ir.input_node))
     inside = set(ir.graph.nodes)
-    for section, figures in zip(ir.sections, ir.totals["sections"]):
+    for section, figures in zip(ir.sections, ir.totals.sections):
         if not section.nodes:
             continue
         cluster = graphviz.Digraph(name=f"cluster_{ctx.prefix}{section.name}")
         cluster.attr(
             label=_html(
                 f"<B>{escape(section.name)}</B>  {escape(layout_text(ir, section))}<BR/>"
-                f'<FONT POINT-SIZE="10">{human(figures["params"])} params · {human(figures["flops"])} FLOPs</FONT>'
+                f'<FONT POINT-SIZE="10">{human(figures.params)} params · {human(figures.flops)} FLOPs</FONT>'
             ),
             labeljust="l",
             style="rounded,filled",

@@ -76,7 +76,7 @@ def compile_command(
     _write(output, source)
     t = ir.totals
     note = ", verified" if verify else ""
-    click.echo(f"wrote {output}: {ir.name}, {t['layers']} layers, {t['params']:,} params{note}", err=True)
+    click.echo(f"wrote {output}: {ir.name}, {t.layers} layers, {t.params:,} params{note}", err=True)
     if train_script is not None:
         from resdsl.train.script import render_train_script
 

@@ -64,7 +64,7 @@ def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
             continue
         if not quiet:
             t = ir.totals
-            click.echo(f"{spec}: ok: {ir.name}, {t['layers']} layers, {t['params']:,} params, {t['flops']:,} FLOPs")
+            click.echo(f"{spec}: ok: {ir.name}, {t.layers} layers, {t.params:,} params, {t.flops:,} FLOPs")
     if failed:
         sys.exit(1)
 

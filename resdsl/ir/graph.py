@@ -1,8 +1,8 @@
 """The graph IR: a networkx DiGraph of typed ops, plus the network/stage/block hierarchy.
 
 Every node holds one `Op` under the key "op". Edges carry the input `port` (0, 1) of their
-target. Passes (resdsl.passes) write their results into `Op.meta` under their own keys:
-"in_shapes", "shape", "params", "flops", "shortcut".
+target. The passes (resdsl.ir.passes) fill in the typed result fields of each `Op`: in_shapes,
+shape and shortcut (shapes), params, flops.
 """
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ class Scope:
     block: int | None = None  # index into Section.blocks
 
 
+@dataclass(frozen=True)
+class ShortcutPlan:
+    """How a SHORTCUT node maps x to the body's shape."""
+
+    mode: str  # "identity" | "pad" (option A) | "projection" (1x1 conv, + BN unless projection conv)
+    stride: int
+    in_channels: int
+    out_channels: int
+    bn: bool
+
+
 @dataclass
 class Op:
     id: int
@@ -69,11 +80,12 @@ class Op:
     scope: Scope
     role: Role = Role.MAIN
     residual: int | None = None  # Residual.id of the innermost residual this op belongs to
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, ...] | None:
-        return self.meta.get("shape")
+    # Written by the passes (resdsl.ir.passes), each by one pass:
+    in_shapes: list[tuple[int, ...]] | None = None  # infer_shapes: the input shapes, by port
+    shape: tuple[int, ...] | None = None  # infer_shapes: the output shape, (C, H, W) or (N,)
+    shortcut: ShortcutPlan | None = None  # infer_shapes, on SHORTCUT nodes: how x maps to the body's shape
+    params: int = 0  # count_params: trainable elements
+    flops: int = 0  # count_flops: multiply-accumulates (the paper's FLOPs)
 
 
 @dataclass
@@ -127,6 +139,32 @@ class Expectation:
 
 
 @dataclass
+class SectionFigures:
+    """A stem, stage or head, as the report's table shows it (resdsl.ir.passes.summarize)."""
+
+    name: str
+    kind: str  # "stem" | "stage" | "head"
+    output: list[int] | None
+    blocks: int
+    description: str
+    params: int
+    flops: int
+    layers: int
+
+
+@dataclass
+class Totals:
+    """The network's figures (resdsl.ir.passes.summarize)."""
+
+    params: int = 0
+    flops: int = 0
+    layers: int = 0  # the paper's depth: conv and fc layers
+    ops: int = 0
+    expected_flops: int = 0  # training FLOPs under stochastic depth
+    sections: list[SectionFigures] = field(default_factory=list)
+
+
+@dataclass
 class NetworkIR:
     name: str
     graph: nx.DiGraph
@@ -143,7 +181,7 @@ class NetworkIR:
     recipe: Any = None  # resdsl.recipe.Recipe or None
     survival: tuple[str, float] | None = None  # the `survival` setting: ("uniform", p) | ("linear", last)
     output_node: int = -1
-    totals: dict[str, Any] = field(default_factory=dict)  # written by passes
+    totals: Totals = field(default_factory=Totals)  # written by the passes
 
     def op(self, node: int) -> Op:
         return self.graph.nodes[node]["op"]
@@ -210,10 +248,10 @@ def print_ir(ir: NetworkIR) -> str:
     ]
     for op in ir.ops():
         args = ", ".join(f"%{i}" for i in ir.inputs(op.id))
-        resolved = op.meta.get("shortcut")
+        resolved = op.shortcut
         kind = op.kind.value + (f":{resolved.mode}" if resolved else "")
         where = op.scope.section + (f".{op.scope.block}" if op.scope.block is not None else "")
-        figures = f"params={op.meta.get('params', 0):,} flops={op.meta.get('flops', 0):,}"
+        figures = f"params={op.params:,} flops={op.flops:,}"
         role = " (shortcut)" if op.role is Role.SHORTCUT and op.kind is not OpKind.SHORTCUT else ""
         lines.append(
             f"%{op.id:<4} = {kind}[{fmt_attrs(op)}]({args}){role} : {fmt_shape(op.shape)}"

@@ -1,35 +1,32 @@
 """Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, layers, expectations.
 
-Each pass is a function of the IR that writes its own keys of `Op.meta` and reports problems
+Each pass is a function of the IR that writes its own fields of each `Op` and reports problems
 as located SpecErrors. `analyze` runs them all and raises every error found at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from resdsl.diagnostics import Note, SpecError, collect
-from resdsl.ir.graph import WEIGHTED, NetworkIR, Op, OpKind, ShortcutOption, fmt_shape
+from resdsl.ir.graph import (
+    WEIGHTED,
+    NetworkIR,
+    Op,
+    OpKind,
+    SectionFigures,
+    ShortcutOption,
+    ShortcutPlan,
+    Totals,
+    fmt_shape,
+)
 
 Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ShortcutPlan:
-    """How a SHORTCUT node maps x to the body's shape."""
-
-    mode: str  # "identity" | "pad" (option A) | "projection" (1x1 conv, + BN unless projection conv)
-    stride: int
-    in_channels: int
-    out_channels: int
-    bn: bool
 
 
 # ---------------------------------------------------------------- shapes
 
 
 def infer_shapes(ir: NetworkIR) -> list[SpecError]:
-    """Write meta["in_shapes"] and meta["shape"] (C, H, W or (N,)); resolve shortcuts."""
+    """Fill in each op's in_shapes and shape (C, H, W or (N,)); resolve shortcuts into ShortcutPlans."""
     errors: list[SpecError] = []
     for op in ir.ops():
         if op.kind is OpKind.SHORTCUT:
@@ -38,16 +35,16 @@ def infer_shapes(ir: NetworkIR) -> list[SpecError]:
         if op.kind is OpKind.ADD:
             sources = sources[:1] + ir.inputs(sources[1])[:1]  # body, and x under the shortcut
         ins = [ir.op(i).shape for i in sources]
-        op.meta["in_shapes"] = ins
+        op.in_shapes = ins
         if any(s is None for s in ins):
-            op.meta["shape"] = None
+            op.shape = None
             continue
         try:
-            op.meta["shape"] = _shape_of(ir, op, ins)
+            op.shape = _shape_of(ir, op, ins)
         except SpecError as err:
             err.notes.extend(_context(ir, op))
             errors.append(err)
-            op.meta["shape"] = None
+            op.shape = None
     return errors
 
 
@@ -101,9 +98,9 @@ def _resolve_add(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
     body, x = ins
     sc = ir.op(ir.inputs(op.id)[1])
     plan = plan_shortcut(sc, x, body)
-    sc.meta["in_shapes"] = [x]
-    sc.meta["shortcut"] = plan
-    sc.meta["shape"] = body
+    sc.in_shapes = [x]
+    sc.shortcut = plan
+    sc.shape = body
     return body
 
 
@@ -186,25 +183,25 @@ def check_output(ir: NetworkIR) -> list[SpecError]:
 
 
 def count_params(ir: NetworkIR) -> None:
-    """meta["params"]: trainable elements (conv weights, BN weight+bias, fc weight+bias)."""
+    """Op.params: trainable elements (conv weights, BN weight+bias, fc weight+bias)."""
     for op in ir.ops():
-        op.meta["params"] = _params_of(op)
+        op.params = _params_of(op)
 
 
 def _params_of(op: Op) -> int:
     k = op.kind
     if k is OpKind.CONV:
-        c_in = op.meta["in_shapes"][0][0]
+        c_in = op.in_shapes[0][0]
         kh, kw = op.attrs["kernel"]
         out = op.attrs["channels"]
         return c_in // op.attrs["groups"] * kh * kw * out + (out if op.attrs["bias"] else 0)
     if k is OpKind.BN:
-        return 2 * op.meta["in_shapes"][0][0]
+        return 2 * op.in_shapes[0][0]
     if k is OpKind.FC:
-        n_in = _numel(op.meta["in_shapes"][0])
+        n_in = _numel(op.in_shapes[0])
         return n_in * op.attrs["out"] + (op.attrs["out"] if op.attrs["bias"] else 0)
     if k is OpKind.SHORTCUT:
-        plan: ShortcutPlan = op.meta["shortcut"]
+        plan: ShortcutPlan = op.shortcut
         if plan.mode != "projection":
             return 0
         return plan.in_channels * plan.out_channels + (2 * plan.out_channels if plan.bn else 0)
@@ -212,23 +209,23 @@ def _params_of(op: Op) -> int:
 
 
 def count_flops(ir: NetworkIR) -> None:
-    """meta["flops"]: multiply-accumulates of conv, fc and projection shortcuts (the paper's FLOPs)."""
+    """Op.flops: multiply-accumulates of conv, fc and projection shortcuts (the paper's FLOPs)."""
     for op in ir.ops():
-        op.meta["flops"] = _flops_of(op)
+        op.flops = _flops_of(op)
 
 
 def _flops_of(op: Op) -> int:
     k = op.kind
     if k is OpKind.CONV:
         _, oh, ow = op.shape
-        c_in = op.meta["in_shapes"][0][0]
+        c_in = op.in_shapes[0][0]
         kh, kw = op.attrs["kernel"]
         return oh * ow * op.attrs["channels"] * (c_in // op.attrs["groups"]) * kh * kw
     if k is OpKind.FC:
-        return _numel(op.meta["in_shapes"][0]) * op.attrs["out"]
-    if k is OpKind.SHORTCUT and op.meta["shortcut"].mode == "projection":
+        return _numel(op.in_shapes[0]) * op.attrs["out"]
+    if k is OpKind.SHORTCUT and op.shortcut.mode == "projection":
         c, h, w = op.shape
-        return h * w * c * op.meta["shortcut"].in_channels
+        return h * w * c * op.shortcut.in_channels
     return 0
 
 
@@ -250,36 +247,36 @@ def summarize(ir: NetworkIR) -> None:
     for s in ir.sections:
         ops = [ir.op(n) for n in s.nodes]
         sections.append(
-            {
-                "name": s.name,
-                "kind": s.kind,
-                "output": list(ops[-1].shape) if ops else None,
-                "blocks": len(s.blocks),
-                "description": s.description,
-                "params": sum(o.meta["params"] for o in ops),
-                "flops": sum(o.meta["flops"] for o in ops),
-                "layers": sum(1 for o in ops if o.kind in WEIGHTED),
-            }
+            SectionFigures(
+                name=s.name,
+                kind=s.kind,
+                output=list(ops[-1].shape) if ops else None,
+                blocks=len(s.blocks),
+                description=s.description,
+                params=sum(o.params for o in ops),
+                flops=sum(o.flops for o in ops),
+                layers=sum(1 for o in ops if o.kind in WEIGHTED),
+            )
         )
-    ir.totals = {
-        "params": sum(o.meta["params"] for o in ir.ops()),
-        "flops": sum(o.meta["flops"] for o in ir.ops()),
-        "layers": count_layers(ir),
-        "ops": ir.graph.number_of_nodes(),
-        "sections": sections,
-        "expected_flops": round(sum(_expected_flops(ir, o) for o in ir.ops())),
-    }
+    ir.totals = Totals(
+        params=sum(o.params for o in ir.ops()),
+        flops=sum(o.flops for o in ir.ops()),
+        layers=count_layers(ir),
+        ops=ir.graph.number_of_nodes(),
+        expected_flops=round(sum(_expected_flops(ir, o) for o in ir.ops())),
+        sections=sections,
+    )
 
 
 def _expected_flops(ir: NetworkIR, op: Op) -> float:
     """Training-time FLOPs under stochastic depth: a residual body runs with its survival probability."""
     if op.residual is None or op.kind in (OpKind.SHORTCUT, OpKind.ADD):
-        return op.meta["flops"]
-    return op.meta["flops"] * ir.residuals[op.residual].survival
+        return op.flops
+    return op.flops * ir.residuals[op.residual].survival
 
 
 def check_expectations(ir: NetworkIR) -> list[SpecError]:
-    measures = {"layers": ir.totals["layers"], "params": ir.totals["params"], "flops": ir.totals["flops"]}
+    measures = {"layers": ir.totals.layers, "params": ir.totals.params, "flops": ir.totals.flops}
     errors = []
     for exp in ir.expectations:
         try:

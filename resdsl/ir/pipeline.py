@@ -7,8 +7,9 @@ from typing import Any
 
 from resdsl.diagnostics import SpecError
 from resdsl.ir.graph import NetworkIR
-from resdsl.ir.lower import NETWORK_SETTINGS, lower
+from resdsl.ir.lower import lower
 from resdsl.ir.passes import analyze
+from resdsl.ir.settings import NETWORK_SETTINGS
 from resdsl.lang.imports import load_program
 
 

@@ -3,7 +3,7 @@
 A template is a block's body with every op's arguments matched to the op catalogue and
 completed with its defaults, and the spec's params folded in as constants: what is left
 symbolic are the block's own arguments (`Name` nodes of its formals). Lowering
-(resdsl.ir.lower) evaluates a template at every use of the block to build the concrete op
+(resdsl.ir.expand) evaluates a template at every use of the block to build the concrete op
 graph; the PyTorch back end writes one class per template. Neither re-reads the syntax tree.
 
 A statement that cannot be lowered (an unknown op, a misplaced section) becomes an `Invalid`

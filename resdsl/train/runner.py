@@ -67,9 +67,9 @@ def fingerprint(ir) -> dict[str, Any]:
     t = ir.totals
     return {
         "name": ir.name,
-        "params": int(t["params"]),
-        "flops": int(t["flops"]),
-        "layers": int(t["layers"]),
+        "params": int(t.params),
+        "flops": int(t.flops),
+        "layers": int(t.layers),
         "input": list(ir.input_shape),
         "classes": int(ir.classes),
     }
@@ -376,8 +376,8 @@ def _train(spec, sets, opts, ir, cfg, state, out, dataset, data, device, amp, di
         "deterministic": opts.deterministic,
         "world_size": dist.world,
         "torch": torch.__version__,
-        "model_params": int(ir.totals["params"]),
-        "model_flops": int(ir.totals["flops"]),
+        "model_params": int(ir.totals.params),
+        "model_flops": int(ir.totals.flops),
     }
     metrics_file = out / "metrics.csv"
     rows = [r for r in read_metrics(metrics_file) if r["iteration"] <= trainer.iteration] if state else []
@@ -404,7 +404,7 @@ def _train(spec, sets, opts, ir, cfg, state, out, dataset, data, device, amp, di
     stop = _StopFlag()
     started = time.perf_counter()
     say.line(
-        f"training {ir.name} ({ir.totals['params']:,} params) on {dataset} "
+        f"training {ir.name} ({ir.totals.params:,} params) on {dataset} "
         f"({data['x_train'].shape[0]} train / {data['x_test'].shape[0]} test images) on {device}"
         + (f" x {dist.world} processes" if dist.active else "")
         + f", {total} iterations of batch {cfg['batch']} -> {out}"

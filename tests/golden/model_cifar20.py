@@ -77,7 +77,7 @@ class CifarResnet20(nn.Module):
         self.layer3 = self.make_stage(64, blocks=3, stride=2)
         # head
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, 10)
+        self.fc = nn.Linear(64, NUM_CLASSES)
         # He initialisation (fan_out, relu) for convolutions; BN weight 1, bias 0.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -78,7 +78,7 @@ class PreactResnet164(nn.Module):
         self.bn1 = nn.BatchNorm2d(256)
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(256, 10)
+        self.fc = nn.Linear(256, NUM_CLASSES)
         # He initialisation (fan_out, relu) for convolutions; BN weight 1, bias 0.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -81,7 +81,7 @@ class Resnet50(nn.Module):
         self.layer4 = self.make_stage(512, blocks=3, stride=2)
         # head
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(2048, 1000)
+        self.fc = nn.Linear(2048, NUM_CLASSES)
         # He initialisation (fan_out, relu) for convolutions; BN weight 1, bias 0.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -111,7 +111,7 @@ def _follows(gen: Generator, inst: BlockInstance, r, stride) -> bool:
     if mode != expected:
         return False
     if mode in ("pad", "projection"):
-        plan = gen.ir.op(r.shortcut).meta["shortcut"]
+        plan = gen.ir.op(r.shortcut).shortcut
         return (plan.stride, plan.in_channels, plan.out_channels) == (stride, in_c, out_c)
     return True
 

@@ -75,8 +75,8 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
     except Exception as err:  # noqa: BLE001 - any failure of generated code is the generator's bug
         return [f"the generated module fails to build or run: {type(err).__name__}: {err}"]
     problems = []
-    if got["params"] != ir.totals["params"]:
-        problems.append(f"parameters: the module has {got['params']:,}, the IR {ir.totals['params']:,}")
+    if got["params"] != ir.totals.params:
+        problems.append(f"parameters: the module has {got['params']:,}, the IR {ir.totals.params:,}")
     for name, s in zip(names, stages):
         want = ir.op(s.nodes[-1]).shape
         if got["shapes"].get(name) != want:
@@ -88,6 +88,6 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
             problems.append(f"stem: the module gives {got['shapes'].get('<stem>')}, the IR {want}")
     if got["output"] != (ir.classes,):
         problems.append(f"output: the module gives {got['output']}, the IR ({ir.classes},)")
-    if got["macs"] != ir.totals["flops"]:
-        problems.append(f"FLOPs: the module's convs and linears do {got['macs']:,}, the IR {ir.totals['flops']:,}")
+    if got["macs"] != ir.totals.flops:
+        problems.append(f"FLOPs: the module's convs and linears do {got['macs']:,}, the IR {ir.totals.flops:,}")
     return problems
