@@ -1,4 +1,5 @@
-"""`import resdsl`, `resdsl check` and `resdsl info` never import torch (1.7 s here).
+"""`import resdsl`, `resdsl check` and `resdsl info` never import torch (1.7 s here), nor numpy,
+jinja2 or graphviz (what compile, viz and train need).
 
 Each check runs in a fresh interpreter, because this test process may have imported torch
 already (the codegen and training tests do).
@@ -21,10 +22,12 @@ PROBE = textwrap.dedent(
     """
     import sys
 
+    HEAVY = ("torch", "numpy", "jinja2", "graphviz")
+
     class NoTorch:
         def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("resdsl imported torch: " + name)
+            if name.split(".")[0] in HEAVY:
+                raise ImportError("resdsl imported " + name)
             return None
 
     sys.meta_path.insert(0, NoTorch())
@@ -36,7 +39,7 @@ PROBE = textwrap.dedent(
         code = exit.code or 0
     else:
         code = 0
-    assert "torch" not in sys.modules, "torch was imported"
+    assert not [m for m in HEAVY if m in sys.modules], "a heavy module was imported"
     print("exit", code, file=sys.stderr)
     """
 )
@@ -98,4 +101,12 @@ def test_probe_detects_torch() -> None:
     code = PROBE.replace("from resdsl.cli.main import main", "import torch\nfrom resdsl.cli.main import main")
     proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode != 0
-    assert "resdsl imported torch: torch" in proc.stderr
+    assert "resdsl imported torch" in proc.stderr
+
+
+@pytest.mark.parametrize("heavy", ["numpy", "jinja2", "graphviz"])
+def test_probe_detects_the_other_heavy_modules(heavy: str) -> None:
+    code = PROBE.replace("from resdsl.cli.main import main", f"import {heavy}\nfrom resdsl.cli.main import main")
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode != 0
+    assert f"resdsl imported {heavy}" in proc.stderr
