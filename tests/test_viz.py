@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from resdsl.backends import viz
 from resdsl.cli.main import main
 from resdsl.diagnostics import UsageError
+from resdsl.ir.graph import OpKind
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
 
@@ -212,7 +213,7 @@ def test_expanded_draws_every_op_in_section_and_block_clusters():
     ir = network("cifar20.rd")
     items = svg_of([("cifar20.rd", ())], view="expanded")
     ops = [i for i in items.values() if i.kind == "node" and re.fullmatch(r"n\d+", i.id)]
-    expected = [op for op in ir.ops() if op.kind is not viz.OpKind.SHORTCUT]
+    expected = [op for op in ir.ops() if op.kind is not OpKind.SHORTCUT]
     assert sorted(int(i.id[1:]) for i in ops) == sorted(op.id for op in expected)
     clusters = {k for k, v in items.items() if v.kind == "cluster"}
     assert {f"section_{s}" for s in ("stem", "conv2", "conv3", "conv4", "head")} <= clusters

@@ -1,218 +1,37 @@
-"""Diagrams: the checked IR drawn with Graphviz, top to bottom, like the paper's figures.
-
-Four views, all built from the same IR (so a diagram cannot disagree with `resdsl info`):
-
-- collapsed (default): input, stem, one node per stage, head, output; the tensor shape on
-  every edge (CxHxW, as `resdsl info` prints it);
-- block: the ops inside one block (the paper's Figure 2 / Figure 5), with the shortcut drawn
-  as its own edge labelled identity / zero-pad (A) / projection (B, C);
-- expanded: every op, in clusters per section and per block;
-- side by side: several networks in columns (the paper's Figure 3), in any of the views above.
-
-`draw` builds a `graphviz.Digraph`; `render` writes it as svg, png, pdf or dot.
-"""
+"""Building the `graphviz.Digraph` of one or more networks: collapsed, block and expanded views."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import graphviz
 
 from resdsl.backends.report import human
-from resdsl.diagnostics import ResdslError, UsageError, did_you_mean
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, ShortcutPlan, fmt_shape
-
-VIEWS = ("collapsed", "block", "expanded")
-FORMATS = ("svg", "png", "pdf", "dot")
-INSTALL_HINT = (
-    "install Graphviz: `sudo apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS), "
-    "or see https://graphviz.org/download/; `-o FILE.dot` works without it"
+from resdsl.backends.viz.labels import (
+    block_runs,
+    call_text,
+    layout_text,
+    op_abbrev,
+    op_label,
+    shortcut_detail,
+    shortcut_source,
+    shortcut_text,
 )
-
-FONT = "Helvetica,Arial,sans-serif"
-
-# Fill colour per op kind (the legend shows the ones a diagram uses).
-COLOURS: dict[OpKind, str] = {
-    OpKind.INPUT: "#e5e5e5",
-    OpKind.CONV: "#9ecae1",
-    OpKind.BN: "#fdd49e",
-    OpKind.RELU: "#c7e9c0",
-    OpKind.MAXPOOL: "#fbb4c4",
-    OpKind.AVGPOOL: "#fbb4c4",
-    OpKind.GLOBAL_AVGPOOL: "#fbb4c4",
-    OpKind.FC: "#cbb8e3",
-    OpKind.DROPOUT: "#d9d9d9",
-    OpKind.SHORTCUT: "#d6604d",
-    OpKind.ADD: "#fdae6b",
-    OpKind.CONCAT: "#fdae6b",
-}
-LEGEND_NAMES: dict[OpKind, str] = {
-    OpKind.INPUT: "input",
-    OpKind.CONV: "conv",
-    OpKind.BN: "batch norm",
-    OpKind.RELU: "ReLU",
-    OpKind.MAXPOOL: "pooling",
-    OpKind.AVGPOOL: "pooling",
-    OpKind.GLOBAL_AVGPOOL: "pooling",
-    OpKind.FC: "fc",
-    OpKind.DROPOUT: "dropout",
-    OpKind.ADD: "add / concat",
-    OpKind.CONCAT: "add / concat",
-}
-SHORTCUT_COLOUR = COLOURS[OpKind.SHORTCUT]
-EDGE_COLOUR = "#525252"
-LARGE = 1500  # ops in an expanded drawing beyond which dot's layout effort is bounded
-SECTION_FILL = {"stem": "#f0f0f0", "stage": "#ffffff", "head": "#f0f0f0"}
-
-
-class GraphvizMissing(ResdslError):
-    """The `dot` program is needed for svg/png/pdf and is not installed."""
-
-    def render(self) -> str:
-        return f"error: {self}"
-
-
-class RenderError(ResdslError):
-    """Graphviz could not lay out or write the diagram."""
-
-    def render(self) -> str:
-        return f"error: {self}"
-
-
-# ---------------------------------------------------------------- text for ops and sections
-
-
-def op_label(op: Op) -> str:
-    """The paper's wording: `3x3 conv, 128, /2`, `BN`, `ReLU`, `fc 1000`."""
-    a = op.attrs
-    k = op.kind
-    if k is OpKind.CONV:
-        kh, kw = a["kernel"]
-        text = f"{kh}x{kw} conv, {a['channels']}"
-        if a["stride"] > 1:
-            text += f", /{a['stride']}"
-        if a.get("groups", 1) > 1:
-            text += f", groups {a['groups']}"
-        return text
-    if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-        kh, kw = a["kernel"]
-        text = f"{kh}x{kw} {'max' if k is OpKind.MAXPOOL else 'avg'} pool"
-        return text + (f", /{a['stride']}" if a["stride"] > 1 else "")
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return "global avg pool"
-    if k is OpKind.FC:
-        return f"fc {a['out']}"
-    if k is OpKind.DROPOUT:
-        return f"dropout {a['p']:g}"
-    if k is OpKind.INPUT:
-        return f"input {fmt_shape(op.shape)}"
-    return {OpKind.BN: "BN", OpKind.RELU: "ReLU", OpKind.ADD: "+", OpKind.CONCAT: "concat"}.get(k, k.value)
-
-
-def op_abbrev(op: Op) -> str:
-    """A few characters for the coloured strip of a collapsed node."""
-    k = op.kind
-    if k is OpKind.CONV:
-        kh, kw = op.attrs["kernel"]
-        return f"{kh}x{kw}" + ("/2" if op.attrs["stride"] == 2 else "")
-    if k is OpKind.MAXPOOL:
-        return "max"
-    if k is OpKind.AVGPOOL:
-        return "avg"
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return "gap"
-    if k is OpKind.DROPOUT:
-        return "drop"
-    return {OpKind.BN: "BN", OpKind.RELU: "ReLU", OpKind.ADD: "+", OpKind.CONCAT: "cat", OpKind.FC: "fc"}.get(
-        k, k.value
-    )
-
-
-def _value_text(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, str):
-        return v if v.isidentifier() else f'"{v}"'
-    return str(v)
-
-
-def call_text(ir: NetworkIR, inst: BlockInstance) -> str:
-    """`basic(128, stride: 2)`: the evaluated call, leaving out arguments that took or equal a constant default."""
-    template = ir.blocks.get(inst.definition)
-    if template is None:
-        return f"{inst.definition}(" + ", ".join(f"{k}: {_value_text(v)}" for k, v in inst.args.items()) + ")"
-    parts = []
-    for formal in template.formals:
-        if formal.name not in inst.args:
-            continue
-        value = inst.args[formal.name]
-        if formal.default is None:
-            parts.append(_value_text(value))
-        elif formal.name in template.constant_defaults and template.constant_defaults[formal.name] == value:
-            continue
-        else:
-            parts.append(f"{formal.name}: {_value_text(value)}")
-    return f"{inst.definition}({', '.join(parts)})"
-
-
-def block_runs(ir: NetworkIR, section: Section) -> list[tuple[BlockInstance, int]]:
-    """Consecutive uses of one block with the same arguments (later copies at stride 1) as one run."""
-    runs: list[tuple[BlockInstance, int]] = []
-
-    def key(inst: BlockInstance) -> tuple:
-        return inst.definition, tuple(sorted((k, repr(v)) for k, v in inst.args.items() if k != "stride"))
-
-    for inst in section.blocks:
-        if runs and key(runs[-1][0]) == key(inst) and inst.args.get("stride", 1) == 1:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((inst, 1))
-    return runs
-
-
-def layout_text(ir: NetworkIR, section: Section) -> str:
-    """`basic(128, stride: 2) x 4` for a stage (counts evaluated); the op list for stem and head."""
-    if section.blocks:
-        return ", ".join(call_text(ir, inst) + (f" x {n}" if n > 1 else "") for inst, n in block_runs(ir, section))
-    return " · ".join(op_label(ir.op(n)) for n in section.nodes if ir.op(n).kind is not OpKind.SHORTCUT)
-
-
-def shortcut_text(ir: NetworkIR, op: Op) -> str:
-    """identity / zero-pad (A) / projection (B) or (C), as the paper names them."""
-    plan: ShortcutPlan = op.shortcut
-    option = op.attrs["option"].value
-    if plan.mode == "identity":
-        return "identity"
-    if plan.mode == "pad":
-        return f"zero-pad ({option})"
-    return f"projection ({option})"
-
-
-def shortcut_detail(op: Op) -> str:
-    plan: ShortcutPlan = op.shortcut
-    if plan.mode == "pad":
-        return f"/{plan.stride}, +{plan.out_channels - plan.in_channels} zero channels"
-    if plan.mode == "projection":
-        text = f"1x1 conv, {plan.out_channels}" + (f", /{plan.stride}" if plan.stride > 1 else "")
-        return text + (" + BN" if plan.bn else "") + f"\n {human(op.params)} params"
-    return ""
-
-
-def shortcut_source(ir: NetworkIR, op: Op) -> int:
-    """The node a shortcut reads: x, or the pre-activated x for a pre-activation projection."""
-    sources = ir.inputs(op.id)
-    if len(sources) == 2 and op.shortcut.mode == "projection":
-        return sources[1]
-    return sources[0]
-
+from resdsl.backends.viz.style import (
+    COLOURS,
+    EDGE_COLOUR,
+    FONT,
+    LARGE,
+    LEGEND_NAMES,
+    SECTION_FILL,
+    SHORTCUT_COLOUR,
+    VIEWS,
+)
+from resdsl.diagnostics import UsageError, did_you_mean
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, fmt_shape
 
 # ---------------------------------------------------------------- drawing
 
@@ -673,44 +492,3 @@ def _legend(g: graphviz.Digraph, kinds: set[OpKind], shortcut_edges: bool) -> No
         f'<TR><TD COLSPAN="2"><FONT POINT-SIZE="9"><B>legend</B></FONT></TD></TR>{"".join(rows)}</TABLE>'
     )
     g.node("legend", _html(table), shape="plain", style="", id="legend")
-
-
-# ---------------------------------------------------------------- output
-
-
-def output_format(path: Path) -> str:
-    """svg / png / pdf / dot from a file name; anything else is a usage error."""
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt == "gv":
-        fmt = "dot"
-    if fmt not in FORMATS:
-        shown = f"`{path.suffix}`" if path.suffix else "no extension"
-        raise UsageError(f"-o {path}: {shown} is not a diagram format; use .svg, .png, .pdf or .dot")
-    return fmt
-
-
-def render(g: graphviz.Digraph, path: Path, fmt: str | None = None) -> Path:
-    """Write the diagram; dot source needs no Graphviz, the other formats need its `dot` program."""
-    fmt = fmt or output_format(path)
-    if fmt == "dot":
-        data = g.source.encode()
-    else:
-        if shutil.which("dot") is None:
-            raise GraphvizMissing(
-                f"writing {path} needs Graphviz's `dot` program, which is not installed; {INSTALL_HINT}"
-            )
-        if fmt == "png":
-            g = g.copy()
-            g.attr(dpi="110")
-        try:
-            data = g.pipe(format=fmt, quiet=True)
-        except graphviz.ExecutableNotFound as err:
-            raise GraphvizMissing(f"writing {path} needs Graphviz's `dot` program: {err}; {INSTALL_HINT}") from None
-        except (graphviz.CalledProcessError, subprocess.CalledProcessError) as err:
-            stderr = getattr(err, "stderr", b"") or b""
-            raise RenderError(f"Graphviz failed to draw {path}: {stderr.decode(errors='replace').strip()}") from None
-    try:
-        path.write_bytes(data)
-    except OSError as err:
-        raise RenderError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
