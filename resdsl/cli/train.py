@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -130,8 +129,9 @@ def _launch(nproc: int, out: Path | None, spec: Path) -> None:
             continue
         cleaned.append(a)
     if out is None:  # every rank must agree on the run directory
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        cleaned += ["--out", str(Path("runs") / f"{spec.stem}-{stamp}")]
+        from resdsl.train.runner import default_run_dir
+
+        cleaned += ["--out", str(default_run_dir(spec))]
     if cleaned and cleaned[0] != "train":
         cleaned = cleaned[cleaned.index("train") :]
     command = [
