@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -144,6 +143,8 @@ def _launch(nproc: int, out: Path | None, spec: Path) -> None:
         "resdsl",
         *cleaned,
     ]
+    import subprocess
+
     sys.exit(subprocess.call(command))
 
 
