@@ -77,18 +77,10 @@ def train(
         return
     from resdsl.train import runner
 
-    overrides = {
-        name: value
-        for name, value in (
-            ("iterations", iterations),
-            ("batch", batch),
-            ("lr", lr),
-            ("eval_every", eval_every),
-            ("checkpoint_every", checkpoint_every),
-            ("seed", seed),
-        )
-        if value is not None
-    }
+    given = dict(
+        iterations=iterations, batch=batch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed
+    )
+    overrides = {name: value for name, value in given.items() if value is not None}
     opts = runner.Options(
         out=out,
         dataset=dataset,
