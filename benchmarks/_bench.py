@@ -1,12 +1,16 @@
-"""What the benchmarks share: the CPU's name and rewriting one section of docs/benchmarks.md.
+"""What the benchmarks share: the machine's description, the command to run, and rewriting one section
+of docs/benchmarks.md.
 
 Imported by the scripts beside it (their folder is first on sys.path when they run).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -23,6 +27,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine() -> str:
+    """`2 CPU cores (Intel(R) Xeon(R) Processor), Python 3.11.7, Linux`."""
+    return f"{os.cpu_count()} CPU cores ({cpu_name()}), Python {platform.python_version()}, {platform.system()}"
+
+
+def resdsl_command() -> list[str]:
+    """The console script beside this interpreter, else `python -m resdsl`."""
+    script = Path(sys.executable).parent / "resdsl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "resdsl"]
+
+
 def section_span(doc: str, title: str) -> re.Match[str] | None:
     """Where the section `## Title` of a markdown text runs, up to the next `## ` heading."""
     return re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M).search(doc)
@@ -37,3 +52,11 @@ def replace_section(title: str, text: str) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + text
     DOC.write_text(doc.rstrip("\n") + "\n")
+
+
+def report(text: str, write: bool, writer: Callable[[str], None]) -> None:
+    """Print a benchmark's figures and, with --write, record them in docs/benchmarks.md through `writer`."""
+    print(text)
+    if write:
+        writer(text)
+        print(f"written to {DOC.relative_to(DOC.parent.parent)}")

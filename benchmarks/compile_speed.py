@@ -1,291 +1,335 @@
-"""How fast is the front end? Whole-process `resdsl info` against `python -c pass`, cold (result cache
-off) and warm (a cache hit), and in-process analysis time of CIFAR ResNet-110 against ResNet-1202
-(which should grow linearly in blocks). Uses a private cache folder, never the user's.
+"""How fast is the front end? A fresh `resdsl info specs/resnet152.rd` process against
+`python -c "import networkx, lark, click"` (the libraries no run can do without), timed in pairs,
+interleaved round after round; then where resdsl's own time goes: its imports (`-X importtime`)
+and the phases of the run (parse, lower, analyze, report) in a fresh process.
 
     .venv/bin/python benchmarks/compile_speed.py            # print the figures
     .venv/bin/python benchmarks/compile_speed.py --write    # and record them in docs/benchmarks.md
+
+Every process gets the same environment: bytecode written (by an untimed first round) into a private
+PYTHONPYCACHEPREFIX, Lark's table cache in a private XDG_CACHE_HOME, and this checkout first on
+PYTHONPATH when the interpreter's installed resdsl is another checkout.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
-from _bench import cpu_name, replace_section
+from _bench import machine, replace_section, report, resdsl_command
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Compile speed"
+SPEC = "specs/resnet152.rd"
+TARGET = 1.25
+LIBS = "import networkx, lark, click"
+
+# A fresh process doing what `resdsl info SPEC` does, phase by phase, twice (first and warm), as JSON.
+PHASES = f"""
+import json, sys, time
+clock = time.perf_counter
+t = [clock()]
+{LIBS}
+t.append(clock())
+import resdsl.cli.main  # what the console script imports
+t.append(clock())
+from resdsl.backends import report  # what `info` imports when it runs
+from resdsl.ir.lower import lower
+from resdsl.ir.passes import analyze
+from resdsl.ir.pipeline import check_override_names
+from resdsl.lang.imports import load_program
+from resdsl.lang.overrides import parse_sets
+from resdsl.lang.parser import _parser
+from resdsl.lang.recipe import build_recipe
+t.append(clock())
+_parser()  # Lark's LALR parser, its tables read from the cache
+t.append(clock())
+runs = []
+for _ in range(2):
+    r = [clock()]
+    program = load_program(sys.argv[1])
+    r.append(clock())
+    sets = parse_sets(())
+    check_override_names(program, sets)
+    ir = lower(program, sets)
+    r.append(clock())
+    analyze(ir)
+    ir.recipe = build_recipe(program, ir.classes, ir.params, sets)
+    r.append(clock())
+    report.table(ir, sys.argv[1])
+    r.append(clock())
+    runs.append([b - a for a, b in zip(r, r[1:])])
+print(json.dumps({{"start": [b - a for a, b in zip(t, t[1:])], "first": runs[0], "warm": runs[1],
+                  "ops": ir.graph.number_of_nodes()}}))
+"""
+START = [
+    "import networkx, lark, click",
+    "import resdsl.cli.main",
+    "`info`'s lazy imports",
+    "Lark parser (cached tables)",
+]
+RUN = ["parse (load_program)", "lower", "analyze + recipe", "report table"]
+
+# The libraries, exiting as resdsl does (resdsl.cli.common.skip_final_collection).
+LIBS_FROZEN = f"{LIBS}, atexit, gc; atexit.register(gc.freeze)"
+# `info` with the interpreter's teardown at exit, as before skip_final_collection.
+TEARDOWN = f"""
+import sys
+import resdsl.cli.common
+resdsl.cli.common.skip_final_collection = lambda: None
+sys.argv = ["resdsl", "info", {SPEC!r}]
+from resdsl.cli.main import main
+main()
+"""
+
+# The same run under -X importtime, the libraries imported first: what comes after them is resdsl's.
+IMPORTS = f"""
+{LIBS}
+import sys
+sys.argv = ["resdsl", "info", {SPEC!r}]
+from resdsl.cli.main import main
+main()
+"""
 
 
-def walls(cmds: dict[str, tuple[list[str], dict[str, str]]], reps: int) -> dict[str, tuple[float, float]]:
-    """(median, best) wall-clock seconds of each whole process. Commands take turns, round after round, so
-    that a change in the machine's load touches all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in cmds}
-    for cmd, env in cmds.values():  # one untimed round: bytecode written, caches filled
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
-    for _ in range(reps):
-        for name, (cmd, env) in cmds.items():
-            start = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
-            times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
-
-
-def resdsl_command() -> list[str]:
-    script = Path(sys.executable).parent / "resdsl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "resdsl"]
-
-
-def in_process(spec: str, reps: int) -> dict[str, float]:
-    """Median seconds of each front-end phase for one spec, warm (modules and grammar loaded)."""
-    from resdsl.ir.lower import lower
-    from resdsl.ir.passes import analyze
-    from resdsl.ir.pipeline import load_network
-    from resdsl.lang.imports import load_program
-    from resdsl.lang.recipe import build_recipe
-
-    path = ROOT / "specs" / spec
-    ir = load_network(path)  # warm-up
-    phases: dict[str, list[float]] = {"parse": [], "lower": [], "analyze": [], "total": []}
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        program = load_program(path)
-        t1 = time.perf_counter()
-        ir = lower(program, {})
-        t2 = time.perf_counter()
-        analyze(ir)
-        ir.recipe = build_recipe(program, ir.classes, ir.params, {})
-        t3 = time.perf_counter()
-        for key, dt in (("parse", t1 - t0), ("lower", t2 - t1), ("analyze", t3 - t2), ("total", t3 - t0)):
-            phases[key].append(dt)
-    out = {k: statistics.median(v) for k, v in phases.items()}
-    out["ops"] = ir.graph.number_of_nodes()
-    out["blocks"] = sum(len(s.blocks) for s in ir.sections)
-    return out
-
-
-def _per_block(r: dict[str, float]) -> float:
-    return (r["lower"] + r["analyze"]) / r["blocks"]
-
-
-def machine() -> str:
-    cpu = cpu_name()
-    gpu = "a GPU" if shutil.which("nvidia-smi") else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}, {gpu}"
-
-
-NO_SITE = "python -S -c pass (no site: no .pth files, no site-packages)"
-ENTRY = "python -c 'import resdsl.entry' (what a hit imports)"
-NX = "python -c 'import networkx'"
-IMPORTS = "python -c 'import resdsl.cli' (all imports, no work)"
-NOBC = "PYTHONDONTWRITEBYTECODE=1"
-NOBC_PASS = f"python -c pass, {NOBC}"
-
-
-def pth_cost() -> dict[str, float]:
-    """Seconds site.py spends on each .pth file in site-packages (median of 200, in process, sys.path restored);
-    an import line in a .pth runs here too but its module is already loaded, so that import is timed apart."""
-    import site
-    import sysconfig
-
-    folder = sysconfig.get_paths()["purelib"]
-    out = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".pth"):
-            saved, times = list(sys.path), []
-            for _ in range(200):
-                start = time.perf_counter()
-                site.addpackage(folder, name, set())
-                times.append(time.perf_counter() - start)
-                sys.path[:] = saved
-            out[name] = statistics.median(times)
-    return out
-
-
-def import_time(module: str, env: dict[str, str]) -> float:
-    """Seconds `python -X importtime` reports for one module imported at start-up (median of 9)."""
-    times = []
-    for _ in range(9):
-        err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "pass"], env=env, capture_output=True, text=True
-        )
-        for line in err.stderr.splitlines():
-            if line.rsplit("|", 1)[-1].strip() == module:
-                times.append(int(line.split("|")[1]) / 1e6)
-    return statistics.median(times) if times else 0.0
-
-
-def measure(reps: int) -> str:
-    py = sys.executable
-    spec = ["info", "specs/resnet152.rd"]
-    script = resdsl_command()
-    cache = tempfile.mkdtemp(prefix="resdsl-bench-cache-")  # never the user's cache
-    drop = ("RESDSL_NO_CACHE", "RESDSL_CACHE_DEBUG", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+def environment(tmp: str) -> dict[str, str]:
+    """The environment of every timed process (see the module's docstring)."""
+    drop = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH", "XDG_CACHE_HOME")
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["XDG_CACHE_HOME"] = cache
-    # Python's default: bytecode written and reused (kept in the temp folder, not the checkout)
-    env["PYTHONPYCACHEPREFIX"] = os.path.join(cache, "pycache")
-    cold_env = {**env, "RESDSL_NO_CACHE": "1"}
-    # as this machine's shell sets it: nothing written, so resdsl's own modules are compiled on every run
-    nobc_env = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"} | {"PYTHONDONTWRITEBYTECODE": "1"}
-    try:
-        for cmd in (script, script, [py, "-m", "resdsl"]):  # builds the LALR tables, then stores the results
-            subprocess.run([*cmd, *spec], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
-        for cmd in (script, [py, "-m", "resdsl"]):
-            probe = subprocess.run(
-                [*cmd, *spec], cwd=ROOT, capture_output=True, text=True, env={**env, "RESDSL_CACHE_DEBUG": "1"}
-            )
-            assert "resdsl cache: hit" in probe.stderr, probe.stderr  # else "warm" would measure misses
-        script_name = "resdsl" if len(script) == 1 else "python -m resdsl"
-        warm_name = f"{script_name} {' '.join(spec)}, warm (cache hit)"
-        cold_name = f"{script_name} {' '.join(spec)}, cold (RESDSL_NO_CACHE=1)"
-        module_name = f"python -m resdsl {' '.join(spec)}, warm (cache hit)"
-        cmds = {
-            "python -c pass": ([py, "-c", "pass"], env),
-            NO_SITE: ([py, "-S", "-c", "pass"], env),
-            ENTRY: ([py, "-c", "import resdsl.entry"], env),
-            warm_name: ([*script, *spec], env),
-            module_name: ([py, "-m", "resdsl", *spec], env),
-            NX: ([py, "-c", "import networkx"], env),
-            "python -c 'import lark, click'": ([py, "-c", "import lark, click"], env),
-            IMPORTS: ([py, "-c", "import resdsl.cli, resdsl.compiler, resdsl.report"], env),
-            cold_name: ([*script, *spec], cold_env),
-            NOBC_PASS: ([py, "-c", "pass"], nobc_env),
-            f"{warm_name}, {NOBC}": ([*script, *spec], nobc_env),
-            f"{cold_name}, {NOBC}": ([*script, *spec], nobc_env | {"RESDSL_NO_CACHE": "1"}),
-        }
-        timed = walls(cmds, reps)
-        hack = import_time("_distutils_hack", env)
-        base, warm, cold = timed["python -c pass"][0], timed[warm_name][0], timed[cold_name][0]
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    small, big = in_process("cifar110.rd", max(3, reps // 2)), in_process("cifar1202.rd", max(3, reps // 2))
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
+    env["XDG_CACHE_HOME"] = tmp
+    installed = subprocess.run(
+        [sys.executable, "-c", "import resdsl; print(resdsl.__file__)"],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not installed or Path(installed).resolve().parent.parent != ROOT:
+        env["PYTHONPATH"] = str(ROOT)
+    return env
 
+
+def interleaved(cmds: dict[str, list[str]], env: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Wall-clock seconds of each whole process, per round. Commands take turns, in the opposite order
+    every other round, so that a change in the machine's load touches all of them alike."""
+    for cmd in cmds.values():  # untimed: bytecode written, Lark's tables built
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    order = list(cmds)
+    for i in range(rounds):
+        for name in order if i % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            subprocess.run(cmds[name], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def phases(env: dict[str, str], reps: int) -> dict[str, list[float]]:
+    """Median seconds of each phase of a fresh `info` process (see PHASES)."""
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", PHASES, SPEC], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(reps)
+    ]
+    return {
+        key: [statistics.median(r[key][i] for r in runs) for i in range(len(runs[0][key]))]
+        for key in ("start", "first", "warm")
+    } | {"ops": runs[0]["ops"]}
+
+
+def import_tree(stderr: str) -> list[dict]:
+    """`-X importtime` output as a tree: [{name, self, cum, children}], the roots in import order."""
+    pending: dict[int, list[dict]] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, cum, name = line.removeprefix("import time:").split("|")
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        node = {"name": name.strip(), "self": int(own), "cum": int(cum)}
+        node["children"] = pending.pop(depth + 1, [])
+        pending.setdefault(depth, []).append(node)
+    return pending.get(0, [])
+
+
+def our_imports(env: dict[str, str], reps: int) -> tuple[dict[str, float], dict[str, tuple[float, str]]]:
+    """Median self seconds of each resdsl module, and of each outside module that resdsl is the first to
+    import (its cumulative time, with the resdsl module that imports it), in a run of `info`."""
+    ours: dict[str, list[float]] = {}
+    outside: dict[str, list[float]] = {}
+    importer: dict[str, str] = {}
+    for _ in range(reps):
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", IMPORTS], cwd=ROOT, env=env, capture_output=True, text=True
+        ).stderr
+        roots = import_tree(err)
+        last_lib = max(i for i, r in enumerate(roots) if r["name"] in ("networkx", "lark", "click"))
+
+        def walk(node: dict, parent: str) -> None:
+            if node["name"].split(".")[0] == "resdsl":
+                ours.setdefault(node["name"], []).append(node["self"] / 1e6)
+                for child in node["children"]:
+                    walk(child, node["name"])
+            else:
+                outside.setdefault(node["name"], []).append(node["cum"] / 1e6)
+                importer[node["name"]] = parent
+
+        for root in roots[last_lib + 1 :]:
+            walk(root, "-c")
+    return (
+        {k: statistics.median(v) for k, v in ours.items()},
+        {k: (statistics.median(v), importer[k]) for k, v in outside.items()},
+    )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+
+
+def measure(rounds: int, reps: int) -> str:
+    py = sys.executable
+    script = resdsl_command()
+    script_name = "resdsl" if len(script) == 1 else "python -m resdsl"
+    info = f"{script_name} info {SPEC}"
+    libs = f'python -c "{LIBS}"'
+    frozen = f'python -c "{LIBS_FROZEN}"'
+    teardown = f"`resdsl info {SPEC}` (as `python -c`) with the teardown at exit"
+    load_before = os.getloadavg()
+    tmp = tempfile.mkdtemp(prefix="resdsl-bench-")
+    try:
+        env = environment(tmp)
+        cmds = {
+            "python -c pass": [py, "-c", "pass"],
+            libs: [py, "-c", LIBS],
+            frozen: [py, "-c", LIBS_FROZEN],
+            info: [*script, "info", SPEC],
+        }
+        if len(script) == 1:
+            cmds[f"python -m resdsl info {SPEC}"] = [py, "-m", "resdsl", "info", SPEC]
+        cmds[teardown] = [py, "-c", TEARDOWN]
+        times = interleaved(cmds, env, rounds)
+        phase = phases(env, reps)
+        ours, outside = our_imports(env, reps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    load_after = os.getloadavg()
+
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    base = med[libs]
+    r1, r2, r3 = quartiles([a / b for a, b in zip(times[info], times[libs])])
+    f1, f2, f3 = quartiles([a / b for a, b in zip(times[info], times[frozen])])
+    spread = [a / b for a, b in zip(times[info], times[libs])]
+    versions = ", ".join(f"{lib} {version(lib)}" for lib in ("networkx", "lark", "click"))
+    how = (
+        f"the console script `{Path(script[0]).relative_to(Path(script[0]).parents[2])}`"
+        if len(script) == 1
+        else "`python -m resdsl`"
+    )
+    if "PYTHONPATH" in env:
+        how += " with `PYTHONPATH` set to this checkout (the interpreter's installed resdsl is another one)"
     lines = [
         SECTION,
         "",
-        f"Measured by `benchmarks/compile_speed.py` (median of {reps} runs) on {machine()}; load average "
-        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared: commands take turns round after round, so "
-        "the ratios hold though the absolute medians float; `best` is the fastest run).",
+        f"Measured by `benchmarks/compile_speed.py` on {machine()}, {versions}; {rounds} rounds, load "
+        f"average {load_before[0]:.1f} before and {load_after[0]:.1f} after (the machine is shared, so "
+        "absolute times float; the paired ratios hold better).",
         "",
-        "Whole process (start-up, imports, parse, analysis, printing the table); `resdsl` is the console "
-        "script `.venv/bin/resdsl`, what users run. Bytecode is written and reused, as Python does by default; "
-        f"the last three rows are taken with `{NOBC}`, which this machine's shell sets (no `.pyc` is ever "
-        "written, so every resdsl module is compiled on every run), and compare with the `python -c pass` "
-        "row of their own:",
+        f"Whole process, wall clock: a fresh `resdsl info {SPEC}` (start-up, imports, parse, analysis, printing "
+        f"the table), run as {how}, against `{libs}` with the same interpreter, the libraries no run can do "
+        "without. Every run parses and analyses the spec anew. Bytecode is written (by an untimed "
+        "first round, into a private `PYTHONPYCACHEPREFIX`) and Lark's LALR tables are cached, as after a first "
+        "run. The commands take turns, in the opposite order every other round.",
         "",
-        "| command | median wall time | best | median vs `python -c pass` |",
-        "|---|---:|---:|---:|",
+        f"| command | median | quartiles | fastest | median vs `{LIBS}` |",
+        "|---|---:|---:|---:|---:|",
     ]
-    nobc_base = timed[NOBC_PASS][0]
-    for name, (secs, best) in timed.items():
-        ref = nobc_base if NOBC in name else base
-        lines.append(f"| `{name}` | {secs * 1000:.0f} ms | {best * 1000:.0f} ms | {secs / ref:.1f}x |")
+    for name, ts in times.items():
+        q1, q2, q3 = quartiles(ts)
+        shown = name if name.startswith("`") else f"`{name}`"
+        lines.append(f"| {shown} | {_ms(q2)} | {_ms(q1)}-{_ms(q3)} | {_ms(min(ts))} | {q2 / base:.2f}x |")
+    verdict = "reached" if r2 <= TARGET else "**not reached**"
     lines += [
         "",
-        f"Target: within 3x `python -c pass` ({3 * base * 1000:.0f} ms). Reached: warm (a repeated `check` or "
-        f"`info`) **{warm / base:.1f}x** ({warm * 1000:.0f} ms); cold (first run, or after the spec, an import or "
-        f"resdsl changed) **{cold / base:.1f}x** ({cold * 1000:.0f} ms). With `{NOBC}`: warm "
-        f"**{timed[f'{warm_name}, {NOBC}'][0] / nobc_base:.1f}x**, cold "
-        f"**{timed[f'{cold_name}, {NOBC}'][0] / nobc_base:.1f}x**.",
+        f"Paired ratio `{info}` / `{libs}`, round by round: median **{r2:.2f}x** (quartiles {r1:.2f}-{r3:.2f}x, "
+        f"range {min(spread):.2f}-{max(spread):.2f}x). Target <= {TARGET}x: {verdict}.",
         "",
-        "In process, warm (the front end alone, per phase):",
+        "Part of that comes from the exit, not from less work: `resdsl.cli.common.skip_final_collection` freezes "
+        "every object at exit, so that the interpreter does not free, one by one, the tens of thousands of "
+        f"objects the imports created. That saves {_ms(med[teardown] - med[info])} (the row with the teardown). "
+        f"The libraries exiting the same way take {_ms(med[frozen])}, "
+        f"{_ms(base - med[frozen])} less than plain; against them, resdsl's ratio is {f2:.2f}x (quartiles "
+        f"{f1:.2f}-{f3:.2f}x): that is its own work, {_ms(med[info] - med[frozen])}, broken down below.",
         "",
-        "| spec | blocks | ops | parse | lower | analyze | total | per block |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"Where resdsl's own time goes: a fresh process doing what `info` does, phase by phase (median of {reps}; "
+        f"the second pass, in the same process, shows what the first one pays once). ResNet-152 lowers to "
+        f"{phase['ops']} ops.",
+        "",
+        "| phase | first | second |",
+        "|---|---:|---:|",
     ]
-    for name, r in (("cifar110", small), ("cifar1202", big)):
-        lines.append(
-            f"| {name} | {r['blocks']} | {r['ops']:,} | {r['parse'] * 1000:.1f} ms | {r['lower'] * 1000:.1f} ms | "
-            f"{r['analyze'] * 1000:.1f} ms | {r['total'] * 1000:.1f} ms | {_per_block(r) * 1000:.3f} ms |"
-        )
-    blocks = big["blocks"] / small["blocks"]
-    ratio = (big["lower"] + big["analyze"]) / (small["lower"] + small["analyze"])
+    for name, secs in zip(START, phase["start"]):
+        lines.append(f"| {name} | {_ms(secs)} | |")
+    for name, first, warm in zip(RUN, phase["first"], phase["warm"]):
+        lines.append(f"| {name} | {_ms(first)} | {_ms(warm)} |")
+    own = sum(phase["start"][1:]) + sum(phase["first"])
+    once = phase["first"][0] - phase["warm"][0]
     lines += [
         "",
-        "Per block = (lower + analyze) / blocks; parsing depends on the text, not on `n`.",
-        f"cifar1202 has {blocks:.1f}x the blocks of cifar110; lowering and analysis take {ratio:.1f}x the time: "
-        f"{'linear' if 0.75 < ratio / blocks < 1.33 else 'NOT linear'} growth "
-        f"({_per_block(small) * 1000:.3f} vs {_per_block(big) * 1000:.3f} ms per block).",
+        f"resdsl's part of a fresh process: about {_ms(own)} (imports {_ms(sum(phase['start'][1:3]))}, Lark's "
+        f"parser {_ms(phase['start'][3])}, the run {_ms(sum(phase['first']))})."
+        + (
+            f" The first parse takes {_ms(once)} more than the second: on first use, Lark's contextual lexer "
+            "compiles a regular expression for each parser state it meets."
+            if once > 0.002
+            else ""
+        ),
+        "",
+        f"Imports (`python -X importtime`, median of {reps}, after `{LIBS}`): each resdsl module's own time "
+        "(its body, without what it imports), and the outside modules resdsl is the first to import, with "
+        "what they pull in:",
+        "",
+        "| module | time | imported by |",
+        "|---|---:|---|",
     ]
-    pths = ", ".join(f"`{name}` {secs * 1e6:.0f} µs" for name, secs in pth_cost().items()) or "none"
-    nx, imports, bare = timed[NX][0], timed[IMPORTS][0], timed[NO_SITE][0]
-    entry_only, module = timed[ENTRY][0], timed[module_name][0]
+    rows = [(secs, name, "") for name, secs in ours.items()]
+    rows += [(secs, name, by) for name, (secs, by) in outside.items()]
+    rows.sort(reverse=True)
+    shown = [r for r in rows if r[0] >= 0.0005]
+    for secs, name, by in shown:
+        lines.append(f"| `{name}` | {_ms(secs)} | {f'`{by}`' if by else ''} |")
     lines += [
         "",
-        "How the warm figure is reached, and why the cold one is not:",
-        "",
-        "- **Result cache** (`resdsl/entry.py`, the console script): `check` and `info` are pure functions of "
-        "their inputs, so a repeated run replays the stored stdout/stderr and exit code. The entry imports nothing "
-        "Python has not already loaded at start-up (os, sys, marshal, codecs, the built-in blake2b; hashlib "
-        "would load OpenSSL and json would load `re`), so a hit costs the interpreter's start-up plus a few stat "
-        "calls and hashing the spec files. The key covers argv, the current directory, the interpreter, the "
-        "stdout/stderr encodings, path+size+mtime of every resdsl module, grammar and bundled spec, and the mtime "
-        "of every sys.path directory (installing or upgrading lark, networkx or click changes site-packages). A hit "
-        "also needs every file the stored run read (the spec and all its imports) to have the same content, every "
-        "path to resolve to the same file, and every import candidate that was absent (a file beside the spec that "
-        "would shadow a bundled `std.rd`) to be still absent. Only exit 0/1 runs are stored, never usage errors, "
-        "`--help`/`--version`, interrupted runs or runs whose output could not be written; `RESDSL_NO_CACHE=1` "
-        "bypasses it. Entries live in `~/.cache/resdsl/results/` (`$XDG_CACHE_HOME`), newest 256 kept.",
-        f"- Start-up itself: `python -S -c pass` takes {bare * 1000:.0f} ms, so site processing (site-packages and "
-        f"its .pth files) is about {(base - bare) * 1000:.0f} ms of the {base * 1000:.0f} ms baseline. The .pth "
-        f"files: {pths}; the editable install's is one plain path line (no import hook), so it costs nothing "
-        "measurable beyond one more sys.path entry; setuptools' `distutils-precedence.pth` imports "
-        f"`_distutils_hack` ({hack * 1000:.1f} ms). Importing the entry costs "
-        f"{'under 1 ms' if entry_only - base < 0.001 else f'{(entry_only - base) * 1000:.0f} ms'} more than "
-        "`python -c pass`; pip's generated console script imports only `sys` (no `re`) "
-        f"and is faster than `python -m resdsl` ({module * 1000:.0f} ms warm: runpy's own imports). The entry "
-        "is kept small and its miss path lives in `resdsl/_record.py`, so that where no bytecode is written "
-        "(`PYTHONDONTWRITEBYTECODE=1`) a hit compiles ~200 lines, about 3 ms, not the whole tool.",
-        "- The LALR tables are built once and cached in `~/.cache/resdsl/` (Lark needs about 140 ms to "
-        "build them, 10 ms to load them); `resdsl info` imports none of torch, numpy, jinja2, graphviz or rich "
-        "(tests/test_no_torch.py guards torch for every command).",
-        "- The IR's hot paths avoid networkx's view machinery (`inputs()` reads `graph.pred`, `ops()` reads "
-        "`nodes(data=...)`), which halved shape inference; oversized networks are refused from a static op count "
-        "before anything is built.",
-        f"- Cold runs stay far from 3x: importing networkx alone takes {nx * 1000:.0f} ms ({nx / base:.0f}x "
-        "`python -c pass`): its package `__init__` imports every algorithm, wraps each in its backend dispatcher and "
-        "scans installed packages' entry points; importing only `networkx.classes` still runs that `__init__`. "
-        f"With lark and click the imports alone are {imports * 1000:.0f} ms, so a cold run cannot reach 3x while "
-        "the IR is a networkx graph (which the design requires). What remains is ours: about "
-        f"{max(cold - imports, 0) * 1000:.0f} ms of parsing, lowering and analysis for ResNet-152. Nothing cheap "
-        "is left to trim on the cold path: click is needed to run any command, lark to parse, networkx for the IR "
-        "(its backend dispatcher's entry-point scan pulls in importlib.metadata and email, ~25 ms, inside "
-        "networkx); resdsl's own modules cost little once their bytecode is cached.",
-        "- What a hit could still get wrong, and why that is acceptable: the key sees site-packages' directory mtime, "
-        "not every file under it, so hand-editing a file inside an installed lark/networkx/click (not through pip) "
-        "is not noticed (`RESDSL_NO_CACHE=1`, or delete `~/.cache/resdsl/results/`); a resdsl source edited to the "
-        "same size within one mtime tick (~4 ms here) of the stored run is not either. Edits made while a run is in "
-        "progress are safe: the stored hashes are of the bytes actually parsed, and a run during which resdsl's "
-        "files changed is not stored.",
+        f"Total: resdsl's modules {_ms(sum(ours.values()))}, outside modules they bring "
+        f"{_ms(sum(s for s, _ in outside.values()))} ({len(rows) - len(shown)} rows under 0.5 ms left out; "
+        "`-X importtime` itself inflates these figures a little).",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace our section of docs/benchmarks.md (others append their own sections)."""
-    replace_section(SECTION, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--write", action="store_true", help=f"record the figures in {DOC.relative_to(ROOT)}")
+    parser.add_argument("--rounds", type=int, default=21, help="rounds of the whole-process timing")
+    parser.add_argument("--reps", type=int, default=7, help="runs of the phase and import breakdowns")
+    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
     args = parser.parse_args()
-    text = measure(args.reps)
-    print(text)
-    if args.write:
-        write_section(text)
-        print(f"written to {DOC.relative_to(ROOT)}")
+    report(measure(args.rounds, args.reps), args.write, lambda text: replace_section(SECTION, text))
 
 
 if __name__ == "__main__":

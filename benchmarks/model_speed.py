@@ -44,11 +44,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _bench import cpu_name, section_span
+from _bench import DOC, cpu_name, report, section_span
 from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Model speed"
 
 # name -> (spec, --set values, batch size)
@@ -449,10 +448,7 @@ def main() -> None:
     args.load = os.getloadavg()
     text = subsection(rows, args)
     print()
-    print(text)
-    if args.write:
-        write_section(text)
-        print(f"written to {DOC.relative_to(ROOT)}")
+    report(text, args.write, write_section)
 
 
 if __name__ == "__main__":

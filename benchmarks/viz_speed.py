@@ -9,20 +9,16 @@ against dot's layout.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _bench import cpu_name, replace_section
+from _bench import DOC, machine, replace_section, report, resdsl_command
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Diagrams"
 
 CASES = [  # (spec, flags, output extension)
@@ -34,16 +30,6 @@ CASES = [  # (spec, flags, output extension)
     ("cifar1202.rd", ["--expand"], "svg"),
     ("cifar1202.rd", ["--expand"], "dot"),
 ]
-
-
-def resdsl_command() -> list[str]:
-    script = Path(sys.executable).parent / "resdsl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "resdsl"]
-
-
-def machine() -> str:
-    cpu = cpu_name()
-    return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
 def wall(cmd: list[str], reps: int) -> tuple[float, float]:
@@ -141,22 +127,13 @@ def measure(reps: int, big_reps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace our section of docs/benchmarks.md (others append their own sections)."""
-    replace_section(SECTION, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="runs of the small drawings")
     parser.add_argument("--big-reps", type=int, default=3, help="runs of the expanded ResNet-152 and 1202")
     parser.add_argument("--write", action="store_true", help=f"record the figures in {DOC.relative_to(ROOT)}")
     args = parser.parse_args()
-    text = measure(args.reps, args.big_reps)
-    print(text)
-    if args.write:
-        write_section(text)
-        print(f"written to {DOC.relative_to(ROOT)}")
+    report(measure(args.reps, args.big_reps), args.write, lambda text: replace_section(SECTION, text))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,8 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
 
         click.echo(print_ir(ir))
     elif as_json:
+        import json
+
         click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
     else:
         click.echo(report.table(ir, str(spec)))

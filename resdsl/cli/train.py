@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -79,18 +77,10 @@ def train(
         return
     from resdsl.train import runner
 
-    overrides = {
-        name: value
-        for name, value in (
-            ("iterations", iterations),
-            ("batch", batch),
-            ("lr", lr),
-            ("eval_every", eval_every),
-            ("checkpoint_every", checkpoint_every),
-            ("seed", seed),
-        )
-        if value is not None
-    }
+    given = dict(
+        iterations=iterations, batch=batch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed
+    )
+    overrides = {name: value for name, value in given.items() if value is not None}
     opts = runner.Options(
         out=out,
         dataset=dataset,
@@ -130,8 +120,9 @@ def _launch(nproc: int, out: Path | None, spec: Path) -> None:
             continue
         cleaned.append(a)
     if out is None:  # every rank must agree on the run directory
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        cleaned += ["--out", str(Path("runs") / f"{spec.stem}-{stamp}")]
+        from resdsl.train.runner import default_run_dir
+
+        cleaned += ["--out", str(default_run_dir(spec))]
     if cleaned and cleaned[0] != "train":
         cleaned = cleaned[cleaned.index("train") :]
     command = [
@@ -144,6 +135,8 @@ def _launch(nproc: int, out: Path | None, spec: Path) -> None:
         "resdsl",
         *cleaned,
     ]
+    import subprocess
+
     sys.exit(subprocess.call(command))
 
 

@@ -75,6 +75,11 @@ def fingerprint(ir) -> dict[str, Any]:
     }
 
 
+def default_run_dir(spec: Path) -> Path:
+    """Where a run goes without --out: `runs/SPEC-YYYYmmdd-HHMMSS`, relative to the current directory."""
+    return Path("runs") / f"{Path(spec).stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
 def checkpoint_path(path: Path) -> Path:
     path = Path(path)
     return path / CHECKPOINT if path.is_dir() else path
@@ -294,8 +299,7 @@ def _train(spec, sets, opts, ir, cfg, state, out, dataset, data, device, amp, di
     from resdsl.train import trainlib
 
     if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = dist.broadcast(Path("runs") / f"{Path(spec).stem}-{stamp}")
+        out = dist.broadcast(default_run_dir(spec))
     out = Path(out)
     ckpt = out / CHECKPOINT
     main = dist.rank == 0

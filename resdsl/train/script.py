@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
+from resdsl.backends.pytorch.codegen import literal
 from resdsl.ir.graph import NetworkIR
 
 
@@ -20,16 +20,6 @@ def trainlib_source() -> str:
     return text.rstrip("\n")
 
 
-def _literal(value) -> str:
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return repr(value)
-
-
 def render_train_script(ir: NetworkIR, model_module: str = "model", spec_path: str | Path | None = None) -> str:
     """The text of train.py: trains `model_module`.py's build_model() on CIFAR-format data with ir's recipe."""
     from resdsl.backends.pytorch.templating import template_env
@@ -42,5 +32,5 @@ def render_train_script(ir: NetworkIR, model_module: str = "model", spec_path: s
         network=ir.name,
         model_module=model_module,
         trainlib=trainlib_source(),
-        recipe=[(k, _literal(v)) for k, v in recipe.items()],
+        recipe=[(k, literal(v)) for k, v in recipe.items()],
     )
