@@ -468,3 +468,10 @@ def test_compile_writes_a_train_script_beside_the_model(tmp_path: Path) -> None:
     assert "from net import INPUT_SHAPE, NUM_CLASSES, build_model" in script.read_text()
     bad = CliRunner().invoke(main, [*args[:3], str(tmp_path / "my-net.py"), *args[4:]])
     assert bad.exit_code == 2 and "needs a name like model.py" in bad.stderr
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "two\nlines", 'a "quote"', "back\\slash", "é\u2028\x7f"])
+def test_string_values_become_valid_python_literals(text: str) -> None:
+    from resdsl.backends.pytorch.pyexpr import literal
+
+    assert eval(literal(text)) == text  # noqa: S307 - the point: the literal is Python that reads back

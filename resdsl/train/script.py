@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from resdsl.backends.pytorch.codegen import literal
+from resdsl.backends.pytorch.pyexpr import literal
 from resdsl.ir.graph import NetworkIR
 
 

@@ -399,7 +399,8 @@ class Trainer:
         self.iteration += 1
         if self.warming and self.iteration % WARMUP_WINDOW == 0:
             sums = self.all_reduce(self.warm_sums.clone())
-            if float(sums[0] / sums[1]) < float(self.cfg.get("warmup_until_error") or 0.8):
+            until = self.cfg.get("warmup_until_error")
+            if float(sums[0] / sums[1]) < (0.8 if until is None else float(until)):
                 self.warming = False
             self.warm_sums.zero_()
         self._step_end = time.perf_counter()

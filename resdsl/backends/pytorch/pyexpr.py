@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -22,7 +23,7 @@ def literal(v: Any) -> str:
     if isinstance(v, bool):
         return "True" if v else "False"
     if isinstance(v, (Symbol, str)):
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(str(v))  # a valid Python literal: control characters and quotes escaped
     if isinstance(v, Size):
         return kernel_literal(v.dims)
     if isinstance(v, float):
