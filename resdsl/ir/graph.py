@@ -25,6 +25,11 @@ class OpKind(Enum):
     CONV = "conv"
     BN = "bn"
     RELU = "relu"
+    RELU6 = "relu6"
+    SIGMOID = "sigmoid"
+    SILU = "silu"
+    HARDSWISH = "hardswish"
+    GELU = "gelu"
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
     GLOBAL_AVGPOOL = "global_avgpool"
@@ -36,6 +41,7 @@ class OpKind(Enum):
 
 
 WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
+ACTIVATIONS = (OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU)
 
 
 class ShortcutOption(Enum):

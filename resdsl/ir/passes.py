@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.ir.graph import (
+    ACTIVATIONS,
     WEIGHTED,
     NetworkIR,
     Op,
@@ -53,7 +54,7 @@ def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
     if k is OpKind.INPUT:
         return tuple(op.attrs["shape"])
     x = ins[0]
-    if k in (OpKind.BN, OpKind.RELU, OpKind.DROPOUT):
+    if k in (OpKind.BN, OpKind.DROPOUT) or k in ACTIVATIONS:
         return x
     if k is OpKind.FC:
         return (op.attrs["out"],)

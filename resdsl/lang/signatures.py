@@ -90,6 +90,11 @@ OPS: dict[str, Signature] = {
     ),
     "bn": Signature([]),
     "relu": Signature([]),
+    "relu6": Signature([]),
+    "sigmoid": Signature([]),
+    "silu": Signature([]),
+    "hardswish": Signature([]),
+    "gelu": Signature([]),
     "maxpool": Signature(
         [Param("kernel", _kernel, _KERNEL, required=True)],
         [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
@@ -263,4 +268,9 @@ OP_ALIASES = {
     "gap": "avgpool global",
     "globalavgpool": "avgpool global",
     "drop": "dropout",
+    "swish": "silu",
+    "hard_swish": "hardswish",
+    "hswish": "hardswish",
+    "relu_6": "relu6",
+    "logistic": "sigmoid",
 }

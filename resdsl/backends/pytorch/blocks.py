@@ -46,6 +46,16 @@ _BASE = {
 }
 
 
+# Activations other than ReLU (which is shared and in place where that is safe): stateless modules.
+ACTIVATION_MODULES = {
+    OpKind.RELU6: "nn.ReLU6()",
+    OpKind.SIGMOID: "nn.Sigmoid()",
+    OpKind.SILU: "nn.SiLU()",
+    OpKind.HARDSWISH: "nn.Hardswish()",
+    OpKind.GELU: "nn.GELU()",
+}
+
+
 def base_name(kind: OpKind) -> str:
     return _BASE.get(kind, kind.value)
 
@@ -101,6 +111,7 @@ class BodyWriter:
         self.counters: dict[str, int] = {}
         self.totals: dict[str, int] = {}
         self.relu_done = False
+        self.activations: dict[OpKind, str] = {}  # kind -> the attribute of its module
         self.channels = "in_channels"
         self.cur = "x"
         # May `cur` be modified in place? Never the block's input, nor a tensor autograd keeps
@@ -149,6 +160,11 @@ class BodyWriter:
             # ReLU's backward reads its output: nothing may change that output in place afterwards.
             self.assign(f"self.relu({self.cur})" if self.fresh else f"torch.relu({self.cur})", False)
             return
+        if kind in ACTIVATION_MODULES:
+            attr = self.activation(kind)
+            # Not in place, and the output is not changed in place afterwards: sigmoid's backward reads it.
+            self.assign(f"self.{attr}({self.cur})", False)
+            return
         attr = self.attr(base_name(kind))
         if kind is OpKind.CONV:
             channels = tr.whole(a["channels"])
@@ -174,6 +190,13 @@ class BodyWriter:
             raise CodegenError(f"no code for op `{item.op}`")
         self.init.append(f"self.{attr} = {module}")
         self.assign(f"self.{attr}({self.cur})", True)
+
+    def activation(self, kind: OpKind) -> str:
+        """One stateless module per activation kind and class, like the shared `self.relu`."""
+        if kind not in self.activations:
+            self.activations[kind] = self.names.get(kind.value)
+            self.init.append(f"self.{self.activations[kind]} = {ACTIVATION_MODULES[kind]}")
+        return self.activations[kind]
 
     def invoke(self, item: CallItem) -> None:
         """A block used inside a block: its arguments are translated, its slots passed through."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resdsl.backends.pytorch.blocks import BodyWriter, SlotUse, base_name, conv_module, pool_module
+from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, SlotUse, base_name, conv_module, pool_module
 from resdsl.backends.pytorch.layout import finish, generator_lines
 from resdsl.backends.pytorch.names import MODULE_NAMES, RESERVED, Names, attr_name, camel, clean_comment, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
@@ -267,6 +267,7 @@ class Generator:
         forward: list[str] = []
         names = Names(set())
         relu_done = False
+        activations: dict[OpKind, str] = {}
         kinds_count: dict[str, int] = {}
         for s in ir.sections:
             if s.kind != "stage":
@@ -316,6 +317,13 @@ class Generator:
                         relu_done = True
                     forward.append("x = self.relu(x)" if fresh else "x = torch.relu(x)")
                     fresh = False  # ReLU's backward reads its output
+                    continue
+                if op.kind in ACTIVATION_MODULES:
+                    if op.kind not in activations:
+                        activations[op.kind] = names.get(op.kind.value)
+                        init.append(f"self.{activations[op.kind]} = {ACTIVATION_MODULES[op.kind]}")
+                    forward.append(f"x = self.{activations[op.kind]}(x)")
+                    fresh = False
                     continue
                 attr = names.get(attr_name(base_name(op.kind), kinds_count, counters))
                 in_shape = op.in_shapes[0]

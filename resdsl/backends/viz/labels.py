@@ -10,6 +10,16 @@ from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, Short
 # ---------------------------------------------------------------- text for ops and sections
 
 
+ACTIVATION_NAMES = {
+    OpKind.RELU: "ReLU",
+    OpKind.RELU6: "ReLU6",
+    OpKind.SIGMOID: "sigmoid",
+    OpKind.SILU: "SiLU",
+    OpKind.HARDSWISH: "hswish",
+    OpKind.GELU: "GELU",
+}
+
+
 def op_label(op: Op) -> str:
     """The paper's wording: `3x3 conv, 128, /2`, `BN`, `ReLU`, `fc 1000`."""
     a = op.attrs
@@ -34,7 +44,7 @@ def op_label(op: Op) -> str:
         return f"dropout {a['p']:g}"
     if k is OpKind.INPUT:
         return f"input {fmt_shape(op.shape)}"
-    return {OpKind.BN: "BN", OpKind.RELU: "ReLU", OpKind.ADD: "+", OpKind.CONCAT: "concat"}.get(k, k.value)
+    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", **ACTIVATION_NAMES}.get(k, k.value)
 
 
 def op_abbrev(op: Op) -> str:
@@ -51,9 +61,7 @@ def op_abbrev(op: Op) -> str:
         return "gap"
     if k is OpKind.DROPOUT:
         return "drop"
-    return {OpKind.BN: "BN", OpKind.RELU: "ReLU", OpKind.ADD: "+", OpKind.CONCAT: "cat", OpKind.FC: "fc"}.get(
-        k, k.value
-    )
+    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "cat", OpKind.FC: "fc", **ACTIVATION_NAMES}.get(k, k.value)
 
 
 def _value_text(v: Any) -> str:
