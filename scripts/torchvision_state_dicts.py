@@ -1,5 +1,5 @@
 """Write tests/golden/torchvision_state_dicts.json: the state_dict keys and shapes of torchvision's
-resnet18/34/50/101/152, in state_dict order, buffers included (BN running_mean/var and
+resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d and resnext101_32x8d, in state_dict order, buffers included (BN running_mean/var and
 num_batches_tracked, whose shape is []).
 
 tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (with
@@ -22,7 +22,16 @@ import torch
 import torchvision
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torchvision_state_dicts.json"
-MODELS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+MODELS = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "wide_resnet50_2",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+]
 
 
 def state_dict_shapes(name: str) -> list[list]:

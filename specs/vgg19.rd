@@ -1,5 +1,5 @@
-# VGG-19 (Simonyan & Zisserman 2014, configuration E), the reference of He et al. 2015, Fig. 3
-# left: 16 3x3 convs with bias and no BN, five 2x2 max-pools, three fc layers with dropout.
+# VGG-19 (configuration E): Simonyan & Zisserman 2014, the reference of He et al. 2015, Fig. 3
+# left (16 3x3 convs with bias and no BN, five 2x2 max-pools, three fc layers with dropout).
 import "std.rd"
 
 network vgg19 {

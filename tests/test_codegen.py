@@ -140,9 +140,21 @@ def torchvision_state_dicts() -> dict[str, list]:
     return json.loads((GOLDEN / "torchvision_state_dicts.json").read_text())
 
 
-@pytest.mark.parametrize("spec", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "wide_resnet50_2",
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+    ],
+)
 def test_state_dict_matches_torchvision(spec: str) -> None:
-    """Keys, order and shapes of torchvision's resnetNN (golden made by scripts/torchvision_state_dicts.py),
+    """Keys, order and shapes of torchvision's model (golden made by scripts/torchvision_state_dicts.py),
     so torchvision's weights load with strict=True."""
     _, source = generated(spec, V15)
     with torch.device("meta"):

@@ -70,3 +70,20 @@ block conv_relu(width) {
 block pool2() {
     maxpool 2x2
 }
+
+# ResNeXt (Xie et al. 2017) and Wide ResNet-50 (Zagoruyko & Komodakis 2016) as torchvision writes
+# them: a bottleneck whose inner width is planes * width_per_group / 64 * groups, the 3x3 conv
+# grouped and strided. groups 1 and width_per_group 64 give ResNet-50 v1.5's bottleneck.
+block grouped_bottleneck(planes, stride = 1, groups = 1, width_per_group = 64, expansion = 4) {
+    residual {
+        conv 1x1, planes * width_per_group // 64 * groups; bn; relu
+        conv 3x3, planes * width_per_group // 64 * groups, stride: stride, groups: groups; bn; relu
+        conv 1x1, planes * expansion; bn
+    }
+    relu
+}
+
+# DenseNet-BC (Huang et al. 2017): a bottleneck layer, 1x1 conv to bn_size * growth, then 3x3 to growth.
+block dense_bottleneck(growth, bn_size = 4) {
+    dense { bn; relu; conv 1x1, bn_size * growth; bn; relu; conv 3x3, growth }
+}

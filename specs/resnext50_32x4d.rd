@@ -1,0 +1,24 @@
+# ResNeXt-50 (32x4d): Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural
+# Networks", Table 1, as torchvision's resnext50_32x4d builds it: 32 groups of width 4 in the
+# first stage's 3x3 convs (width 128), doubling per stage. torchvision 0.29: 25,028,904 params,
+# 4.23 GFLOPs.
+import "std.rd"
+
+param groups = 32
+param wpg = 4
+
+network resnext50_32x4d {
+    input 3x224x224
+    classes 1000
+    shortcut B
+
+    stem { conv 7x7, 64, stride: 2; bn; relu; maxpool 3x3, stride: 2, pad: 1 }
+    stage conv2 = grouped_bottleneck(64, groups: groups, width_per_group: wpg) * 3
+    stage conv3 = grouped_bottleneck(128, stride: 2, groups: groups, width_per_group: wpg) * 4
+    stage conv4 = grouped_bottleneck(256, stride: 2, groups: groups, width_per_group: wpg) * 6
+    stage conv5 = grouped_bottleneck(512, stride: 2, groups: groups, width_per_group: wpg) * 3
+    head { avgpool global; fc classes }
+
+    expect layers == 50
+    expect params == 25028904
+}

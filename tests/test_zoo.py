@@ -1,0 +1,95 @@
+"""The model zoo (specs/): params and FLOPs equal the published implementations', and the
+generated modules compute what torchvision's do with the same weights (where torchvision is
+installed; it is never needed in CI).
+
+Published figures: torchvision 0.29's model table (params exact, GFLOPs to two decimals),
+the WRN authors' code, kuangliu/pytorch-cifar's PreActResNet18, recorded here as numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import pytest
+import torch
+
+from resdsl.backends.pytorch.codegen import render_model
+from resdsl.backends.pytorch.verify import load_module
+from resdsl.ir.pipeline import load_network
+from resdsl.lang.overrides import parse_sets
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+# spec: (params, GFLOPs as published (multiply-adds, 2 decimals), layers, where the figures come from)
+PUBLISHED = {
+    "resnet18": (11_689_512, 1.81, 18, "torchvision"),
+    "resnet34": (21_797_672, 3.66, 34, "torchvision"),
+    "resnet50": (25_557_032, 4.09, 50, "torchvision (v1.5: --set stride_at=middle)"),
+    "resnet101": (44_549_160, 7.80, 101, "torchvision"),
+    "resnet152": (60_192_808, 11.51, 152, "torchvision"),
+    "wide_resnet50_2": (68_883_240, 11.40, 50, "torchvision"),
+    "resnext50_32x4d": (25_028_904, 4.23, 50, "torchvision"),
+    "resnext101_32x8d": (88_791_336, 16.41, 101, "torchvision"),
+    "vgg16": (138_357_544, 15.47, 16, "torchvision"),
+    "vgg19": (143_667_240, 19.63, 19, "torchvision"),
+    "densenet121": (7_978_856, 2.83, 121, "torchvision"),
+    "wrn28_10": (36_479_194, None, 26, "Zagoruyko & Komodakis' code"),
+    "preact_resnet18_cifar": (11_171_146, None, 18, "kuangliu/pytorch-cifar"),
+}
+V15 = {"resnet50", "resnet101", "resnet152"}
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
+@cache
+def ir_of(spec: str):
+    sets = parse_sets(["stride_at=middle"]) if spec in V15 else {}
+    return load_network(SPECS / f"{spec}.rd", sets)
+
+
+@pytest.mark.parametrize("spec", sorted(PUBLISHED))
+def test_params_flops_and_layers_equal_the_published_figures(spec: str) -> None:
+    params, gflops, layers, _ = PUBLISHED[spec]
+    ir = ir_of(spec)
+    assert ir.totals.params == params
+    assert ir.totals.layers == layers
+    if gflops is not None:
+        assert round(ir.totals.flops / 1e9, 2) == gflops
+
+
+def test_the_published_table_can_fail(tmp_path: Path) -> None:
+    """A spec one block short of ResNeXt-50 misses the published params (the test above would fail)."""
+    text = (SPECS / "resnext50_32x4d.rd").read_text().replace("wpg) * 6", "wpg) * 5")
+    path = tmp_path / "short.rd"
+    path.write_text("\n".join(line for line in text.splitlines() if "expect" not in line))
+    assert load_network(path).totals.params != PUBLISHED["resnext50_32x4d"][0]
+
+
+TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d"]
+
+
+@pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")
+@pytest.mark.parametrize("spec", TORCHVISION_SPECS)
+def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, spec)(weights=None)
+    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    for mode in ("eval", "train"):
+        getattr(theirs, mode)()
+        getattr(ours, mode)()
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_docs_zoo_table_is_current() -> None:
+    """docs/zoo.md's table is what scripts/zoo_table.py makes from specs/ (regenerate it after a change)."""
+    import runpy
+
+    script = runpy.run_path(str(SPECS.parent / "scripts" / "zoo_table.py"))
+    doc = (SPECS.parent / "docs" / "zoo.md").read_text()
+    assert script["render"](doc) == doc, "run: .venv/bin/python scripts/zoo_table.py"
