@@ -7,6 +7,7 @@ purpose, update the expected text here: these tests are the contract of what use
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 
 from resdsl.cli.main import main
 from resdsl.diagnostics import SpecError, SpecErrors
-from resdsl.lang.imports import load_program
+from resdsl.lang.imports import MAX_SPEC_BYTES, load_program
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -39,6 +40,7 @@ def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, st
         if text is None:
             shutil.copy(SPECS / name, tmp_path / name)
         else:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text(text, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return CliRunner().invoke(main, args)
@@ -1125,6 +1127,38 @@ bad.rd:2:11: error: division by zero
       |           ^^^^^^
 """,
     ),
+    Case(
+        "import_a_file_that_is_not_a_spec",  # its first line is not shown: it may be any file
+        {"bad.rd": 'import "notes.txt"\n', "notes.txt": "password = hunter2\n"},
+        """\
+bad.rd:1:1: error: `notes.txt` is not a spec file: it does not begin with `import`, `param`, `block`, `network` or `train`
+    1 | import "notes.txt"
+      | ^^^^^^^^^^^^^^^^^^
+""",
+    ),
+    Case(
+        "import_a_binary_file",
+        {"bad.rd": 'import "data.bin"\n', "data.bin": "PATH=/usr/bin\x00SECRET=hunter2\x00"},
+        """\
+bad.rd:1:1: error: `data.bin` is not a spec file: it holds binary data
+    1 | import "data.bin"
+      | ^^^^^^^^^^^^^^^^^
+""",
+    ),
+    Case(
+        "a_binary_spec",
+        {"bad.rd": "PATH=/usr/bin\x00SECRET=hunter2\x00"},
+        "error: `bad.rd` is not a spec file: it holds binary data\n",
+    ),
+    Case(
+        "import_a_folder",
+        {"bad.rd": 'import "lib.rd/"\n', "lib.rd/x.rd": "param x = 1\n"},
+        """\
+bad.rd:1:1: error: cannot import "lib.rd/": not a regular file
+    1 | import "lib.rd/"
+      | ^^^^^^^^^^^^^^^^
+""",
+    ),
 ]
 
 
@@ -1313,6 +1347,82 @@ def test_library_file_checks_ok(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- reading spec files
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some editors start UTF-8 files with a BOM; it was an `unexpected character`."""
+    (tmp_path / "bom.rd").write_bytes(b"\xef\xbb\xbf" + (SPECS / "cifar20.rd").read_bytes())
+    (tmp_path / "lib.rd").write_bytes(b"\xef\xbb\xbfparam width = 16\n")
+    (tmp_path / "net.rd").write_text(
+        (SPECS / "cifar20.rd").read_text().replace('import "std.rd"', 'import "std.rd"\nimport "lib.rd"')
+    )
+    result = run_cli(tmp_path, monkeypatch, {}, ["check", "bom.rd", "net.rd"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(": ok: cifar_resnet20, 20 layers") == 2
+
+
+def test_an_import_symlink_loop_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was a RuntimeError traceback from Path.resolve."""
+    (tmp_path / "a.rd").symlink_to("b.rd")
+    (tmp_path / "b.rd").symlink_to("a.rd")
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "a.rd"\n'}, ["check", "bad.rd", "a.rd"])
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+bad.rd:1:1: error: cannot import "a.rd": too many levels of symbolic links
+    1 | import "a.rd"
+      | ^^^^^^^^^^^^^
+error: cannot read spec `a.rd`: too many levels of symbolic links
+"""
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_kernel_files_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc files claim to be regular; the environment must not be echoed as a syntax error."""
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "/proc/self/environ"\n'}, ["check", "bad.rd"])
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+bad.rd:1:1: error: cannot import "/proc/self/environ": not a regular file
+    1 | import "/proc/self/environ"
+      | ^^^^^^^^^^^^^^^^^^^^^^^^^^^
+"""
+    )
+    result = run_cli(tmp_path, monkeypatch, {}, ["check", "/proc/self/environ"])
+    assert_clean_failure(result, 1)
+    assert result.stderr == "error: cannot read spec `/proc/self/environ`: not a regular file\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs fifos")
+def test_a_fifo_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a fifo would wait for a writer for ever."""
+    os.mkfifo(tmp_path / "pipe.rd")
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "pipe.rd"\n'}, ["check", "pipe.rd", "bad.rd"])
+    assert_clean_failure(result, 1)
+    assert result.stderr.startswith("error: cannot read spec `pipe.rd`: not a regular file\n")
+    assert 'bad.rd:1:1: error: cannot import "pipe.rd": not a regular file\n' in result.stderr
+
+
+def test_spec_size_is_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 50 MB spec ran for ever; a file past MAX_SPEC_BYTES is refused before it is read."""
+    size = MAX_SPEC_BYTES + 1
+    (tmp_path / "big.rd").write_text("#" * (size - 1) + "\n")
+    start = time.perf_counter()
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "big.rd"\n'}, ["check", "big.rd", "bad.rd"])
+    assert time.perf_counter() - start < 5
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+error: cannot read spec `big.rd`: it is 1,000,001 bytes, more than the limit of 1,000,000 bytes for a spec file
+bad.rd:1:1: error: cannot import "big.rd": it is 1,000,001 bytes, more than the limit of 1,000,000 bytes for a spec file
+    1 | import "big.rd"
+      | ^^^^^^^^^^^^^^^
+"""
+    )
 
 
 def test_params_are_evaluated_in_one_environment(monkeypatch: pytest.MonkeyPatch) -> None:

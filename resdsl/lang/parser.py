@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib.resources import files
@@ -73,13 +74,22 @@ def _cache_file(grammar: str) -> str | bool:
     return str(base / f"grammar-{key}.lark-cache")
 
 
+class SpecSyntaxError(SpecError):
+    """Text that does not parse; `at_start` when the very first token is wrong (perhaps no spec at all)."""
+
+    at_start = False
+
+
 def parse_text(text: str, path: str = "<string>") -> syntax.Module:
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     source = SourceFile(path, text)
     lark, postlex = _parser()
     try:
         tree = lark.parse(text)
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, source, postlex) from None
+        err = _syntax_error(exc, source, postlex)
+        err.at_start = _at_start(text, err)
+        raise err from None
     _check_depth(tree, source)
     return _ToAst(source).transform(tree)
 
@@ -108,6 +118,19 @@ _KIND = {"param_stmt": "param", "block_def": "block", "network_def": "network", 
 
 def parse_file(path: Path, display: str | None = None) -> syntax.Module:
     return parse_text(path.read_text(encoding="utf-8"), display or str(path))
+
+
+_LEADING = re.compile(r"(?:[ \t\f\r\n;]|\\\r?\n|#[^\n]*)*")  # what may come before the first token
+
+
+def _at_start(text: str, err: SpecError) -> bool:
+    """Whether a syntax error is at the first token of the text."""
+    if err.span is None:
+        return False
+    offset = _LEADING.match(text).end()
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return (err.span.line, err.span.col) == (line, col)
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -150,7 +173,7 @@ def _expected(exc: UnexpectedInput) -> str:
     return ", ".join(names[:6])
 
 
-def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecError:
+def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
         char = source.line(line)[col - 1 : col] or "?"
@@ -160,26 +183,26 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
             hint = 'strings use double quotes: "std.rd"'
         elif char == "=" or char == "!":
             hint = "comparisons are ==, !=, <, <=, >, >=, ~= (about)"
-        return SpecError(f"unexpected character `{char}`", span, hint)
+        return SpecSyntaxError(f"unexpected character `{char}`", span, hint)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         if postlex.open:
             tok = postlex.open[-1]
             closer = {"(": ")", "[": "]", "{": "}"}[tok.value]
-            return SpecError(
+            return SpecSyntaxError(
                 f"`{tok.value}` is never closed",
                 _token_span(source, tok),
                 f"add the matching `{closer}`",
             )
         last = max(len(source.lines), 1)
         col = len(source.line(last)) + 1
-        return SpecError("unexpected end of file", Span(source, last, col, last, col + 1))
+        return SpecSyntaxError("unexpected end of file", Span(source, last, col, last, col + 1))
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     span = _token_span(source, tok)
     unclosed = _unclosed_before(tok, postlex)
     if unclosed is not None:
         closer = {"(": ")", "[": "]"}[unclosed.value]
-        return SpecError(
+        return SpecSyntaxError(
             f"`{unclosed.value}` is never closed",
             _token_span(source, unclosed),
             f"add the matching `{closer}`; the statement runs on to line {tok.line} (`{tok.value}`)",
@@ -190,7 +213,7 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
     exp = _expected(exc)
     if exp and not hint:
         hint = f"expected {exp}"
-    return SpecError(message, span, hint)
+    return SpecSyntaxError(message, span, hint)
 
 
 def _unclosed_before(tok: Token, postlex: _Postlex) -> Token | None:
