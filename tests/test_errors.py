@@ -1128,6 +1128,70 @@ bad.rd:2:11: error: division by zero
 """,
     ),
     Case(
+        "terminal_escapes_are_shown_escaped",  # never raw: ESC would drive the terminal
+        {
+            "bad.rd": """\
+param s = "\x1b[2J\u202ered"
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, s; \x1b]0;title\x07 }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:5:25: error: unexpected character `\\x1b`
+    5 |     stem { conv 3x3, s; \\x1b]0;title\\x07 }
+      |                         ^^^^
+  hint: remove it; comments start with `#`
+""",
+    ),
+    Case(
+        "terminal_escapes_in_a_string_value",
+        {
+            "bad.rd": """\
+param s = "\x1b[2J\u202ered"
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, s }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:5:22: error: `channels` of `conv` must be a positive whole number of channels, got the string "\\x1b[2J\\u202ered"
+    5 |     stem { conv 3x3, s }
+      |                      ^
+""",
+    ),
+    Case(
+        "a_long_line_is_cut_around_the_caret",  # was: all 200 KB of it echoed
+        {"bad.rd": "param v = [" + "1, " * 40000 + "2 3" + ", 4" * 30000 + "]\n"},
+        "bad.rd:1:120014: error: unexpected `3`\n"
+        "    1 | ..."
+        + ", 1" * 31
+        + ", 2 3"
+        + ", 4" * 32
+        + "...\n"
+        + " " * 6
+        + "| "
+        + " " * 100
+        + "^\n"
+        + "  hint: separate arguments with `,`, e.g. `conv 3x3, 64`\n",
+    ),
+    Case(
+        "form_feed_and_line_separator_keep_line_numbers",  # the excerpt showed line 3 for line 4
+        {"bad.rd": 'param a = 1\n\f\nparam b = "x\u2028y"\nparam c = 2 +\n'},
+        """\
+bad.rd:4:14: error: unexpected end of line
+    4 | param c = 2 +
+      |              ^
+  hint: expected `(`, a block call, a name, a number, a size like 3x3, a string
+""",
+    ),
+    Case(
         "import_a_file_that_is_not_a_spec",  # its first line is not shown: it may be any file
         {"bad.rd": 'import "notes.txt"\n', "notes.txt": "password = hunter2\n"},
         """\
@@ -1225,6 +1289,12 @@ SET_CASES = [
         ["check", "cifar20.rd", "--set", "stride_at=2"],
         2,
         'error: --set stride_at: must be a string (the param\'s default is "first"), got 2\n',
+    ),
+    (
+        "missing_spec_file_with_escapes",
+        ["check", "no\x1bpe.rd"],
+        1,
+        "error: cannot read spec `no\\x1bpe.rd`: no such file\n",
     ),
     ("missing_spec_file", ["check", "nope.rd"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
     ("missing_spec_file_info", ["info", "nope.rd", "--json"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
@@ -1445,3 +1515,12 @@ def test_params_are_evaluated_in_one_environment(monkeypatch: pytest.MonkeyPatch
     values = params_module.evaluate_params(program, {}, [])
     assert values["p1999"] == 1999
     assert len(made) <= 2
+
+
+def test_info_never_prints_terminal_escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A string param is shown in `info`'s heading: ESC (\\x1b[2J clears the screen) is escaped."""
+    text = (SPECS / "cifar20.rd").read_text().replace("param n = 3", 'param n = 3\nparam tag = "\x1b[2J\x07"')
+    result = run_cli(tmp_path, monkeypatch, {"esc.rd": text}, ["info", "esc.rd"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "tag=\\x1b[2J\\x07" in result.stdout.splitlines()[0]

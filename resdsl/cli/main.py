@@ -13,7 +13,7 @@ from resdsl.cli.compile import compile_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
-from resdsl.diagnostics import ResdslError, UsageError
+from resdsl.diagnostics import ResdslError, UsageError, printable
 
 
 class _Group(click.Group):
@@ -23,10 +23,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except UsageError as err:
-            click.echo(err.render(), err=True)
+            click.echo(printable(err.render()), err=True)
             sys.exit(2)
         except ResdslError as err:
-            click.echo(err.render(), err=True)
+            click.echo(printable(err.render()), err=True)
             sys.exit(1)
 
 
@@ -51,19 +51,21 @@ def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
             if program.network is None:
                 if not quiet:
                     click.echo(
-                        f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                        printable(
+                            f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                        )
                     )
                 continue
             ir = load(spec, sets)
         except UsageError:
             raise
         except ResdslError as err:
-            click.echo(err.render(), err=True)
+            click.echo(printable(err.render()), err=True)
             failed = True
             continue
         if not quiet:
             t = ir.totals
-            click.echo(f"{spec}: ok: {ir.name}, {t.layers} layers, {t.params:,} params, {t.flops:,} FLOPs")
+            click.echo(printable(f"{spec}: ok: {ir.name}, {t.layers} layers, {t.params:,} params, {t.flops:,} FLOPs"))
     if failed:
         sys.exit(1)
 
@@ -81,13 +83,13 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
     if show_ir:
         from resdsl.ir.graph import print_ir
 
-        click.echo(print_ir(ir))
+        click.echo(printable(print_ir(ir)))
     elif as_json:
         import json
 
         click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
     else:
-        click.echo(report.table(ir, str(spec)))
+        click.echo(printable(report.table(ir, str(spec))))
 
 
 for _command in (compile_command, viz_command, train_command, plot_command):
