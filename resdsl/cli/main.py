@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,17 +19,48 @@ from resdsl.diagnostics import ResdslError, UsageError, printable
 
 
 class _Group(click.Group):
-    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2."""
+    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2, and a
+    failure to write the output (a full disk, a closed pipe) into one line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # now, while a failure can still be reported, not at exit
+            return result
         except UsageError as err:
-            click.echo(printable(err.render()), err=True)
-            sys.exit(2)
+            _fail(err.render(), 2)
         except ResdslError as err:
-            click.echo(printable(err.render()), err=True)
-            sys.exit(1)
+            _fail(err.render(), 1)
+        except OSError as err:
+            if err.filename is None:  # writing to stdout (or stderr)
+                _detach_stdout()
+                _fail("" if err.errno == errno.EPIPE else f"error: cannot write the output: {_strerror(err)}", 1)
+            _fail(f"error: {err.filename}: {_strerror(err)}", 1)
+
+
+def _fail(text: str, code: int) -> None:
+    if text:
+        try:
+            click.echo(printable(text), err=True)
+        except OSError:  # stderr is gone too: the exit code says it
+            pass
+    sys.exit(code)
+
+
+def _strerror(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time (with
+    an `Exception ignored` message and exit code 120) on what is still buffered."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (the tests' runner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

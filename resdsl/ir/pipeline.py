@@ -27,6 +27,7 @@ def load_network(path: str | Path, overrides: dict[str, Any] | None = None) -> N
     check_override_names(program, overrides or {})
     ir = lower(program, overrides or {})
     analyze(ir)
+    ir.files = list(program.files)
     from resdsl.lang.recipe import build_recipe
 
     ir.recipe = build_recipe(program, ir.classes, ir.params, overrides or {})
