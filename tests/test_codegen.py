@@ -475,3 +475,34 @@ def test_string_values_become_valid_python_literals(text: str) -> None:
     from resdsl.backends.pytorch.pyexpr import literal
 
     assert eval(literal(text)) == text  # noqa: S307 - the point: the literal is Python that reads back
+
+
+KERNELS = """\
+block c(k, w) { conv k, w; bn; relu; maxpool k }
+network x {
+    input 3x160x480
+    classes 2
+    stem { conv 1x7, 8; maxpool 1x3 }
+    stage s = c(3, 8), c(3x5, 8), c(5x5, 8)
+    head { avgpool global; fc classes }
+}
+"""
+
+
+def test_size_and_non_square_kernels_through_block_arguments(tmp_path: Path) -> None:
+    """`conv k, w` with k = 3x5 was refused ("cannot work out its pad"): the default padding is
+    now half the kernel in each dimension, as for a literal kernel, and a pool's stride its kernel."""
+    spec = tmp_path / "kernels.rd"
+    spec.write_text(KERNELS)
+    ir = load_network(spec)
+    convs = [op for op in ir.ops() if op.kind.value == "conv"]
+    pools = [op for op in ir.ops() if op.kind.value == "maxpool"]
+    assert [op.attrs["pad"] for op in convs] == [(0, 3), 1, (1, 2), 2]
+    assert [op.attrs["stride"] for op in pools] == [(1, 3), 3, (3, 5), 5]
+    assert [op.shape for op in convs] == [(8, 160, 480), (8, 160, 160), (8, 53, 53), (8, 17, 10)]
+    source = render_model(ir, str(spec))
+    assert "padding=(k[0] // 2, k[1] // 2) if isinstance(k, tuple) else k // 2" in source
+    assert "nn.Conv2d(3, 8, (1, 7), padding=(0, 3), bias=False)" in source
+    assert verify_model(ir, source) == []
+    model = load_module(source).build_model()
+    assert model(torch.randn(1, 3, 160, 480)).shape == (1, 2)

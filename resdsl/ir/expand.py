@@ -25,7 +25,7 @@ from resdsl.ir.graph import (
 )
 from resdsl.ir.settings import check_shortcut
 from resdsl.ir.template import CallItem, Item, OpItem, ResidualItem
-from resdsl.ir.templating import Templates
+from resdsl.ir.templating import DERIVED, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
@@ -138,10 +138,9 @@ class Builder:
 
     def op(self, item: OpItem, env: Env, ctx: Ctx) -> None:
         attrs = evaluate_binding(item.binding, env, self.errors)  # located at the argument: no notes
-        if attrs is not None:
-            attrs = self._derived(item, attrs, env)
         if attrs is None:
             return
+        self._derived(item, attrs)
         kind = item.kind
         if kind is OpKind.CONV:
             if attrs["channels"] > MAX_CHANNELS:
@@ -162,30 +161,14 @@ class Builder:
             attrs = {}
         self.emit(kind, attrs, item.span, ctx)
 
-    def _derived(self, item: OpItem, attrs: dict[str, Any], env: Env) -> dict[str, Any] | None:
-        """Defaults that follow from other arguments (a conv's padding, a pool's stride), as the
-        template writes them, checked like given values."""
-        for slot in item.binding.slots:
-            name = slot.param.name
-            if attrs.get(name) is not None or name not in item.args or slot.expr is not None:
-                continue
-            if item.kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
-                continue
-            try:
-                value = slot.param.check(evaluate(item.args[name], env))
-            except SpecError:
-                value = None
-            if value is None:
-                self.errors.append(
-                    SpecError(
-                        f"`{item.op}` cannot work out its `{name}` from a kernel given through a block argument",
-                        item.span,
-                        f"give `{name}:` explicitly, or pass the kernel as a single number",
-                    )
-                )
-                return None
-            attrs[name] = value
-        return attrs
+    def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
+        """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the
+        templates write (resdsl.ir.templating.DERIVED), applied to this use's kernel: per dimension,
+        so a non-square kernel, or one given through a block argument as a size, works too."""
+        for name in item.derived:
+            if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
+                rule = DERIVED[(item.kind, name)][0]
+                attrs[name] = rule(attrs["kernel"])
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind

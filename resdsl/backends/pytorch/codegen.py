@@ -20,7 +20,7 @@ from resdsl.backends.pytorch.names import MODULE_NAMES, RESERVED, Names, attr_na
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
-from resdsl.ir.template import CallItem, walk
+from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
 
 __all__ = ["CodegenError", "ModelView", "render_model"]
@@ -108,6 +108,7 @@ class Generator:
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
+        self._non_square: set[tuple[int, int, int]] | None = None  # ops with a non-square kernel, by source position
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -131,6 +132,16 @@ class Generator:
                     use.modes.add(residual_mode(self.ir, r) if r.kind == "add" else "concat")
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
+
+    def non_square(self, item: OpItem) -> bool:
+        """Whether some use of a block's op has a non-square kernel (given through a block argument)."""
+        if self._non_square is None:
+            self._non_square = {
+                (id(op.span.source), op.span.line, op.span.col)
+                for op in self.ir.ops()
+                if "kernel" in op.attrs and isinstance(op.attrs["kernel"], tuple) and len(set(op.attrs["kernel"])) > 1
+            }
+        return (id(item.span.source), item.span.line, item.span.col) in self._non_square
 
     def in_channels(self, inst: BlockInstance) -> int:
         return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
@@ -161,7 +172,8 @@ class Generator:
         sample = self.instances[bname][0]
         params: list[tuple[str, str]] = []
         for f in template.formals:
-            hint = _type_hint(sample.args.get(f.name))
+            size = next((i.args[f.name] for i in self.instances[bname] if isinstance(i.args.get(f.name), Size)), None)
+            hint = _type_hint(size if size is not None else sample.args.get(f.name))  # a kernel: any use's size
             if f.default is None:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint}"))
             elif tr.is_constant(f.default):
