@@ -1128,6 +1128,54 @@ bad.rd:2:11: error: division by zero
 """,
     ),
     Case(
+        "empty_block_in_a_stage",  # was: check ok, compile crashed with an IndexError
+        {
+            "bad.rd": """\
+block e() { }
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, 4 }
+    stage s = e() * 2
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: block `e` has no ops: using it does nothing
+    1 | block e() { }
+      | ^^^^^
+  hint: give it at least one op (e.g. `relu`), or remove its uses
+bad.rd:6:15: note: `e` used here
+""",
+        args=["compile"],
+    ),
+    Case(
+        "empty_block_reported_once_not_its_callers",
+        {
+            "bad.rd": """\
+block e() { }
+block f() { e() }
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, 4 }
+    stage s = f(), e()
+    stage t = f()
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: block `e` has no ops: using it does nothing
+    1 | block e() { }
+      | ^^^^^
+  hint: give it at least one op (e.g. `relu`), or remove its uses
+bad.rd:7:15: note: in block `f` used here
+bad.rd:2:13: note: `e` used here
+""",
+    ),
+    Case(
         "terminal_escapes_are_shown_escaped",  # never raw: ESC would drive the terminal
         {
             "bad.rd": """\

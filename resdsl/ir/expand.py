@@ -24,7 +24,7 @@ from resdsl.ir.graph import (
     ShortcutOption,
 )
 from resdsl.ir.settings import check_shortcut
-from resdsl.ir.template import CallItem, Item, OpItem, ResidualItem
+from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import DERIVED, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
@@ -69,6 +69,7 @@ class Builder:
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
         self._sizes: dict[str, int] = {}
+        self._empty: set[str] = set()  # blocks reported as having no ops
         self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
         self.templates = Templates(program, params)
@@ -303,7 +304,30 @@ class Builder:
             inst,
             ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
         )
-        self.body(self.templates.block(bdef.name).body, self.globals.child(args), sub)
+        errors_before = len(self.errors)
+        template = self.templates.block(bdef.name)
+        self.body(template.body, self.globals.child(args), sub)
+        if not inst.nodes and len(self.errors) == errors_before:
+            self.empty_block(bdef, template, call, ctx)
+
+    def empty_block(self, bdef: syntax.BlockDef, template: BlockTemplate, call: syntax.Call, ctx: Ctx) -> None:
+        """A use that emitted no ops and found no error: the block is empty (`block e() { }`), which
+        would leave a stage with nothing in it. Reported once, at the block, with its first use; a
+        block that only calls empty blocks is left to them."""
+        if bdef.name in self._empty:
+            return
+        self._empty.add(bdef.name)
+        if any(isinstance(item, CallItem) for item in walk(template.body)):
+            return
+        s = bdef.span
+        self.errors.append(
+            SpecError(
+                f"block `{bdef.name}` has no ops: using it does nothing",
+                Span(s.source, s.line, s.col, s.line, s.col + len("block")),
+                "give it at least one op (e.g. `relu`), or remove its uses",
+                ctx.notes + [Note(f"`{bdef.name}` used here", call.span)],
+            )
+        )
 
     def static_ops(self, bdef: syntax.BlockDef, stack: tuple[str, ...] = ()) -> int:
         """At most how many ops a call of `bdef` emits: statements are unconditional, so this
