@@ -477,6 +477,34 @@ def test_string_values_become_valid_python_literals(text: str) -> None:
     assert eval(literal(text)) == text  # noqa: S307 - the point: the literal is Python that reads back
 
 
+def test_control_characters_in_string_values_give_a_module_that_imports(tmp_path: Path) -> None:
+    """A NUL, ESC, DEL, a line separator and quotes in a string param and a string default: the
+    generated file still imports (the header lists the params; the default is a literal)."""
+    nasty = 'a\x00b\x1b[31mc\x7f"q"\\\u2028'
+    spec = tmp_path / "strings.rd"
+    spec.write_text(
+        f'import "std.rd"\nparam label = "{nasty.replace(chr(34), chr(39))}"\n'
+        f'block tagged(w, tag = "{nasty.replace(chr(34), chr(39))}") {{ conv 3x3, w; bn; relu }}\n'
+        "network x {\n    input 3x8x8\n    classes 2\n    stage s = tagged(4)\n    head { avgpool global; fc classes }\n}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "strings_model.py"
+    result = CliRunner().invoke(main, ["compile", str(spec), "-o", str(out), "--verify"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert "\x00" not in text and "\x1b" not in text
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = __import__("strings_model")
+    finally:
+        sys.path.remove(str(tmp_path))
+    block = module.TaggedBlock(3, 4)
+    assert block.conv1.kernel_size == (3, 3)
+    import inspect
+
+    assert inspect.signature(module.TaggedBlock).parameters["tag"].default == nasty.replace('"', "'")
+
+
 KERNELS = """\
 block c(k, w) { conv k, w; bn; relu; maxpool k }
 network x {
