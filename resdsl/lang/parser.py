@@ -398,6 +398,9 @@ class _ToAst(Transformer):
 
     compare = binop
 
+    def mul(self, meta, children):
+        return syntax.BinOp(self._span(meta), "*", children[0], children[1])
+
     def pow(self, meta, children):
         return syntax.BinOp(self._span(meta), "**", children[0], children[-1])
 
