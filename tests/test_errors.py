@@ -1240,6 +1240,39 @@ bad.rd:4:14: error: unexpected end of line
 """,
     ),
     Case(
+        "keywords_cannot_name_things",  # `param true = 1` was accepted, and `true` stayed the boolean
+        {
+            "bad.rd": """\
+param true = 1
+block not(x, else = 1) { relu }
+network n {
+    input 3x8x8
+    classes 2
+    stage stage = not(1)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:7: error: `true` is a keyword; it cannot name a param
+    1 | param true = 1
+      |       ^^^^
+  hint: choose another name
+bad.rd:2:7: error: `not` is a keyword; it cannot name a block
+    2 | block not(x, else = 1) { relu }
+      |       ^^^
+  hint: choose another name
+bad.rd:2:14: error: `else` is a keyword; it cannot name a block argument
+    2 | block not(x, else = 1) { relu }
+      |              ^^^^
+  hint: choose another name
+bad.rd:6:11: error: `stage` is a keyword; it cannot name a stage
+    6 |     stage stage = not(1)
+      |           ^^^^^
+  hint: choose another name
+""",
+    ),
+    Case(
         "import_a_file_that_is_not_a_spec",  # its first line is not shown: it may be any file
         {"bad.rd": 'import "notes.txt"\n', "notes.txt": "password = hunter2\n"},
         """\

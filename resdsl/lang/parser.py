@@ -11,7 +11,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from resdsl.diagnostics import SourceFile, Span, SpecError
+from resdsl.diagnostics import SourceFile, Span, SpecError, collect
 from resdsl.lang import syntax
 
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
@@ -91,7 +91,19 @@ def parse_text(text: str, path: str = "<string>") -> syntax.Module:
         err.at_start = _at_start(text, err)
         raise err from None
     _check_depth(tree, source)
-    return _ToAst(source).transform(tree)
+    transformer = _ToAst(source)
+    module = transformer.transform(tree)
+    collect(transformer.errors)
+    return module
+
+
+# The grammar's keywords. The parser reads them as names where no keyword can stand, so nothing
+# stops `param true = 1`; but a param, block, argument, network or stage so named could never be
+# used (`true` is then the boolean), so defining one is an error.
+KEYWORDS = (
+    "import", "param", "block", "network", "train", "stage", "expect",
+    "if", "else", "and", "or", "not", "true", "false",
+)  # fmt: skip
 
 
 MAX_DEPTH = 100  # nesting of the parse tree; later stages recurse over it
@@ -270,6 +282,16 @@ class _ToAst(Transformer):
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
         self.source = source
+        self.errors: list[SpecError] = []
+
+    def _defines(self, tok: Token, what: str) -> str:
+        """A name a definition gives: not a keyword."""
+        name = str(tok)
+        if name in KEYWORDS:
+            self.errors.append(
+                SpecError(f"`{name}` is a keyword; it cannot name a {what}", self._tspan(tok), "choose another name")
+            )
+        return name
 
     def _span(self, meta) -> Span:
         return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -299,22 +321,22 @@ class _ToAst(Transformer):
 
     def param_stmt(self, meta, children):
         name, value = children
-        return syntax.ParamDef(str(name), value, self._span(meta))
+        return syntax.ParamDef(self._defines(name, "param"), value, self._span(meta))
 
     def block_def(self, meta, children):
         name = children[0]
         formals = children[1] if len(children) == 3 else []
-        return syntax.BlockDef(str(name), formals, children[-1], self._span(meta))
+        return syntax.BlockDef(self._defines(name, "block"), formals, children[-1], self._span(meta))
 
     def formals(self, meta, children):
         return list(children)
 
     def formal(self, meta, children):
         default = children[1] if len(children) > 1 else None
-        return syntax.Formal(str(children[0]), default, self._span(meta))
+        return syntax.Formal(self._defines(children[0], "block argument"), default, self._span(meta))
 
     def network_def(self, meta, children):
-        return syntax.NetworkDef(str(children[0]), children[1], self._span(meta))
+        return syntax.NetworkDef(self._defines(children[0], "network"), children[1], self._span(meta))
 
     def train_def(self, meta, children):
         return syntax.TrainDef(children[0], self._span(meta))
@@ -341,7 +363,7 @@ class _ToAst(Transformer):
         name = children[0]
         rest = children[1:]
         args = rest.pop(0) if rest and isinstance(rest[0], list) else []
-        return syntax.StageStmt(self._span(meta), str(name), args, rest, self._tspan(name))
+        return syntax.StageStmt(self._span(meta), self._defines(name, "stage"), args, rest, self._tspan(name))
 
     def stage_item(self, meta, children):
         head = children[0]
