@@ -18,7 +18,7 @@ from resdsl.diagnostics import UsageError
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output file; the format comes from its extension: .svg, .png, .pdf or .dot "
-    "(default: SPEC-NAME.svg in the current directory).",
+    "(default: the spec file's name with .svg, in the current directory).",
 )
 @click.option("--expand", is_flag=True, help="Every op, grouped in clusters per stage and block.")
 @click.option(
