@@ -534,3 +534,18 @@ def test_size_and_non_square_kernels_through_block_arguments(tmp_path: Path) -> 
     assert verify_model(ir, source) == []
     model = load_module(source).build_model()
     assert model(torch.randn(1, 3, 160, 480)).shape == (1, 2)
+
+
+def test_avgpool_kernel_that_is_global_at_some_uses(tmp_path: Path) -> None:
+    """`block c(k) { avgpool k }` used as `c(2)` and `c(global)`: the class wrote nn.AvgPool2d(k) and
+    failed to build with k = "global" (check passed; only --verify noticed)."""
+    spec = tmp_path / "pools.rd"
+    spec.write_text(
+        "block c(k) { avgpool k }\nnetwork x {\n    input 3x16x16\n    classes 2\n    stem { conv 3x3, 8 }\n"
+        "    stage s = c(2), c(global)\n    head { fc classes }\n}\n"
+    )
+    ir = load_network(spec)
+    source = render_model(ir, str(spec))
+    assert 'nn.AdaptiveAvgPool2d(1) if k == "global" else nn.AvgPool2d(k)' in source
+    assert "k: int | str" in source or "k: str | int" in source
+    assert verify_model(ir, source) == []

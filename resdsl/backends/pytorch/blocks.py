@@ -168,6 +168,9 @@ class BodyWriter:
             module = "nn.AdaptiveAvgPool2d(1)"
         elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
+            if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
+                k = tr(a["kernel"])
+                module = f'nn.AdaptiveAvgPool2d(1) if {k} == "global" else {module}'
         elif kind is OpKind.DROPOUT:
             self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
             self.assign(f"self.{attr}({self.cur})", self.fresh)

@@ -108,7 +108,7 @@ class Generator:
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
-        self._non_square: set[tuple[int, int, int]] | None = None  # ops with a non-square kernel, by source position
+        self._ops_at: dict[tuple[int, int, int], list[Op]] | None = None  # ops by source position (ops_of)
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -133,15 +133,21 @@ class Generator:
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
 
+    def ops_of(self, item: OpItem) -> list[Op]:
+        """The ops every use of a block's op statement made (they share its source position)."""
+        if self._ops_at is None:
+            self._ops_at = {}
+            for op in self.ir.ops():
+                self._ops_at.setdefault((id(op.span.source), op.span.line, op.span.col), []).append(op)
+        return self._ops_at.get((id(item.span.source), item.span.line, item.span.col), [])
+
     def non_square(self, item: OpItem) -> bool:
         """Whether some use of a block's op has a non-square kernel (given through a block argument)."""
-        if self._non_square is None:
-            self._non_square = {
-                (id(op.span.source), op.span.line, op.span.col)
-                for op in self.ir.ops()
-                if "kernel" in op.attrs and isinstance(op.attrs["kernel"], tuple) and len(set(op.attrs["kernel"])) > 1
-            }
-        return (id(item.span.source), item.span.line, item.span.col) in self._non_square
+        return any(isinstance(k := op.attrs.get("kernel"), tuple) and k[0] != k[1] for op in self.ops_of(item))
+
+    def global_at_some_use(self, item: OpItem) -> bool:
+        """Whether `avgpool k` is `avgpool global` at some use (k given as `global`)."""
+        return any(op.kind is OpKind.GLOBAL_AVGPOOL for op in self.ops_of(item))
 
     def in_channels(self, inst: BlockInstance) -> int:
         return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
@@ -169,11 +175,9 @@ class Generator:
         uses = self.slot_uses[bname]
         locals_ = {f.name: safe_local(f.name) for f in template.formals}
         tr = Translator(locals_)
-        sample = self.instances[bname][0]
         params: list[tuple[str, str]] = []
         for f in template.formals:
-            size = next((i.args[f.name] for i in self.instances[bname] if isinstance(i.args.get(f.name), Size)), None)
-            hint = _type_hint(size if size is not None else sample.args.get(f.name))  # a kernel: any use's size
+            hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])
             if f.default is None:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint}"))
             elif tr.is_constant(f.default):
@@ -507,6 +511,15 @@ class Generator:
 
 
 _NO_DEFAULT = object()
+
+
+def _uses_hint(values: list[Any]) -> str:
+    """The hint of an argument from the values of all its uses: `int | tuple[int, int]` for a kernel
+    given as a size somewhere, `int | str` for `avgpool k` given `global` somewhere."""
+    hints = dict.fromkeys(_type_hint(v) for v in values)
+    if "int | tuple[int, int]" in hints or "float" in hints:
+        hints.pop("int", None)
+    return " | ".join(hints) or "object"
 
 
 def _type_hint(value: Any) -> str:
