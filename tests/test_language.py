@@ -483,3 +483,16 @@ def test_a_call_times_a_number(tmp_path: Path) -> None:
     ir = net(tmp_path, "    stem { conv 3x3, max(a, b) * 2 }\n    head { avgpool global; fc classes }", pre)
     assert (ir.params["a"], ir.params["b"], ir.params["c"]) == (32, 19, 32)
     assert convs(ir)[0].attrs["channels"] == 64
+
+
+def test_check_parses_each_file_once(monkeypatch) -> None:
+    """`check` parsed a spec (and its imports) twice: once to see whether it is a library, once
+    more to build the network; parsing is most of the time of a large spec."""
+    import resdsl.lang.imports as imports
+
+    parsed = []
+    real = imports.parse_text
+    monkeypatch.setattr(imports, "parse_text", lambda text, path: parsed.append(path) or real(text, path))
+    result = cli("check", str(SPECS / "cifar20.rd"))
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(p).name for p in parsed) == ["cifar20.rd", "std.rd"]

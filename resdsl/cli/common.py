@@ -24,14 +24,14 @@ def spec_argument(f):
     return click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))(f)
 
 
-def load(spec: Path, sets: tuple[str, ...]):
+def load(spec: Path, sets: tuple[str, ...], program=None):
     """The checked IR of a spec, for commands that print or write something and exit (check, info,
-    compile, viz)."""
+    compile, viz); `program`: the spec already parsed (by check), not parsed again."""
     from resdsl.ir.pipeline import load_network
     from resdsl.lang.overrides import parse_sets
 
     skip_final_collection()
-    return load_network(spec, parse_sets(sets))
+    return load_network(spec, parse_sets(sets), program)
 
 
 @cache

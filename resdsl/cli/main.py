@@ -89,7 +89,7 @@ def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
                         )
                     )
                 continue
-            ir = load(spec, sets)
+            ir = load(spec, sets, program)  # parsed once, not twice (a 1 MB spec parses in seconds)
         except UsageError:
             raise
         except ResdslError as err:
