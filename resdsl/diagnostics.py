@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -11,7 +12,10 @@ class SourceFile:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         self.text = text
-        self.lines = text.splitlines()
+        # Lines as the parser counts them: split at "\n" only (str.splitlines also splits at form
+        # feeds and U+2028, which the grammar allows, and would show the wrong line under an error).
+        body = text[:-1] if text.endswith("\n") else text
+        self.lines = [line.removesuffix("\r") for line in body.split("\n")] if text else []
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
@@ -69,16 +73,16 @@ class SpecError(ResdslError):
         self.notes = list(notes or [])
 
     def render(self) -> str:
-        parts = [_located(self.span, f"error: {self.message}")]
+        parts = [printable(_located(self.span, f"error: {self.message}"))]
         parts += _excerpt(self.span)
         if self.hint:
-            parts.append(f"  hint: {self.hint}")
+            parts.append(printable(f"  hint: {self.hint}"))
         notes = self.notes
         if len(notes) > MAX_NOTES:  # e.g. a chain of 50 block calls: the ends say enough
             hidden = len(notes) - MAX_NOTES + 1
             notes = notes[: MAX_NOTES // 2] + [Note(f"... {hidden} more")] + notes[-(MAX_NOTES // 2 - 1) :]
         for note in notes:
-            parts.append(_located(note.span, f"note: {note.message}"))
+            parts.append(printable(_located(note.span, f"note: {note.message}")))
         return "\n".join(parts)
 
 
@@ -97,14 +101,14 @@ class UsageError(ResdslError):
     """A bad command-line value (exit code 2)."""
 
     def render(self) -> str:
-        return f"error: {self}"
+        return printable(f"error: {self}")
 
 
 class InputError(ResdslError):
     """Bad data, checkpoints or other non-spec input (exit code 1)."""
 
     def render(self) -> str:
-        return f"error: {self}"
+        return printable(f"error: {self}")
 
 
 def _error_order(e: SpecError) -> tuple:
@@ -116,8 +120,28 @@ def _located(span: Span | None, text: str) -> str:
     return f"{span}: {text}" if span else text
 
 
+EXCERPT_WIDTH = 200  # characters of a source line shown under an error; a longer line is cut around the caret
+EXCERPT_BEFORE = 100  # of which at most this many before the caret
+
+# Characters that must not reach a terminal as they are: C0 and C1 controls (ESC starts terminal
+# escape sequences), DEL, and the bidirectional overrides that make text display out of order.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Text from a spec, a file name or the command line made safe to print: control characters
+    and bidirectional overrides written as escapes (`\\x1b`, `\\u202e`); newlines and tabs kept."""
+    return _UNSAFE.sub(_escape, text)
+
+
 def _excerpt(span: Span | None) -> list[str]:
-    """The source line of a span with carets under the spanned text."""
+    """The source line of a span with carets under the spanned text, made printable, and cut
+    around the caret when it is longer than EXCERPT_WIDTH."""
     if span is None:
         return []
     text = span.source.line(span.line)
@@ -125,10 +149,27 @@ def _excerpt(span: Span | None) -> list[str]:
         return []
     end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
     end = min(max(end, span.col + 1), len(text) + 2)
+    start, stop = span.col - 1, end - 1  # 0-based; stop may pass the end by one (a caret after the line)
+    lo, hi = max(0, start - EXCERPT_BEFORE + 3), min(len(text), start + EXCERPT_WIDTH)  # enough to show
+    before = ("..." if lo else "") + _cells(text[lo:start])
+    marked = _cells(text[start : min(stop, hi)])
+    after = _cells(text[min(stop, hi) : hi]) + ("..." if hi < len(text) else "")
+    width = len(marked) + max(0, stop - len(text))
+    if len(before) > EXCERPT_BEFORE:
+        before = "..." + before[-(EXCERPT_BEFORE - 3) :]
+    room = EXCERPT_WIDTH - len(before)
+    shown = marked + after
+    if len(shown) > room:
+        shown = shown[: room - 3] + "..."
+        width = min(width, room - 3)
     gutter = f"{span.line:>5} | "
     pad = " " * (len(gutter) - 2) + "| "
-    caret = " " * (span.col - 1) + "^" * (end - span.col)
-    return [gutter + text.expandtabs(1), pad + caret]
+    return [gutter + before + shown, pad + " " * len(before) + "^" * max(width, 1)]
+
+
+def _cells(text: str) -> str:
+    """Source text as shown in an excerpt: a tab as one space (the caret counts it as one column)."""
+    return printable(text.replace("\t", " "))
 
 
 def collect(errors: list[SpecError]) -> None:

@@ -7,6 +7,7 @@ purpose, update the expected text here: these tests are the contract of what use
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 
 from resdsl.cli.main import main
 from resdsl.diagnostics import SpecError, SpecErrors
-from resdsl.lang.imports import load_program
+from resdsl.lang.imports import MAX_SPEC_BYTES, load_program
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -39,6 +40,7 @@ def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, st
         if text is None:
             shutil.copy(SPECS / name, tmp_path / name)
         else:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_text(text, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     return CliRunner().invoke(main, args)
@@ -1100,6 +1102,211 @@ bad.rd:49:15: note: in block `a49` used here
 ]
 
 
+CASES += [
+    Case(
+        "failed_param_reported_once",  # not again as `unknown name` where other params use it
+        {
+            "bad.rd": """\
+import "std.rd"
+param w = 16 / 0
+param w2 = w * 2
+param w4 = max(w2, 8) + w
+network x {
+    input 3x32x32
+    classes 10
+    stem { conv 3x3, w; bn; relu }
+    stage s = basic(w2) * 3
+    stage t = basic(w4, stride: 2)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:2:11: error: division by zero
+    2 | param w = 16 / 0
+      |           ^^^^^^
+""",
+    ),
+    Case(
+        "empty_block_in_a_stage",  # was: check ok, compile crashed with an IndexError
+        {
+            "bad.rd": """\
+block e() { }
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, 4 }
+    stage s = e() * 2
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: block `e` has no ops: using it does nothing
+    1 | block e() { }
+      | ^^^^^
+  hint: give it at least one op (e.g. `relu`), or remove its uses
+bad.rd:6:15: note: `e` used here
+""",
+        args=["compile"],
+    ),
+    Case(
+        "empty_block_reported_once_not_its_callers",
+        {
+            "bad.rd": """\
+block e() { }
+block f() { e() }
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, 4 }
+    stage s = f(), e()
+    stage t = f()
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:1: error: block `e` has no ops: using it does nothing
+    1 | block e() { }
+      | ^^^^^
+  hint: give it at least one op (e.g. `relu`), or remove its uses
+bad.rd:7:15: note: in block `f` used here
+bad.rd:2:13: note: `e` used here
+""",
+    ),
+    Case(
+        "terminal_escapes_are_shown_escaped",  # never raw: ESC would drive the terminal
+        {
+            "bad.rd": """\
+param s = "\x1b[2J\u202ered"
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, s; \x1b]0;title\x07 }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:5:25: error: unexpected character `\\x1b`
+    5 |     stem { conv 3x3, s; \\x1b]0;title\\x07 }
+      |                         ^^^^
+  hint: remove it; comments start with `#`
+""",
+    ),
+    Case(
+        "terminal_escapes_in_a_string_value",
+        {
+            "bad.rd": """\
+param s = "\x1b[2J\u202ered"
+network x {
+    input 3x8x8
+    classes 2
+    stem { conv 3x3, s }
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:5:22: error: `channels` of `conv` must be a positive whole number of channels, got the string "\\x1b[2J\\u202ered"
+    5 |     stem { conv 3x3, s }
+      |                      ^
+""",
+    ),
+    Case(
+        "a_long_line_is_cut_around_the_caret",  # was: all 200 KB of it echoed
+        {"bad.rd": "param v = [" + "1, " * 40000 + "2 3" + ", 4" * 30000 + "]\n"},
+        "bad.rd:1:120014: error: unexpected `3`\n"
+        "    1 | ..."
+        + ", 1" * 31
+        + ", 2 3"
+        + ", 4" * 32
+        + "...\n"
+        + " " * 6
+        + "| "
+        + " " * 100
+        + "^\n"
+        + "  hint: separate arguments with `,`, e.g. `conv 3x3, 64`\n",
+    ),
+    Case(
+        "form_feed_and_line_separator_keep_line_numbers",  # the excerpt showed line 3 for line 4
+        {"bad.rd": 'param a = 1\n\f\nparam b = "x\u2028y"\nparam c = 2 +\n'},
+        """\
+bad.rd:4:14: error: unexpected end of line
+    4 | param c = 2 +
+      |              ^
+  hint: expected `(`, a block call, a name, a number, a size like 3x3, a string
+""",
+    ),
+    Case(
+        "keywords_cannot_name_things",  # `param true = 1` was accepted, and `true` stayed the boolean
+        {
+            "bad.rd": """\
+param true = 1
+block not(x, else = 1) { relu }
+network n {
+    input 3x8x8
+    classes 2
+    stage stage = not(1)
+    head { avgpool global; fc classes }
+}
+""",
+        },
+        """\
+bad.rd:1:7: error: `true` is a keyword; it cannot name a param
+    1 | param true = 1
+      |       ^^^^
+  hint: choose another name
+bad.rd:2:7: error: `not` is a keyword; it cannot name a block
+    2 | block not(x, else = 1) { relu }
+      |       ^^^
+  hint: choose another name
+bad.rd:2:14: error: `else` is a keyword; it cannot name a block argument
+    2 | block not(x, else = 1) { relu }
+      |              ^^^^
+  hint: choose another name
+bad.rd:6:11: error: `stage` is a keyword; it cannot name a stage
+    6 |     stage stage = not(1)
+      |           ^^^^^
+  hint: choose another name
+""",
+    ),
+    Case(
+        "import_a_file_that_is_not_a_spec",  # its first line is not shown: it may be any file
+        {"bad.rd": 'import "notes.txt"\n', "notes.txt": "password = hunter2\n"},
+        """\
+bad.rd:1:1: error: `notes.txt` is not a spec file: it does not begin with `import`, `param`, `block`, `network` or `train`
+    1 | import "notes.txt"
+      | ^^^^^^^^^^^^^^^^^^
+""",
+    ),
+    Case(
+        "import_a_binary_file",
+        {"bad.rd": 'import "data.bin"\n', "data.bin": "PATH=/usr/bin\x00SECRET=hunter2\x00"},
+        """\
+bad.rd:1:1: error: `data.bin` is not a spec file: it holds binary data
+    1 | import "data.bin"
+      | ^^^^^^^^^^^^^^^^^
+""",
+    ),
+    Case(
+        "a_binary_spec",
+        {"bad.rd": "PATH=/usr/bin\x00SECRET=hunter2\x00"},
+        "error: `bad.rd` is not a spec file: it holds binary data\n",
+    ),
+    Case(
+        "import_a_folder",
+        {"bad.rd": 'import "lib.rd/"\n', "lib.rd/x.rd": "param x = 1\n"},
+        """\
+bad.rd:1:1: error: cannot import "lib.rd/": not a regular file
+    1 | import "lib.rd/"
+      | ^^^^^^^^^^^^^^^^
+""",
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_error_text(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_cli(tmp_path, monkeypatch, case.files, [*case.args, case.spec])
@@ -1145,6 +1352,30 @@ SET_CASES = [
         ["info", "cifar20.rd", "--set", "dataset=imagenet"],
         2,
         "error: --set dataset: must be cifar10 | cifar100 | digits | npz | synthetic, got the bare word `imagenet`\n",
+    ),
+    (  # was: "unknown name `abc`" at each of the three uses of n
+        "set_a_word_for_a_number",
+        ["check", "cifar20.rd", "--set", "n=abc"],
+        2,
+        "error: --set n: must be a number (the param's default is 3), got the bare word `abc`\n",
+    ),
+    (
+        "set_text_that_is_no_value",
+        ["check", "cifar20.rd", "--set", "n=3; import os"],
+        2,
+        "error: --set n: must be a number (the param's default is 3), got `3; import os`\n",
+    ),
+    (
+        "set_a_number_for_a_string",
+        ["check", "cifar20.rd", "--set", "stride_at=2"],
+        2,
+        'error: --set stride_at: must be a string (the param\'s default is "first"), got 2\n',
+    ),
+    (
+        "missing_spec_file_with_escapes",
+        ["check", "no\x1bpe.rd"],
+        1,
+        "error: cannot read spec `no\\x1bpe.rd`: no such file\n",
     ),
     ("missing_spec_file", ["check", "nope.rd"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
     ("missing_spec_file_info", ["info", "nope.rd", "--json"], 1, "error: cannot read spec `nope.rd`: no such file\n"),
@@ -1264,3 +1495,113 @@ def test_several_errors_are_all_reported_in_source_order(tmp_path: Path) -> None
 def test_library_file_checks_ok(tmp_path: Path) -> None:
     program = load_program(SPECS / "std.rd")
     assert program.network is None and "basic" in program.blocks
+
+
+# ---------------------------------------------------------------- reading spec files
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some editors start UTF-8 files with a BOM; it was an `unexpected character`."""
+    (tmp_path / "bom.rd").write_bytes(b"\xef\xbb\xbf" + (SPECS / "cifar20.rd").read_bytes())
+    (tmp_path / "lib.rd").write_bytes(b"\xef\xbb\xbfparam width = 16\n")
+    (tmp_path / "net.rd").write_text(
+        (SPECS / "cifar20.rd").read_text().replace('import "std.rd"', 'import "std.rd"\nimport "lib.rd"')
+    )
+    result = run_cli(tmp_path, monkeypatch, {}, ["check", "bom.rd", "net.rd"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(": ok: cifar_resnet20, 20 layers") == 2
+
+
+def test_an_import_symlink_loop_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was a RuntimeError traceback from Path.resolve."""
+    (tmp_path / "a.rd").symlink_to("b.rd")
+    (tmp_path / "b.rd").symlink_to("a.rd")
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "a.rd"\n'}, ["check", "bad.rd", "a.rd"])
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+bad.rd:1:1: error: cannot import "a.rd": too many levels of symbolic links
+    1 | import "a.rd"
+      | ^^^^^^^^^^^^^
+error: cannot read spec `a.rd`: too many levels of symbolic links
+"""
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_kernel_files_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc files claim to be regular; the environment must not be echoed as a syntax error."""
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "/proc/self/environ"\n'}, ["check", "bad.rd"])
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+bad.rd:1:1: error: cannot import "/proc/self/environ": not a regular file
+    1 | import "/proc/self/environ"
+      | ^^^^^^^^^^^^^^^^^^^^^^^^^^^
+"""
+    )
+    result = run_cli(tmp_path, monkeypatch, {}, ["check", "/proc/self/environ"])
+    assert_clean_failure(result, 1)
+    assert result.stderr == "error: cannot read spec `/proc/self/environ`: not a regular file\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs fifos")
+def test_a_fifo_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a fifo would wait for a writer for ever."""
+    os.mkfifo(tmp_path / "pipe.rd")
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "pipe.rd"\n'}, ["check", "pipe.rd", "bad.rd"])
+    assert_clean_failure(result, 1)
+    assert result.stderr.startswith("error: cannot read spec `pipe.rd`: not a regular file\n")
+    assert 'bad.rd:1:1: error: cannot import "pipe.rd": not a regular file\n' in result.stderr
+
+
+def test_spec_size_is_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 50 MB spec ran for ever; a file past MAX_SPEC_BYTES is refused before it is read."""
+    size = MAX_SPEC_BYTES + 1
+    (tmp_path / "big.rd").write_text("#" * (size - 1) + "\n")
+    start = time.perf_counter()
+    result = run_cli(tmp_path, monkeypatch, {"bad.rd": 'import "big.rd"\n'}, ["check", "big.rd", "bad.rd"])
+    assert time.perf_counter() - start < 5
+    assert_clean_failure(result, 1)
+    assert (
+        result.stderr
+        == """\
+error: cannot read spec `big.rd`: it is 1,000,001 bytes, more than the limit of 1,000,000 bytes for a spec file
+bad.rd:1:1: error: cannot import "big.rd": it is 1,000,001 bytes, more than the limit of 1,000,000 bytes for a spec file
+    1 | import "big.rd"
+      | ^^^^^^^^^^^^^^^
+"""
+    )
+
+
+def test_params_are_evaluated_in_one_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec of many params was quadratic (each param copied every earlier one into a new Env:
+    15 s for 55,000 params); now one environment grows."""
+    from resdsl.ir import params as params_module
+    from resdsl.lang import evaluate as evaluate_module
+    from resdsl.lang.parser import parse_text
+
+    made = []
+    real = evaluate_module.Env.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module.Env, "__init__", counting)
+    module = parse_text("".join(f"param p{i} = p{i - 1} + 1\n" if i else "param p0 = 0\n" for i in range(2000)))
+    program = type("P", (), {"params": {p.name: p for p in module.params}})()
+    values = params_module.evaluate_params(program, {}, [])
+    assert values["p1999"] == 1999
+    assert len(made) <= 2
+
+
+def test_info_never_prints_terminal_escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A string param is shown in `info`'s heading: ESC (\\x1b[2J clears the screen) is escaped."""
+    text = (SPECS / "cifar20.rd").read_text().replace("param n = 3", 'param n = 3\nparam tag = "\x1b[2J\x07"')
+    result = run_cli(tmp_path, monkeypatch, {"esc.rd": text}, ["info", "esc.rd"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "tag=\\x1b[2J\\x07" in result.stdout.splitlines()[0]

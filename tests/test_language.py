@@ -472,3 +472,27 @@ def test_train_errors_are_collected(tmp_path: Path) -> None:
 def test_every_error_is_a_resdsl_error(tmp_path: Path) -> None:
     for exc in (SpecError("x"), SpecErrors([SpecError("x")]), UsageError("x")):
         assert isinstance(exc, ResdslError)
+
+
+def test_a_call_times_a_number(tmp_path: Path) -> None:
+    """`max(a, b) * 2` was a syntax error (unexpected `*`): after a call the lexer took `*` for the
+    repeat of `block(...) * n`, a token of its own. Both now share it."""
+    pre = (
+        "param w = 16\nparam a = max(w, 8) * 2\nparam b = int(w / 3) * 3 + min(1, 2) * 2 ** 2\nparam c = 2 * max(w, 8)"
+    )
+    ir = net(tmp_path, "    stem { conv 3x3, max(a, b) * 2 }\n    head { avgpool global; fc classes }", pre)
+    assert (ir.params["a"], ir.params["b"], ir.params["c"]) == (32, 19, 32)
+    assert convs(ir)[0].attrs["channels"] == 64
+
+
+def test_check_parses_each_file_once(monkeypatch) -> None:
+    """`check` parsed a spec (and its imports) twice: once to see whether it is a library, once
+    more to build the network; parsing is most of the time of a large spec."""
+    import resdsl.lang.imports as imports
+
+    parsed = []
+    real = imports.parse_text
+    monkeypatch.setattr(imports, "parse_text", lambda text, path: parsed.append(path) or real(text, path))
+    result = cli("check", str(SPECS / "cifar20.rd"))
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(p).name for p in parsed) == ["cifar20.rd", "std.rd"]

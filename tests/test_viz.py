@@ -328,3 +328,21 @@ if __name__ == "__main__":
     for name, spec, sets, view, block in GOLDENS:
         (GOLDEN / name).write_text(golden_source(spec, sets, view, block))
         print(f"wrote {GOLDEN / name}")
+
+
+def test_non_square_kernels_are_labelled_per_dimension(tmp_path: Path) -> None:
+    """A non-square pool's default stride is its kernel, (height, width): `/1x3`, not a crash."""
+    from resdsl.backends.viz.labels import op_label
+
+    spec = tmp_path / "k.rd"
+    spec.write_text(
+        "network x {\n    input 3x16x48\n    classes 2\n    stem { conv 1x7, 8; maxpool 1x3; avgpool 2x2 }\n"
+        "    head { avgpool global; fc classes }\n}\n"
+    )
+    ir = load_network(spec)
+    labels = [op_label(op) for op in ir.ops() if op.kind in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL)]
+    assert labels == ["1x7 conv, 8", "1x3 max pool, /1x3", "2x2 avg pool, /2"]
+    dot = tmp_path / "k.dot"
+    result = CliRunner().invoke(main, ["viz", str(spec), "-o", str(dot), "--expand"])
+    assert result.exit_code == 0, result.output
+    assert "1x3 max pool, /1x3" in dot.read_text()

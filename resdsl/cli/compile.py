@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli.common import load, set_option, spec_argument
-from resdsl.diagnostics import ResdslError
+from resdsl.cli.common import check_outputs, load, set_option, spec_argument, spec_inputs, write_files
+from resdsl.diagnostics import InputError, ResdslError
 
 
 class GeneratedCodeMismatch(ResdslError):
@@ -59,7 +59,10 @@ def compile_command(
         raise UsageError("--train-script needs -o MODEL.py: the script imports the model file")
     if train_script is not None and not output.stem.isidentifier():
         raise UsageError(f"--train-script imports the model as a module: -o {output} needs a name like model.py")
+    outputs = [(label, path) for label, path in (("-o", output), ("--train-script", train_script)) if path]
+    check_outputs(outputs, spec_inputs([spec], []))  # before any work: the spec itself, the outputs
     ir = load(spec, sets)
+    check_outputs(outputs, spec_inputs([spec], ir.files))  # and every file it imports
     source = render_model(ir, spec, zero_init_residual=zero_init_residual)
     if verify:
         from resdsl.backends.pytorch.verify import verify_model
@@ -73,25 +76,17 @@ def compile_command(
     if output is None:
         click.echo(source, nl=False)
         return
-    _write(output, source)
+    files: list[tuple[Path, str]] = [(output, source)]
+    if train_script is not None:
+        from resdsl.train.script import render_train_script
+
+        files.append((train_script, render_train_script(ir, model_module=output.stem, spec_path=str(spec))))
+    write_files(files, InputError)  # all or nothing
     t = ir.totals
     note = ", verified" if verify else ""
     click.echo(f"wrote {output}: {ir.name}, {t.layers} layers, {t.params:,} params{note}", err=True)
     if train_script is not None:
-        from resdsl.train.script import render_train_script
-
-        _write(train_script, render_train_script(ir, model_module=output.stem, spec_path=str(spec)))
         click.echo(f"wrote {train_script}: python {train_script} --data CIFAR_DIR", err=True)
-
-
-def _write(path: Path, text: str) -> None:
-    from resdsl.diagnostics import InputError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 COMMANDS = [compile_command]

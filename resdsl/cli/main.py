@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,21 +15,52 @@ from resdsl.cli.compile import compile_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
-from resdsl.diagnostics import ResdslError, UsageError
+from resdsl.diagnostics import ResdslError, UsageError, printable
 
 
 class _Group(click.Group):
-    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2."""
+    """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2, and a
+    failure to write the output (a full disk, a closed pipe) into one line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # now, while a failure can still be reported, not at exit
+            return result
         except UsageError as err:
-            click.echo(err.render(), err=True)
-            sys.exit(2)
+            _fail(err.render(), 2)
         except ResdslError as err:
-            click.echo(err.render(), err=True)
-            sys.exit(1)
+            _fail(err.render(), 1)
+        except OSError as err:
+            if err.filename is None:  # writing to stdout (or stderr)
+                _detach_stdout()
+                _fail("" if err.errno == errno.EPIPE else f"error: cannot write the output: {_strerror(err)}", 1)
+            _fail(f"error: {err.filename}: {_strerror(err)}", 1)
+
+
+def _fail(text: str, code: int) -> None:
+    if text:
+        try:
+            click.echo(printable(text), err=True)
+        except OSError:  # stderr is gone too: the exit code says it
+            pass
+    sys.exit(code)
+
+
+def _strerror(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time (with
+    an `Exception ignored` message and exit code 120) on what is still buffered."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (the tests' runner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,19 +84,21 @@ def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
             if program.network is None:
                 if not quiet:
                     click.echo(
-                        f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                        printable(
+                            f"{spec}: ok: a library of {len(program.blocks)} blocks and {len(program.params)} params"
+                        )
                     )
                 continue
-            ir = load(spec, sets)
+            ir = load(spec, sets, program)  # parsed once, not twice (a 1 MB spec parses in seconds)
         except UsageError:
             raise
         except ResdslError as err:
-            click.echo(err.render(), err=True)
+            click.echo(printable(err.render()), err=True)
             failed = True
             continue
         if not quiet:
             t = ir.totals
-            click.echo(f"{spec}: ok: {ir.name}, {t.layers} layers, {t.params:,} params, {t.flops:,} FLOPs")
+            click.echo(printable(f"{spec}: ok: {ir.name}, {t.layers} layers, {t.params:,} params, {t.flops:,} FLOPs"))
     if failed:
         sys.exit(1)
 
@@ -81,13 +116,13 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
     if show_ir:
         from resdsl.ir.graph import print_ir
 
-        click.echo(print_ir(ir))
+        click.echo(printable(print_ir(ir)))
     elif as_json:
         import json
 
         click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
     else:
-        click.echo(report.table(ir, str(spec)))
+        click.echo(printable(report.table(ir, str(spec))))
 
 
 for _command in (compile_command, viz_command, train_command, plot_command):

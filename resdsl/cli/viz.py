@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli.common import load, set_option
+from resdsl.cli.common import check_outputs, load, set_option, spec_inputs, write_files
 from resdsl.diagnostics import UsageError
 
 
@@ -18,7 +18,7 @@ from resdsl.diagnostics import UsageError
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output file; the format comes from its extension: .svg, .png, .pdf or .dot "
-    "(default: SPEC-NAME.svg in the current directory).",
+    "(default: the spec file's name with .svg, in the current directory).",
 )
 @click.option("--expand", is_flag=True, help="Every op, grouped in clusters per stage and block.")
 @click.option(
@@ -45,12 +45,16 @@ def viz_command(
     if sum((expand, block is not None, blocks)) > 1:
         raise UsageError("choose one view: --expand, --block NAME or --blocks")
     view = "expanded" if expand else "block" if (blocks or block is not None) else "collapsed"
+    label, advice = "-o", "choose another file"
     if output is None:
         output = Path("-".join(spec.stem for spec in specs) + ".svg")
+        label, advice = "the default output", "name the diagram with -o"
     fmt = viz.output_format(output)  # a bad extension is a usage error before any work
+    check_outputs([(label, output)], spec_inputs(specs, []), advice)
     networks = [(spec.stem, load(spec, sets)) for spec in specs]
+    check_outputs([(label, output)], spec_inputs(specs, [f for _, ir in networks for f in ir.files]), advice)
     graph = viz.draw(networks, view=view, block=block)
-    viz.render(graph, output, fmt)
+    write_files([(output, viz.diagram(graph, output, fmt))], viz.RenderError)
     click.echo(str(output))
 
 

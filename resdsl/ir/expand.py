@@ -24,8 +24,8 @@ from resdsl.ir.graph import (
     ShortcutOption,
 )
 from resdsl.ir.settings import check_shortcut
-from resdsl.ir.template import CallItem, Item, OpItem, ResidualItem
-from resdsl.ir.templating import Templates
+from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
+from resdsl.ir.templating import DERIVED, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
@@ -69,6 +69,7 @@ class Builder:
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
         self._sizes: dict[str, int] = {}
+        self._empty: set[str] = set()  # blocks reported as having no ops
         self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
         self.templates = Templates(program, params)
@@ -138,10 +139,9 @@ class Builder:
 
     def op(self, item: OpItem, env: Env, ctx: Ctx) -> None:
         attrs = evaluate_binding(item.binding, env, self.errors)  # located at the argument: no notes
-        if attrs is not None:
-            attrs = self._derived(item, attrs, env)
         if attrs is None:
             return
+        self._derived(item, attrs)
         kind = item.kind
         if kind is OpKind.CONV:
             if attrs["channels"] > MAX_CHANNELS:
@@ -162,30 +162,14 @@ class Builder:
             attrs = {}
         self.emit(kind, attrs, item.span, ctx)
 
-    def _derived(self, item: OpItem, attrs: dict[str, Any], env: Env) -> dict[str, Any] | None:
-        """Defaults that follow from other arguments (a conv's padding, a pool's stride), as the
-        template writes them, checked like given values."""
-        for slot in item.binding.slots:
-            name = slot.param.name
-            if attrs.get(name) is not None or name not in item.args or slot.expr is not None:
-                continue
-            if item.kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
-                continue
-            try:
-                value = slot.param.check(evaluate(item.args[name], env))
-            except SpecError:
-                value = None
-            if value is None:
-                self.errors.append(
-                    SpecError(
-                        f"`{item.op}` cannot work out its `{name}` from a kernel given through a block argument",
-                        item.span,
-                        f"give `{name}:` explicitly, or pass the kernel as a single number",
-                    )
-                )
-                return None
-            attrs[name] = value
-        return attrs
+    def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
+        """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the
+        templates write (resdsl.ir.templating.DERIVED), applied to this use's kernel: per dimension,
+        so a non-square kernel, or one given through a block argument as a size, works too."""
+        for name in item.derived:
+            if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
+                rule = DERIVED[(item.kind, name)][0]
+                attrs[name] = rule(attrs["kernel"])
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind
@@ -320,7 +304,30 @@ class Builder:
             inst,
             ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
         )
-        self.body(self.templates.block(bdef.name).body, self.globals.child(args), sub)
+        errors_before = len(self.errors)
+        template = self.templates.block(bdef.name)
+        self.body(template.body, self.globals.child(args), sub)
+        if not inst.nodes and len(self.errors) == errors_before:
+            self.empty_block(bdef, template, call, ctx)
+
+    def empty_block(self, bdef: syntax.BlockDef, template: BlockTemplate, call: syntax.Call, ctx: Ctx) -> None:
+        """A use that emitted no ops and found no error: the block is empty (`block e() { }`), which
+        would leave a stage with nothing in it. Reported once, at the block, with its first use; a
+        block that only calls empty blocks is left to them."""
+        if bdef.name in self._empty:
+            return
+        self._empty.add(bdef.name)
+        if any(isinstance(item, CallItem) for item in walk(template.body)):
+            return
+        s = bdef.span
+        self.errors.append(
+            SpecError(
+                f"block `{bdef.name}` has no ops: using it does nothing",
+                Span(s.source, s.line, s.col, s.line, s.col + len("block")),
+                "give it at least one op (e.g. `relu`), or remove its uses",
+                ctx.notes + [Note(f"`{bdef.name}` used here", call.span)],
+            )
+        )
 
     def static_ops(self, bdef: syntax.BlockDef, stack: tuple[str, ...] = ()) -> int:
         """At most how many ops a call of `bdef` emits: statements are unconditional, so this

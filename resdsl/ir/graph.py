@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -188,6 +189,7 @@ class NetworkIR:
     survival: tuple[str, float] | None = None  # the `survival` setting: ("uniform", p) | ("linear", last)
     output_node: int = -1
     totals: Totals = field(default_factory=Totals)  # written by the passes
+    files: list[Path] = field(default_factory=list)  # the files read to build it: the spec and its imports
 
     def op(self, node: int) -> Op:
         return self.graph.nodes[node]["op"]

@@ -74,13 +74,19 @@ def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
     raise AssertionError(f"no shape rule for {k}")
 
 
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """A stride or padding, one number or (height, width), as (height, width)."""
+    return (v[0], v[1]) if isinstance(v, tuple) else (v, v)
+
+
 def _window(op: Op, c: int, h: int, w: int) -> Shape:
     kh, kw = op.attrs["kernel"]
-    stride, pad = op.attrs["stride"], op.attrs["pad"]
-    if kh > h + 2 * pad or kw > w + 2 * pad:
+    (sh, sw), (ph, pw) = _pair(op.attrs["stride"]), _pair(op.attrs["pad"])
+    if kh > h + 2 * ph or kw > w + 2 * pw:
+        pad = f"{ph}x{pw}" if ph != pw else str(ph)
         raise SpecError(
             f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input"
-            + (f" (padded by {pad})" if pad else "")
+            + (f" (padded by {pad})" if ph or pw else "")
             + ": the output size would reach 0",
             op.span,
             "use a smaller kernel, more padding, or fewer downsampling steps before it",
@@ -90,8 +96,8 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
         if c % groups:
             raise SpecError(f"{c} input channels do not split into {groups} groups", op.span)
         c = op.attrs["channels"]
-    oh = (h + 2 * pad - kh) // stride + 1
-    ow = (w + 2 * pad - kw) // stride + 1
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
     return (c, oh, ow)
 
 

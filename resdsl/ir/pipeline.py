@@ -10,12 +10,16 @@ from resdsl.ir.graph import NetworkIR
 from resdsl.ir.lower import lower
 from resdsl.ir.passes import analyze
 from resdsl.ir.settings import NETWORK_SETTINGS
-from resdsl.lang.imports import load_program
+from resdsl.lang.imports import Program, load_program
 
 
-def load_network(path: str | Path, overrides: dict[str, Any] | None = None) -> NetworkIR:
-    """Parse, resolve imports, lower and check a spec; raises ResdslError on bad input."""
-    program = load_program(path)
+def load_network(
+    path: str | Path, overrides: dict[str, Any] | None = None, program: Program | None = None
+) -> NetworkIR:
+    """Parse, resolve imports, lower and check a spec (or its `program`, if already loaded from
+    `path`); raises ResdslError on bad input."""
+    if program is None:
+        program = load_program(path)
     if program.network is None:
         raise SpecError(
             f"`{program.path}` defines no network",
@@ -27,6 +31,7 @@ def load_network(path: str | Path, overrides: dict[str, Any] | None = None) -> N
     check_override_names(program, overrides or {})
     ir = lower(program, overrides or {})
     analyze(ir)
+    ir.files = list(program.files)
     from resdsl.lang.recipe import build_recipe
 
     ir.recipe = build_recipe(program, ir.classes, ir.params, overrides or {})

@@ -33,6 +33,7 @@ class OpItem:
     binding: Binding  # for lowering: evaluation, checks and their messages
     span: Span
     name_span: Span
+    derived: tuple[str, ...] = ()  # arguments not given whose default follows from the kernel (a conv's pad)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import OP_ALIASES, OPS, SECTIONS_IN_BODY, Param, Signature, match
-from resdsl.lang.values import Value
+from resdsl.lang.values import Size, Value
 
 KINDS = {
     "conv": OpKind.CONV,
@@ -111,15 +111,17 @@ class Templates:
         values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
         kind = KINDS[name]
         kernel = given.get("kernel")
+        derived: list[str] = []
         if kind is OpKind.AVGPOOL and isinstance(kernel, syntax.Name) and kernel.id == "global":
             kind = OpKind.GLOBAL_AVGPOOL
             values = {}
-        elif kind is OpKind.CONV and "pad" not in given and kernel is not None:
-            values["pad"] = _derived(kernel, lambda k: k // 2, "//", 2)  # half the kernel's height: `same` at stride 1
-        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and "stride" not in given and kernel is not None:
-            values["stride"] = _derived(kernel, lambda k: k, None, None)  # PyTorch's default too: the kernel
+        elif kernel is not None:
+            for (op_kind, arg), (rule, op, operand) in DERIVED.items():
+                if op_kind is kind and arg not in given:
+                    values[arg] = _derived(kernel, rule, op, operand)
+                    derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
-        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span)
+        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived))
 
     def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
         name = stmt.name
@@ -181,15 +183,38 @@ def _default(p: Param) -> syntax.Expr | None:
     return None if p.default is None else syntax.Literal(None, p.default)  # type: ignore[arg-type]
 
 
+def same_padding(kernel: tuple[int, int]) -> int | tuple[int, int]:
+    """A conv's default padding: half the kernel in each dimension (`same` output at stride 1 for
+    odd kernels); one number for a square kernel, (height, width) for another."""
+    ph, pw = kernel[0] // 2, kernel[1] // 2
+    return ph if ph == pw else (ph, pw)
+
+
+def kernel_stride(kernel: tuple[int, int]) -> int | tuple[int, int]:
+    """A pool's default stride: its kernel (PyTorch's default too)."""
+    return kernel[0] if kernel[0] == kernel[1] else (kernel[0], kernel[1])
+
+
+# Defaults that follow from the kernel: the rule (on the kernel's (height, width)), and the
+# expression the template writes for a kernel that is a block argument (`k // 2`; `k` itself).
+DERIVED: dict[tuple[OpKind, str], tuple[Any, str | None, Any]] = {
+    (OpKind.CONV, "pad"): (same_padding, "//", 2),
+    (OpKind.MAXPOOL, "stride"): (kernel_stride, None, None),
+    (OpKind.AVGPOOL, "stride"): (kernel_stride, None, None),
+}
+
+
 def _derived(kernel: syntax.Expr, rule, op: str | None, operand: Any) -> syntax.Expr:
-    """A default computed from the kernel: folded when the kernel is a constant, else an expression
-    of the block's argument (a kernel passed through a block argument is then a single number)."""
+    """A default computed from the kernel: folded when the kernel is a constant (a non-square
+    result as a Size, which the code generator writes as a tuple), else an expression of the
+    block's argument. Lowering applies the rule itself to each use's kernel (resdsl.ir.expand)."""
     if isinstance(kernel, (syntax.SizeLit, syntax.Literal, syntax.Number)):
         value = kernel.dims if isinstance(kernel, syntax.SizeLit) else kernel.value
         dims = getattr(value, "dims", value)
-        first = dims[0] if isinstance(dims, tuple) else dims
-        if isinstance(first, int) and not isinstance(first, bool):
-            return syntax.Literal(kernel.span, rule(first))
+        dims = dims if isinstance(dims, tuple) else (dims, dims)
+        if len(dims) == 2 and all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+            result = rule(dims)
+            return syntax.Literal(kernel.span, Size(result) if isinstance(result, tuple) else result)
     if op is None:
         return kernel
     return syntax.BinOp(kernel.span, op, kernel, syntax.Literal(kernel.span, operand))

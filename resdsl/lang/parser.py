@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib.resources import files
@@ -10,7 +11,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from resdsl.diagnostics import SourceFile, Span, SpecError
+from resdsl.diagnostics import SourceFile, Span, SpecError, collect
 from resdsl.lang import syntax
 
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
@@ -73,15 +74,36 @@ def _cache_file(grammar: str) -> str | bool:
     return str(base / f"grammar-{key}.lark-cache")
 
 
+class SpecSyntaxError(SpecError):
+    """Text that does not parse; `at_start` when the very first token is wrong (perhaps no spec at all)."""
+
+    at_start = False
+
+
 def parse_text(text: str, path: str = "<string>") -> syntax.Module:
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     source = SourceFile(path, text)
     lark, postlex = _parser()
     try:
         tree = lark.parse(text)
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, source, postlex) from None
+        err = _syntax_error(exc, source, postlex)
+        err.at_start = _at_start(text, err)
+        raise err from None
     _check_depth(tree, source)
-    return _ToAst(source).transform(tree)
+    transformer = _ToAst(source)
+    module = transformer.transform(tree)
+    collect(transformer.errors)
+    return module
+
+
+# The grammar's keywords. The parser reads them as names where no keyword can stand, so nothing
+# stops `param true = 1`; but a param, block, argument, network or stage so named could never be
+# used (`true` is then the boolean), so defining one is an error.
+KEYWORDS = (
+    "import", "param", "block", "network", "train", "stage", "expect",
+    "if", "else", "and", "or", "not", "true", "false",
+)  # fmt: skip
 
 
 MAX_DEPTH = 100  # nesting of the parse tree; later stages recurse over it
@@ -108,6 +130,19 @@ _KIND = {"param_stmt": "param", "block_def": "block", "network_def": "network", 
 
 def parse_file(path: Path, display: str | None = None) -> syntax.Module:
     return parse_text(path.read_text(encoding="utf-8"), display or str(path))
+
+
+_LEADING = re.compile(r"(?:[ \t\f\r\n;]|\\\r?\n|#[^\n]*)*")  # what may come before the first token
+
+
+def _at_start(text: str, err: SpecError) -> bool:
+    """Whether a syntax error is at the first token of the text."""
+    if err.span is None:
+        return False
+    offset = _LEADING.match(text).end()
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return (err.span.line, err.span.col) == (line, col)
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -150,7 +185,7 @@ def _expected(exc: UnexpectedInput) -> str:
     return ", ".join(names[:6])
 
 
-def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecError:
+def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
         char = source.line(line)[col - 1 : col] or "?"
@@ -160,26 +195,26 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
             hint = 'strings use double quotes: "std.rd"'
         elif char == "=" or char == "!":
             hint = "comparisons are ==, !=, <, <=, >, >=, ~= (about)"
-        return SpecError(f"unexpected character `{char}`", span, hint)
+        return SpecSyntaxError(f"unexpected character `{char}`", span, hint)
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         if postlex.open:
             tok = postlex.open[-1]
             closer = {"(": ")", "[": "]", "{": "}"}[tok.value]
-            return SpecError(
+            return SpecSyntaxError(
                 f"`{tok.value}` is never closed",
                 _token_span(source, tok),
                 f"add the matching `{closer}`",
             )
         last = max(len(source.lines), 1)
         col = len(source.line(last)) + 1
-        return SpecError("unexpected end of file", Span(source, last, col, last, col + 1))
+        return SpecSyntaxError("unexpected end of file", Span(source, last, col, last, col + 1))
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     span = _token_span(source, tok)
     unclosed = _unclosed_before(tok, postlex)
     if unclosed is not None:
         closer = {"(": ")", "[": "]"}[unclosed.value]
-        return SpecError(
+        return SpecSyntaxError(
             f"`{unclosed.value}` is never closed",
             _token_span(source, unclosed),
             f"add the matching `{closer}`; the statement runs on to line {tok.line} (`{tok.value}`)",
@@ -190,7 +225,7 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -
     exp = _expected(exc)
     if exp and not hint:
         hint = f"expected {exp}"
-    return SpecError(message, span, hint)
+    return SpecSyntaxError(message, span, hint)
 
 
 def _unclosed_before(tok: Token, postlex: _Postlex) -> Token | None:
@@ -247,6 +282,16 @@ class _ToAst(Transformer):
     def __init__(self, source: SourceFile) -> None:
         super().__init__()
         self.source = source
+        self.errors: list[SpecError] = []
+
+    def _defines(self, tok: Token, what: str) -> str:
+        """A name a definition gives: not a keyword."""
+        name = str(tok)
+        if name in KEYWORDS:
+            self.errors.append(
+                SpecError(f"`{name}` is a keyword; it cannot name a {what}", self._tspan(tok), "choose another name")
+            )
+        return name
 
     def _span(self, meta) -> Span:
         return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -276,22 +321,22 @@ class _ToAst(Transformer):
 
     def param_stmt(self, meta, children):
         name, value = children
-        return syntax.ParamDef(str(name), value, self._span(meta))
+        return syntax.ParamDef(self._defines(name, "param"), value, self._span(meta))
 
     def block_def(self, meta, children):
         name = children[0]
         formals = children[1] if len(children) == 3 else []
-        return syntax.BlockDef(str(name), formals, children[-1], self._span(meta))
+        return syntax.BlockDef(self._defines(name, "block"), formals, children[-1], self._span(meta))
 
     def formals(self, meta, children):
         return list(children)
 
     def formal(self, meta, children):
         default = children[1] if len(children) > 1 else None
-        return syntax.Formal(str(children[0]), default, self._span(meta))
+        return syntax.Formal(self._defines(children[0], "block argument"), default, self._span(meta))
 
     def network_def(self, meta, children):
-        return syntax.NetworkDef(str(children[0]), children[1], self._span(meta))
+        return syntax.NetworkDef(self._defines(children[0], "network"), children[1], self._span(meta))
 
     def train_def(self, meta, children):
         return syntax.TrainDef(children[0], self._span(meta))
@@ -318,7 +363,7 @@ class _ToAst(Transformer):
         name = children[0]
         rest = children[1:]
         args = rest.pop(0) if rest and isinstance(rest[0], list) else []
-        return syntax.StageStmt(self._span(meta), str(name), args, rest, self._tspan(name))
+        return syntax.StageStmt(self._span(meta), self._defines(name, "stage"), args, rest, self._tspan(name))
 
     def stage_item(self, meta, children):
         head = children[0]
@@ -374,6 +419,9 @@ class _ToAst(Transformer):
         return syntax.BinOp(self._span(meta), str(op), left, right)
 
     compare = binop
+
+    def mul(self, meta, children):
+        return syntax.BinOp(self._span(meta), "*", children[0], children[1])
 
     def pow(self, meta, children):
         return syntax.BinOp(self._span(meta), "**", children[0], children[-1])

@@ -168,8 +168,12 @@ class BodyWriter:
         attr = self.attr(base_name(kind))
         if kind is OpKind.CONV:
             channels = tr.whole(a["channels"])
+            pad = tr.whole(a["pad"])
+            if "pad" in item.derived and not tr.is_constant(a["kernel"]) and self.gen.non_square(item):
+                k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
+                pad = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
             module = conv_module(
-                self.channels, channels, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]),
+                self.channels, channels, tr.whole(a["kernel"]), tr.whole(a["stride"]), pad,
                 tr(a["bias"]), tr.whole(a["groups"]),
             )  # fmt: skip
             self.channels = channels
@@ -180,6 +184,9 @@ class BodyWriter:
             module = "nn.AdaptiveAvgPool2d(1)"
         elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
+            if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
+                k = tr(a["kernel"])
+                module = f'nn.AdaptiveAvgPool2d(1) if {k} == "global" else {module}'
         elif kind is OpKind.DROPOUT:
             self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
             self.assign(f"self.{attr}({self.cur})", self.fresh)

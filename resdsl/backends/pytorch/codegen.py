@@ -20,7 +20,7 @@ from resdsl.backends.pytorch.names import MODULE_NAMES, RESERVED, Names, attr_na
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
-from resdsl.ir.template import CallItem, walk
+from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
 
 __all__ = ["CodegenError", "ModelView", "render_model"]
@@ -108,6 +108,7 @@ class Generator:
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
+        self._ops_at: dict[tuple[int, int, int], list[Op]] | None = None  # ops by source position (ops_of)
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -131,6 +132,22 @@ class Generator:
                     use.modes.add(residual_mode(self.ir, r) if r.kind == "add" else "concat")
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
+
+    def ops_of(self, item: OpItem) -> list[Op]:
+        """The ops every use of a block's op statement made (they share its source position)."""
+        if self._ops_at is None:
+            self._ops_at = {}
+            for op in self.ir.ops():
+                self._ops_at.setdefault((id(op.span.source), op.span.line, op.span.col), []).append(op)
+        return self._ops_at.get((id(item.span.source), item.span.line, item.span.col), [])
+
+    def non_square(self, item: OpItem) -> bool:
+        """Whether some use of a block's op has a non-square kernel (given through a block argument)."""
+        return any(isinstance(k := op.attrs.get("kernel"), tuple) and k[0] != k[1] for op in self.ops_of(item))
+
+    def global_at_some_use(self, item: OpItem) -> bool:
+        """Whether `avgpool k` is `avgpool global` at some use (k given as `global`)."""
+        return any(op.kind is OpKind.GLOBAL_AVGPOOL for op in self.ops_of(item))
 
     def in_channels(self, inst: BlockInstance) -> int:
         return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
@@ -158,10 +175,9 @@ class Generator:
         uses = self.slot_uses[bname]
         locals_ = {f.name: safe_local(f.name) for f in template.formals}
         tr = Translator(locals_)
-        sample = self.instances[bname][0]
         params: list[tuple[str, str]] = []
         for f in template.formals:
-            hint = _type_hint(sample.args.get(f.name))
+            hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])
             if f.default is None:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint}"))
             elif tr.is_constant(f.default):
@@ -503,6 +519,15 @@ class Generator:
 
 
 _NO_DEFAULT = object()
+
+
+def _uses_hint(values: list[Any]) -> str:
+    """The hint of an argument from the values of all its uses: `int | tuple[int, int]` for a kernel
+    given as a size somewhere, `int | str` for `avgpool k` given `global` somewhere."""
+    hints = dict.fromkeys(_type_hint(v) for v in values)
+    if "int | tuple[int, int]" in hints or "float" in hints:
+        hints.pop("int", None)
+    return " | ".join(hints) or "object"
 
 
 def _type_hint(value: Any) -> str:

@@ -9,13 +9,13 @@ Four views, all built from the same IR (so a diagram cannot disagree with `resds
 - expanded: every op, in clusters per section and per block;
 - side by side: several networks in columns (the paper's Figure 3), in any of the views above.
 
-`draw` builds a `graphviz.Digraph`; `render` writes it as svg, png, pdf or dot.
+`draw` builds a `graphviz.Digraph`; `render` writes it as svg, png, pdf or dot (`diagram`: the bytes).
 """
 
 from __future__ import annotations
 
 from resdsl.backends.viz.draw import draw
-from resdsl.backends.viz.output import GraphvizMissing, RenderError, output_format, render
+from resdsl.backends.viz.output import GraphvizMissing, RenderError, diagram, output_format, render
 from resdsl.backends.viz.style import FORMATS, VIEWS
 
-__all__ = ["FORMATS", "VIEWS", "GraphvizMissing", "RenderError", "draw", "output_format", "render"]
+__all__ = ["FORMATS", "VIEWS", "GraphvizMissing", "RenderError", "diagram", "draw", "output_format", "render"]

@@ -35,7 +35,10 @@ def op_label(op: Op) -> str:
     if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
         kh, kw = a["kernel"]
         text = f"{kh}x{kw} {'max' if k is OpKind.MAXPOOL else 'avg'} pool"
-        return text + (f", /{a['stride']}" if a["stride"] > 1 else "")
+        stride = a["stride"]
+        if isinstance(stride, tuple):  # a non-square kernel's default stride
+            return text + f", /{stride[0]}x{stride[1]}"
+        return text + (f", /{stride}" if stride > 1 else "")
     if k is OpKind.GLOBAL_AVGPOOL:
         return "global avg pool"
     if k is OpKind.FC:

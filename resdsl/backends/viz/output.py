@@ -45,6 +45,16 @@ def output_format(path: Path) -> str:
 
 def render(g: graphviz.Digraph, path: Path, fmt: str | None = None) -> Path:
     """Write the diagram; dot source needs no Graphviz, the other formats need its `dot` program."""
+    data = diagram(g, path, fmt)
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise RenderError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
+
+
+def diagram(g: graphviz.Digraph, path: Path, fmt: str | None = None) -> bytes:
+    """The bytes of the diagram file `path` (its format from its extension unless `fmt` is given)."""
     fmt = fmt or output_format(path)
     if fmt == "dot":
         data = g.source.encode()
@@ -63,8 +73,4 @@ def render(g: graphviz.Digraph, path: Path, fmt: str | None = None) -> Path:
         except (graphviz.CalledProcessError, subprocess.CalledProcessError) as err:
             stderr = getattr(err, "stderr", b"") or b""
             raise RenderError(f"Graphviz failed to draw {path}: {stderr.decode(errors='replace').strip()}") from None
-    try:
-        path.write_bytes(data)
-    except OSError as err:
-        raise RenderError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
+    return data
