@@ -77,6 +77,7 @@ def test_short_run_writes_the_run_directory(tmp_path: Path, cifar_dir: Path) -> 
     assert "split val: 5000 ignored: cifar10 has 200 training images" in r.output
     assert "iteration 6/6" in r.output and "images/s" in r.output
     assert sorted(p.name for p in out.iterdir()) == [
+        ".resdsl.lock",  # held while a run writes the directory (tests/test_train_rundir.py)
         "checkpoint.pt",
         "curves.png",
         "metrics.csv",
@@ -118,13 +119,14 @@ def test_short_run_writes_the_run_directory(tmp_path: Path, cifar_dir: Path) -> 
     assert recipe["params"]["n"] == 1 and recipe["train_images"] == 200 and recipe["test_images"] == 50
 
     state = checkpoint(out)
-    assert state["trainer"]["iteration"] == 6 and state["spec"]["name"] == "cifar_resnet20"
+    assert state["trainer"]["iteration"] == 6 and state["network"]["name"] == "cifar_resnet20"
     weights = state["trainer"]["model"]
     assert "conv1.weight" in weights and not any(k.startswith("_orig_mod.") or "module." in k for k in weights)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "def build_model" in (out / "model.py").read_text()
 
 
+@pytest.mark.slow
 def test_learns_digits(tmp_path: Path) -> None:
     """A real data set offline: cifar20 (n=1) reaches >= 90% test accuracy on 360 held-out digits."""
     out = tmp_path / "digits"
@@ -275,8 +277,8 @@ def test_corrupt_checkpoint_and_another_specs_checkpoint(tmp_path: Path, cifar_d
 
     r = train(CIFAR20, "--data", cifar_dir, "--set", "n=2", "--batch", 20, "--iterations", 4, "--resume", out)
     text = error_of(r)
-    assert f"error: {out}/checkpoint.pt belongs to another network: cifar_resnet20 with 75,290 params and 8" in text
-    assert "not cifar_resnet20 with 172,506 params and 14 layers" in text
+    assert f"error: {out}/checkpoint.pt belongs to another network: stage conv2 has 2 blocks here, 1 in the run" in text
+    assert "(the run: cifar_resnet20, 8 layers, 75,290 params; here: cifar_resnet20, 14 layers, 172,506 params)" in text
 
     r = train(CIFAR20, "--data", cifar_dir, *SMALL, "--iterations", 4, "--out", out)
     assert f"error: {out} already holds a run" in error_of(r)

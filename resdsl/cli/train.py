@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from resdsl.cli.common import set_option, spec_argument
-from resdsl.diagnostics import UsageError
+from resdsl.diagnostics import ResdslError, UsageError
 from resdsl.lang.recipe import DATASETS
+
+POSITIVE = click.IntRange(min=1)
 
 
 @click.command("train")
@@ -21,12 +24,12 @@ from resdsl.lang.recipe import DATASETS
     type=click.Path(path_type=Path),
     help="CIFAR python directory or .npz file (default for CIFAR: ~/.cache/resdsl/data, downloaded if missing).",
 )
-@click.option("--iterations", type=int, help="Stop after N iterations (recipe: iterations).")
-@click.option("--batch", type=int, help="Global batch size, split over processes (recipe: batch).")
-@click.option("--lr", type=float, help="Base learning rate (recipe: lr).")
-@click.option("--eval-every", type=int, help="Evaluate and log every N iterations.")
-@click.option("--checkpoint-every", type=int, help="Save checkpoint.pt every N iterations.")
-@click.option("--seed", type=int, help="Seed of the initialisation, data order and augmentation.")
+@click.option("--iterations", type=POSITIVE, help="Stop after N iterations (recipe: iterations).")
+@click.option("--batch", type=POSITIVE, help="Global batch size, split over processes (recipe: batch).")
+@click.option("--lr", type=click.FloatRange(min=0), help="Base learning rate (recipe: lr).")
+@click.option("--eval-every", type=POSITIVE, help="Evaluate and log every N iterations.")
+@click.option("--checkpoint-every", type=POSITIVE, help="Save checkpoint.pt every N iterations.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the initialisation, data order and augmentation.")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")
 @click.option(
     "--amp",
@@ -43,7 +46,7 @@ from resdsl.lang.recipe import DATASETS
 @click.option(
     "--resume", type=click.Path(path_type=Path), help="Continue a run: its directory or a checkpoint.pt file."
 )
-@click.option("--nproc", type=int, help="Launch N processes on this machine with torchrun (DDP).")
+@click.option("--nproc", type=POSITIVE, help="Launch N processes on this machine with torchrun (DDP).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--interrupt-at", type=int, hidden=True, help="Tests: act as if Ctrl-C came after iteration N.")
 @set_option
@@ -70,12 +73,7 @@ def train(
     sets: tuple[str, ...],
 ) -> None:
     """Train SPEC's generated model with its recipe; writes a run directory (see docs/training.md)."""
-    if nproc is not None:
-        if nproc < 1:
-            raise UsageError("--nproc must be at least 1")
-        _launch(nproc, out, spec)
-        return
-    from resdsl.train import runner
+    from resdsl.train import runner  # imports no torch: options and the spec are checked first
 
     given = dict(
         iterations=iterations, batch=batch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed
@@ -95,60 +93,95 @@ def train(
         recipe_overrides=overrides,
         quiet=quiet,
     )
+    if nproc is not None:
+        _launch(nproc, spec, sets, opts)
+        return
     try:
         runner.run(spec, sets, opts)
     except runner.Interrupted as stop:
-        click.echo(str(stop), err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted (a second Ctrl-C): no checkpoint saved this time", err=True)
-        sys.exit(130)
+        if stop.report:
+            click.echo(str(stop), err=True)
+        sys.exit(stop.code)
+    except KeyboardInterrupt as stop:
+        click.echo("stopped at once: no checkpoint saved this time (an earlier one is kept)", err=True)
+        sys.exit(getattr(stop, "code", 130))
+    except ResdslError as err:
+        if os.environ.get(runner.LAUNCHED) and os.environ.get("RANK", "0") != "0":
+            sys.exit(2 if isinstance(err, UsageError) else 1)  # the same error: rank 0 prints it
+        raise
 
 
-def _launch(nproc: int, out: Path | None, spec: Path) -> None:
-    """Re-run this command under torchrun with N local processes (the same arguments, less --nproc)."""
-    args = sys.argv[1:]
-    cleaned, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        cleaned.append(a)
-    if out is None:  # every rank must agree on the run directory
-        from resdsl.train.runner import default_run_dir
+def _rank_arguments(spec: Path, sets: tuple[str, ...], opts, out: Path) -> list[str]:
+    """The `resdsl train` arguments each process gets: the options given, with --out fixed, less --nproc."""
+    args = ["train", str(spec), "--out", str(out)]
+    if opts.resume is not None:
+        args += ["--resume", str(opts.resume)]
+    if opts.dataset:
+        args += ["--dataset", opts.dataset]
+    if opts.data is not None:
+        args += ["--data", str(opts.data)]
+    for key, value in opts.recipe_overrides.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    if opts.device:
+        args += ["--device", opts.device]
+    args += ["--amp", opts.amp]
+    args += ["--compile"] if opts.compile else []
+    args += ["--deterministic"] if opts.deterministic else []
+    args += ["--channels-last" if opts.channels_last else "--no-channels-last"]
+    args += ["-q"] if opts.quiet else []
+    if opts.interrupt_at is not None:
+        args += ["--interrupt-at", str(opts.interrupt_at)]
+    for s in sets:
+        args += ["--set", s]
+    return args
 
-        cleaned += ["--out", str(default_run_dir(spec))]
-    if cleaned and cleaned[0] != "train":
-        cleaned = cleaned[cleaned.index("train") :]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "resdsl",
-        *cleaned,
-    ]
-    import subprocess
 
-    sys.exit(subprocess.call(command))
+def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
+    """Run this command in N local processes under torchrun (in this process, so that a failing process
+    ends the command with its own one-line error and exit code, not torchrun's traceback)."""
+    import logging
+
+    from resdsl.train import runner
+
+    # What can be checked before any process starts is checked once, here (a batch that does not split).
+    plan = runner.prepare(spec, sets, opts, world=nproc, lock=False)
+    out = plan.out or runner.default_run_dir(spec)  # every rank must agree on the run directory
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args
+    from torch.distributed.run import run as torchrun
+
+    os.environ[runner.LAUNCHED] = str(nproc)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the processes say what failed
+    args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "resdsl", *_rank_arguments(spec, sets, opts, out)]
+    try:
+        torchrun(parse_args(args))
+    except ChildFailedError as err:
+        rank, failure = min(err.failures.items())
+        code = failure.exitcode
+        if code < 0:  # killed by a signal
+            click.echo(f"error: training process {rank} died of signal {-code}", err=True)
+            code = 128 - code
+        sys.exit(code)
+    except SignalException as err:
+        sys.exit(128 + int(err.sigval))
 
 
 @click.command("plot")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("curves.png"), show_default=True
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("curves.png"),
+    show_default=True,
+    help="The picture; its extension picks the format (png, svg, pdf, ...).",
 )
 def plot(runs: tuple[Path, ...], output: Path) -> None:
     """Overlay runs' train (dashed) and test (solid) error against iterations, like the paper's Figure 6."""
-    from resdsl.train.runner import plot_runs
+    from resdsl.train.runner import check_plot_output, plot_runs
 
+    check_plot_output(output)
     plot_runs(list(runs), output)
     click.echo(str(output))
 

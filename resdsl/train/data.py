@@ -34,8 +34,26 @@ DIGITS_TEST = 360  # of scikit-learn's 1797 digits, held out for testing (a fixe
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 5000, 1000
 
 
+def npz_arrays(path: Path | None, max_bytes: int | None = None) -> dict:
+    """An npz file's arrays (shape, dtype, bytes) from its headers, refused if they would unpack to more than
+    `max_bytes` (default: half this machine's memory); nothing is unpacked."""
+    if path is None:
+        raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
+    try:
+        arrays = trainlib.npz_arrays(path)
+        trainlib.check_npz_size(path, arrays, max_bytes)
+    except trainlib.DataError as err:
+        raise InputError(f"{err}; {_where_hint('npz', path)}") from None
+    return arrays
+
+
 def load(
-    name: str, path: Path | None, input_shape: tuple[int, int, int], classes: int, quiet: bool = False
+    name: str,
+    path: Path | None,
+    input_shape: tuple[int, int, int],
+    classes: int,
+    quiet: bool = False,
+    max_bytes: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """The named data set, checked against the network (InputError on any problem)."""
     try:
@@ -44,7 +62,7 @@ def load(
         elif name == "npz":
             if path is None:
                 raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
-            data = trainlib.read_npz(path)
+            data = trainlib.read_npz(path, max_bytes)
         elif name == "digits":
             data = digits(input_shape)
         elif name == "synthetic":

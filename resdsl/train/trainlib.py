@@ -8,6 +8,7 @@ warm-up) round-trips through `state_dict()` so that a resumed run continues exac
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import time
 from pathlib import Path
@@ -75,28 +76,152 @@ def read_cifar(root: str | Path) -> dict[str, Tensor]:
     return {"x_train": torch.cat(xs), "y_train": torch.cat(ys), "x_test": x_test, "y_test": y_test}
 
 
-def read_npz(path: str | Path) -> dict[str, Tensor]:
-    """x_train, y_train, x_test, y_test: uint8 images N x C x H x W and integer labels."""
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def memory_bytes() -> int | None:
+    """This machine's memory in bytes (psutil, else sysconf, else /proc/meminfo), capped by a cgroup's limit;
+    None when none of them answers."""
+    total = None
+    try:
+        import psutil  # optional
+
+        total = int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - not installed, or no answer on this system
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            try:
+                with open("/proc/meminfo") as f:
+                    for line in f:
+                        if line.startswith("MemTotal:"):
+                            total = int(line.split()[1]) * 1024
+            except (OSError, ValueError, IndexError):
+                total = None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (total or 1 << 62):  # "max" or a huge number: no limit
+            total = int(text)
+        break
+    return total if total and total > 0 else None
+
+
+def fmt_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def _describe_dtype(dtype) -> str:
+    if dtype.kind in "US":
+        return f"strings ({dtype.str})"
+    if dtype.kind == "O":
+        return "Python objects"
+    return str(dtype)
+
+
+def npz_arrays(path: str | Path) -> dict[str, tuple[tuple[int, ...], Any, int]]:
+    """(shape, dtype, bytes) of x_train, y_train, x_test, y_test, read from the zip directory and the .npy
+    headers without unpacking any array; DataError for a file that is no npz or whose arrays are unusable."""
+    import zipfile
+
     import numpy as np  # only for this format
 
+    path = Path(path)
+    arrays: dict[str, tuple[tuple[int, ...], Any, int]] = {}
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in f.files}
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.infolist():
+                name = member.filename.removesuffix(".npy")
+                if name not in NPZ_KEYS:
+                    continue
+                with zf.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes > member.file_size:
+                    raise DataError(
+                        f"{path}: {name} claims {'x'.join(map(str, shape))} {dtype} ({nbytes:,} bytes) but its "
+                        f"zip entry holds {member.file_size:,} bytes: the file is corrupt"
+                    )
+                arrays[name] = (tuple(shape), dtype, nbytes)
     except FileNotFoundError:
         raise DataError(f"{path} is missing") from None
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zipfile and numpy raise many kinds on a bad file
+        raise DataError(f"{path} is corrupt or not an npz file ({type(err).__name__}: {err})") from None
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)} (needs x_train, y_train, x_test, y_test)")
+    for k in ("x_train", "x_test"):
+        shape, dtype, _ = arrays[k]
+        if dtype != np.uint8 or len(shape) != 4:
+            got = f"{_describe_dtype(dtype)} {'x'.join(map(str, shape)) or 'scalar'}"
+            raise DataError(f"{path}: {k} must be uint8 N x C x H x W, got {got}")
+    for k in ("y_train", "y_test"):
+        shape, dtype, _ = arrays[k]
+        if dtype.kind not in "iu":
+            hint = " (convert with y.astype('int64'))" if dtype.kind in "fb" else ""
+            raise DataError(f"{path}: {k} must be integer class indices, got {_describe_dtype(dtype)}{hint}")
+        if len(shape) != 1 and not (len(shape) == 2 and shape[1] == 1):
+            hint = " (one-hot labels? store y.argmax(1))" if len(shape) == 2 else ""
+            got = "a scalar" if not shape else f"{len(shape)}-D {'x'.join(map(str, shape))}"
+            raise DataError(f"{path}: {k} must hold one label per image (N), got {got}{hint}")
+    return arrays
+
+
+def npz_bytes(arrays: dict[str, tuple[tuple[int, ...], Any, int]]) -> int:
+    """What npz_arrays' arrays take in memory once loaded: as stored, and the labels again as int64."""
+    return sum(nbytes for _, _, nbytes in arrays.values()) + sum(
+        8 * math.prod(arrays[k][0]) for k in ("y_train", "y_test")
+    )
+
+
+def check_npz_size(path: str | Path, arrays: dict, max_bytes: int | None = None) -> None:
+    """DataError when the arrays would unpack to more than `max_bytes` (default: half this machine's memory)."""
+    total = npz_bytes(arrays)
+    basis = ""
+    if max_bytes is None:
+        memory = memory_bytes()
+        max_bytes = memory // 2 if memory else None
+        basis = " (half this machine's memory)"
+    if max_bytes is not None and total > max_bytes:
+        biggest = max(arrays, key=lambda k: arrays[k][2])
+        shape, dtype, nbytes = arrays[biggest]
+        raise DataError(
+            f"{path} unpacks to {fmt_bytes(total)} ({biggest} alone is {'x'.join(map(str, shape))} {dtype}, "
+            f"{fmt_bytes(nbytes)}), more than the {fmt_bytes(max_bytes)} allowed for data here{basis}; "
+            f"nothing was unpacked"
+        )
+
+
+def read_npz(path: str | Path, max_bytes: int | None = None) -> dict[str, Tensor]:
+    """x_train, y_train, x_test, y_test: uint8 images N x C x H x W and integer labels (N). The sizes are read
+    from the zip directory and the .npy headers first: a file that would unpack to more than `max_bytes`
+    (default: half this machine's memory) is refused before anything is unpacked."""
+    import numpy as np  # only for this format
+
+    check_npz_size(path, npz_arrays(path), max_bytes)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            loaded = {k: f[k] for k in NPZ_KEYS}
     except Exception as err:  # noqa: BLE001 - anything numpy raises on a bad file
         raise DataError(f"{path} is corrupt or not an npz file ({type(err).__name__}: {err})") from None
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays)
-    if missing:
-        raise DataError(f"{path} lacks {', '.join(sorted(missing))} (needs x_train, y_train, x_test, y_test)")
     out = {}
     for k in ("x_train", "x_test"):
-        x = torch.as_tensor(arrays[k])
-        if x.dtype != torch.uint8 or x.dim() != 4:
-            raise DataError(f"{path}: {k} must be uint8 N x C x H x W, got {x.dtype} {tuple(x.shape)}")
-        out[k] = x.contiguous()
+        out[k] = torch.as_tensor(loaded[k]).contiguous()
     for k in ("y_train", "y_test"):
-        out[k] = torch.as_tensor(arrays[k]).to(torch.int64).reshape(-1)
+        out[k] = torch.as_tensor(loaded[k].astype(np.int64)).reshape(-1)
     return out
 
 
