@@ -7,7 +7,8 @@ would run it:
     -> IR invariants, report (to_json, table)               what `check`/`info` print
     -> render_model (twice: it must be deterministic)      the PyTorch code generator
     -> compile + import the module, build it on the meta device, compare with the IR (verify_model)
-    -> small networks: one real forward + backward step on the CPU, zero_init_residual=True
+    -> small networks: one real forward + backward step on the CPU, zero_init_residual=True,
+       in a forked child (a kernel that hangs or segfaults is a finding, not the end of the run)
 
 The property: the input ends either in a clear error (a ResdslError whose render() is non-empty,
 starts with `file:line:col: error:` or `error:`, and holds no traceback) or in a generated module
@@ -19,10 +20,13 @@ fuzz/run.py (`make fuzz`).
 from __future__ import annotations
 
 import enum
+import faulthandler
+import os
 import re
 import signal
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +42,10 @@ from resdsl.ir.pipeline import load_network
 
 MAX_INPUT_BYTES = 64 * 1024  # longer inputs are skipped
 MAX_OPS_TO_COMPILE = 20_000  # a bigger IR is checked but not compiled (verify builds every op: ~2 ms each)
-TRAIN_STEP_MAX_FLOPS = 20_000_000  # a network this small also runs one real training step on the CPU
+# A network this small also runs one real training step on the CPU (in a child process):
+TRAIN_STEP_MAX_WORK = 20_000_000  # conv/fc multiply-adds + pooling window work, per image
+TRAIN_STEP_MAX_ELEMENTS = 2_000_000  # activations summed over ops, per image
+TRAIN_STEP_TIMEOUT_S = 10.0  # such a step takes well under a second
 TIMEOUT_S = 60.0  # per input, wall clock; past it the input is a finding (a hang)
 SPEC_NAME = "fuzz.rd"
 
@@ -75,6 +82,8 @@ def check_one(
     max_ops: int = MAX_OPS_TO_COMPILE,
     timeout: float | None = TIMEOUT_S,
     compile_model: bool = True,
+    train_step: bool = True,
+    train_timeout: float = TRAIN_STEP_TIMEOUT_S,
 ) -> Outcome:
     """Run one spec text through the pipeline; return how it ended, or raise Finding."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
@@ -87,12 +96,12 @@ def check_one(
         spec.write_bytes(raw)
         try:
             with _deadline(timeout):
-                return _check(spec, max_ops, compile_model)
+                return _check(spec, max_ops, compile_model, train_step and train_timeout)
         except Timeout:  # between stages
             raise Finding("timeout", "pipeline", "the input took longer than its time limit") from None
 
 
-def _check(spec: Path, max_ops: int, compile_model: bool) -> Outcome:
+def _check(spec: Path, max_ops: int, compile_model: bool, train_timeout: float) -> Outcome:
     with _stage("front end"):
         try:
             ir = load_network(spec)
@@ -126,10 +135,24 @@ def _check(spec: Path, max_ops: int, compile_model: bool) -> Outcome:
         # the first problem, numbers and quoted names blotted out: `FLOPs: ...`, `... fails to build ...: RuntimeError: ...`
         where = re.sub(r"-?\d[\d,.]*|'[^']*'|`[^`]*`", "#", problems[0])[:90]
         raise Finding("verify-mismatch", "generated model.py", "; ".join(problems), where=where)
-    if ir.totals.flops <= TRAIN_STEP_MAX_FLOPS:
-        with _stage("train step"):
-            _train_step(ir, source)
+    if train_timeout and _small(ir):
+        run_in_child(lambda: _train_step(ir, source), "train step", train_timeout)
     return Outcome.COMPILED
+
+
+def _small(ir) -> bool:
+    """Cheap enough for a real step: conv/fc MACs, pooling work and activations, per image."""
+    work = ir.totals.flops
+    elements = 0
+    for op in ir.ops():
+        n = 1
+        for d in op.shape or ():
+            n *= d
+        elements += n
+        if "kernel" in op.attrs and op.kind.value in ("maxpool", "avgpool"):
+            kh, kw = op.attrs["kernel"]
+            work += n * kh * kw
+    return work <= TRAIN_STEP_MAX_WORK and elements <= TRAIN_STEP_MAX_ELEMENTS
 
 
 def _train_step(ir, source: str) -> None:
@@ -138,7 +161,6 @@ def _train_step(ir, source: str) -> None:
     (in-place ReLUs and additions must not break autograd; stochastic depth draws)."""
     import torch
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = load_module(source, "resdsl_fuzz_model").build_model(zero_init_residual=True)
     model.train()
@@ -146,6 +168,67 @@ def _train_step(ir, source: str) -> None:
     if tuple(out.shape) != (2, ir.classes):
         raise Finding("train-step", "generated model.py", f"output {tuple(out.shape)}, expected (2, {ir.classes})")
     out.sum().backward()
+
+
+def run_in_child(step, stage: str, timeout: float) -> None:
+    """Run `step` in a forked child: PyTorch's kernels can hang or crash the process (a segfault),
+    which no alarm in this one could stop. A Finding raised by the step, an exception, a death by
+    signal or a run past `timeout` is a Finding here."""
+    import pickle
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, exit without running any cleanup of the parent's
+        code = 0
+        try:
+            os.close(read)
+            faulthandler.disable()  # pytest's, which would print the crash before dying of it
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT, signal.SIGALRM):
+                signal.signal(sig, signal.SIG_DFL)  # die of it: not libFuzzer's or pytest's handler
+            import torch
+
+            torch.set_num_threads(1)
+            with _stage(stage):
+                step()
+        except Finding as f:
+            code = 1
+            info = (f.kind, f.stage, f.detail, f.where, getattr(f, "traceback", ""))
+            os.write(write, pickle.dumps(info)[:60_000])
+        except BaseException:  # noqa: BLE001 - nothing may escape the child
+            code = 2
+        os._exit(code)
+    os.close(write)
+    status = None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
+                break
+            if time.monotonic() > deadline:
+                raise Finding("timeout", stage, f"the step took longer than {timeout:g} s")
+            time.sleep(0.002)
+        data = b""
+        while chunk := os.read(read, 65536):
+            data += chunk
+    finally:
+        os.close(read)
+        if status is None:  # a timeout here or an alarm of check_one: the child must not outlive it
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise Finding("crash", stage, f"the process died of {name}", where=name)
+    code = os.WEXITSTATUS(status)
+    if code == 1:
+        kind, stage_, detail, where, tb = pickle.loads(data)
+        finding = Finding(kind, stage_, detail, where)
+        finding.traceback = tb
+        raise finding
+    if code != 0:
+        raise Finding("crash", stage, f"the child exited with status {code}")
 
 
 def check_rendered(err: ResdslError, stage: str) -> None:

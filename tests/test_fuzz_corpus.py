@@ -31,9 +31,10 @@ CRASHES = ROOT / "fuzz" / "crashes"
 # a wall-clock cap past which the loop stops early (it never fails for time): about 20-30 s of
 # one core. RESDSL_FUZZ_ITERATIONS raises it for a local bug hunt; `make fuzz` is the long run.
 ITERATIONS = int(os.environ.get("RESDSL_FUZZ_ITERATIONS", "300"))
-CI_SECONDS = 45.0
+CI_SECONDS = 35.0
 CI_MAX_OPS = 600
 CI_TIMEOUT = 30.0
+REGRESSION_TRAIN_TIMEOUT = 5.0  # the regressions are tiny networks: a step that takes longer is the finding
 
 
 def header(data: bytes) -> dict[str, str]:
@@ -65,7 +66,7 @@ def test_regressions_are_documented() -> None:
 def test_regression(path: Path) -> None:
     """A minimised input that once broke the property satisfies it."""
     try:
-        check_one(path.read_bytes())
+        check_one(path.read_bytes(), train_timeout=REGRESSION_TRAIN_TIMEOUT)
     except Finding as f:
         pytest.fail(f"{path.name}: {f}")
 
@@ -102,3 +103,21 @@ def test_fuzz_budget() -> None:
             pool.append(child)
     print(f"{i + 1} mutants: " + ", ".join(f"{o.value} {n}" for o, n in outcomes.items()))
     assert outcomes.get(Outcome.ERROR) and outcomes.get(Outcome.COMPILED), outcomes  # the mutator reaches both ends
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lang (grammar/lexer): keywords match as prefixes of names, so `paramk = 3` reads as `param k = 3`, "
+    "`networkt {` as `network t {` and `a andb` as `a and b` (seen while minimising fuzz findings)",
+)
+def test_keywords_are_whole_words(tmp_path: Path) -> None:
+    from resdsl.diagnostics import ResdslError
+    from resdsl.ir.pipeline import load_network
+
+    spec = tmp_path / "glued.rd"
+    spec.write_text(
+        "paramk = 3\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, k }\n"
+        "    head { avgpool global; fc classes }\n}\n"
+    )
+    with pytest.raises(ResdslError):
+        load_network(spec)
