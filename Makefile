@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench fuzz clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compile_speed.py
+
+# Coverage-guided fuzzing (atheris) of the front end and the code generator; findings go to
+# fuzz/crashes/ (docs/reliability.md). FUZZ_SECONDS=3600 make fuzz for a longer run.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)
 
 clean-venv:
 	rm -rf $(VENV)

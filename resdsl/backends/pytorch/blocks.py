@@ -212,9 +212,10 @@ class BodyWriter:
         args = [self.channels]
         positional = [a for a in item.call.args if a.name is None]
         args += [self.tr.whole(a.value) for a in positional[: len(template.formals)]]
+        callee_locals = self.gen.locals_of(item.block)
         for a in item.call.args:
             if a.name is not None and a.name != "shortcut":
-                args.append(f"{safe_local(a.name)}={self.tr.whole(a.value)}")
+                args.append(f"{callee_locals.get(a.name, safe_local(a.name))}={self.tr.whole(a.value)}")
         callee_uses = self.gen.slot_uses.get(item.block, [])
         callee_many = len(callee_uses) > 1
         for i in range(1, len(callee_uses) + 1):
@@ -227,6 +228,8 @@ class BodyWriter:
                 args.append(f"survival{theirs}=survival{mine}")
             if use.mixed_plain:
                 args.append(f"plain{theirs}=plain{mine}")
+            elif use.modes == {"none"} and callee_uses[i - 1].mixed_plain:
+                args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
         attr = self.names.get(safe_local(item.block))
         self.init.append(f"self.{attr} = {cls}({', '.join(args)})")

@@ -16,7 +16,16 @@ from typing import Any
 
 from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, SlotUse, base_name, conv_module, pool_module
 from resdsl.backends.pytorch.layout import finish, generator_lines
-from resdsl.backends.pytorch.names import MODULE_NAMES, RESERVED, Names, attr_name, camel, clean_comment, safe_local
+from resdsl.backends.pytorch.names import (
+    MODULE_NAMES,
+    RESERVED,
+    Names,
+    attr_name,
+    camel,
+    clean_comment,
+    local_names,
+    safe_local,
+)
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
@@ -64,19 +73,20 @@ def residual_mode(ir: NetworkIR, r: Residual) -> str:
     return ir.op(r.shortcut).shortcut.mode
 
 
-def instance_slots(ir: NetworkIR, inst: BlockInstance, by_node: dict[int, Residual]) -> list[Residual]:
+def instance_slots(ir: NetworkIR, inst: BlockInstance, by_node: dict[int, list[Residual]]) -> list[Residual]:
     """The residual/dense sections inside one block use, outermost first, in spec order."""
     nodes = set(inst.nodes)
-    found = {r.id: r for n in inst.nodes if (r := by_node.get(n)) is not None}
+    found = {r.id: r for n in inst.nodes for r in by_node.get(n, ())}
     rs = [r for r in found.values() if set(r.body) <= nodes]
     return sorted(rs, key=lambda r: (min(r.preact + r.body), -len(r.body)))
 
 
-def residual_starts(ir: NetworkIR) -> dict[int, Residual]:
-    """First node of each residual's preact+body -> the residual (outermost wins)."""
-    out: dict[int, Residual] = {}
-    for r in sorted(ir.residuals, key=lambda r: -len(r.body)):
-        out.setdefault(min(r.preact + r.body), r)
+def residual_starts(ir: NetworkIR) -> dict[int, list[Residual]]:
+    """First node of each residual's preact+body -> the residuals starting there (several where a
+    section's body begins with another section: `residual { dense { ... }; ... }`)."""
+    out: dict[int, list[Residual]] = {}
+    for r in ir.residuals:
+        out.setdefault(min(r.preact + r.body), []).append(r)
     return out
 
 
@@ -150,7 +160,7 @@ class Generator:
         return any(op.kind is OpKind.GLOBAL_AVGPOOL for op in self.ops_of(item))
 
     def in_channels(self, inst: BlockInstance) -> int:
-        return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]
+        return self.ir.op(self.ir.inputs(inst.nodes[0])[0]).shape[0]  # not for an empty block: see stage_items
 
     def slots_of(self, inst: BlockInstance) -> list[Residual]:
         return instance_slots(self.ir, inst, self.by_start)
@@ -173,7 +183,7 @@ class Generator:
     def block_class(self, bname: str) -> BlockClass:
         template = self.ir.blocks[bname]
         uses = self.slot_uses[bname]
-        locals_ = {f.name: safe_local(f.name) for f in template.formals}
+        locals_ = self.locals_of(bname)
         tr = Translator(locals_)
         params: list[tuple[str, str]] = []
         for f in template.formals:
@@ -212,6 +222,10 @@ class Generator:
         self.last_bns[self.class_names[bname]] = body.last_bns
         return BlockClass(self.class_names[bname], cite, signature, body.init, body.forward_lines())
 
+    def locals_of(self, bname: str) -> dict[str, str]:
+        """The Python names of a block's formals (parameters of its class and keywords of its calls)."""
+        return local_names([f.name for f in self.ir.blocks[bname].formals])
+
     def slot_params(self, uses: list[SlotUse]) -> list[tuple[str, str]]:
         """Keyword-only parameters: each slot's shortcut module, survival and plain switch."""
         out = []
@@ -241,7 +255,7 @@ class Generator:
                 continue
             default = template.constant_defaults.get(f.name, _NO_DEFAULT)
             if default is _NO_DEFAULT or value != default or type(value) is not type(default):
-                args.append(f"{safe_local(f.name)}={literal(value)}")
+                args.append(f"{self.locals_of(inst.definition)[f.name]}={literal(value)}")
         uses = self.slot_uses[inst.definition]
         many = len(uses) > 1
         first_unit = None
@@ -384,7 +398,7 @@ class Generator:
             elif f.name not in plan.first.defaulted:
                 default = template.constant_defaults.get(f.name, _NO_DEFAULT)
                 if default is _NO_DEFAULT or value != default or type(value) is not type(default):
-                    optional.append(f"{safe_local(f.name)}={literal(value)}")
+                    optional.append(f"{self.locals_of(plan.block)[f.name]}={literal(value)}")
         return ", ".join([*required, f"blocks={plan.count}", *optional])
 
     def module_literal(self, op: Op, in_shape: tuple[int, ...]) -> str:
@@ -393,8 +407,8 @@ class Generator:
         if k is OpKind.CONV:
             return conv_module(str(in_shape[0]), str(a["channels"]), kernel_literal(a["kernel"]), str(a["stride"]),
                                str(a["pad"]), literal(a["bias"]), str(a["groups"]))  # fmt: skip
-        if k is OpKind.BN:
-            return f"nn.BatchNorm2d({in_shape[0]})"
+        if k is OpKind.BN:  # after an fc the IR has a vector: BatchNorm1d
+            return f"nn.BatchNorm{2 if len(in_shape) > 1 else 1}d({in_shape[0]})"
         if k is OpKind.FC:
             n = 1
             for d in in_shape:
@@ -451,6 +465,8 @@ class Generator:
         a run whose survival follows the linear rule loops over its units."""
         uses = []
         for inst in s.blocks:
+            if not inst.nodes:
+                continue  # an empty block (`block e() { }`) is the identity: nothing to build
             in_c = self.in_channels(inst)
             looped, unit = self.call(inst, in_c, unit_var="unit")
             uses.append((looped, unit, self.call(inst, in_c)[0]))

@@ -27,6 +27,18 @@ def safe_local(name: str) -> str:
     return name + "_" if name in RESERVED or keyword.iskeyword(name) else name
 
 
+def local_names(formals: list[str]) -> dict[str, str]:
+    """Each formal's Python name: `safe_local`, then `_`s until it is not another formal's name
+    (`def` and `def_` become `def__` and `def_`)."""
+    out: dict[str, str] = {}
+    for name in formals:
+        local = safe_local(name)
+        while local in out.values() or (local != name and local in formals):
+            local += "_"
+        out[name] = local
+    return out
+
+
 def clean_comment(text: str) -> str:
     return _CONTROL.sub(" ", text)
 

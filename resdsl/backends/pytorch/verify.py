@@ -77,8 +77,14 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
     problems = []
     if got["params"] != ir.totals.params:
         problems.append(f"parameters: the module has {got['params']:,}, the IR {ir.totals.params:,}")
+    out_of: dict[int, tuple[int, ...]] = {}  # section -> its output shape (an empty stage passes its input on)
+    shape = tuple(ir.input_shape)
+    for s in ir.sections:
+        if s.nodes:
+            shape = ir.op(s.nodes[-1]).shape
+        out_of[id(s)] = shape
     for name, s in zip(names, stages):
-        want = ir.op(s.nodes[-1]).shape
+        want = out_of[id(s)]
         if got["shapes"].get(name) != want:
             problems.append(f"stage {s.name} ({name}): the module gives {got['shapes'].get(name)}, the IR {want}")
     sections = ir.sections
