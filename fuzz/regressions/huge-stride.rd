@@ -1,5 +1,4 @@
 # fuzz regression: a stride far past the input (found as `stride: 1.7M` on 8x8) passes check and verifies on the meta device, but PyTorch's CPU conv backward is quadratic in the stride (1 s at 3,000) and segfaults at 10^6: a training step hangs or kills the process
-# xfail: front end (ir/passes.py _window, or the stride checks in lang/signatures.py) should refuse a stride larger than the padded input (every larger stride gives the same 1x1 output)
 network t {
     input 1x4x4
     classes 2

@@ -91,6 +91,19 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
             op.span,
             "use a smaller kernel, more padding, or fewer downsampling steps before it",
         )
+    if sh > h + 2 * ph or sw > w + 2 * pw:
+        raise SpecError(
+            f"{op.kind.value} stride {sh}x{sw} is larger than its {h}x{w} input"
+            + (f" (padded by {ph}x{pw})" if ph or pw else ""),
+            op.span,
+            f"every stride past {h + 2 * ph}x{w + 2 * pw} gives the same 1x1 output; use at most that",
+        )
+    if op.kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and (ph > kh // 2 or pw > kw // 2):
+        raise SpecError(
+            f"{op.kind.value} padding {ph}x{pw} is more than half its {kh}x{kw} kernel",
+            op.span,
+            f"PyTorch's pools take at most half the kernel as padding: pad: {min(ph, kh // 2)} here",
+        )
     if op.kind is OpKind.CONV:
         groups = op.attrs["groups"]
         if c % groups:

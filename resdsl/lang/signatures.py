@@ -17,7 +17,7 @@ MAX_SPATIAL = 1 << 16
 def _kernel(v: Value) -> tuple[int, int] | None:
     if isinstance(v, Size) and len(v.dims) == 2 and all(0 < d <= MAX_SPATIAL for d in v.dims):
         return v.dims  # type: ignore[return-value]
-    if _whole(v) is not None and _whole(v) > 0:
+    if _whole(v) is not None and 0 < _whole(v) <= MAX_SPATIAL:
         return (_whole(v), _whole(v))
     return None
 
