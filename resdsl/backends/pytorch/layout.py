@@ -32,7 +32,7 @@ def wrap_method_line(line: str) -> list[str]:
         head, _, rest = line.partition("(")
         params = rest[: rest.rfind(")")]
         tail = rest[rest.rfind(")") :]
-        parts = [p.strip() for p in params.split(", ")]
+        parts = _split_args(params)  # not at a ", " inside a string default
         inner = ", ".join(parts)
         if 8 + len(inner) <= 88:
             return [f"{head}(", "    " + inner, tail]
