@@ -86,15 +86,29 @@ class SpecError(ResdslError):
         return "\n".join(parts)
 
 
+MAX_ERRORS = 100  # errors reported for one spec; the stages stop looking once they have more
+
+
 class SpecErrors(ResdslError):
-    """Several independent errors found in one spec."""
+    """Several independent errors found in one spec (the first MAX_ERRORS of them, in source order)."""
 
     def __init__(self, errors: list[SpecError]) -> None:
         super().__init__(f"{len(errors)} errors")
         self.errors = sorted(errors, key=_error_order)
+        self.truncated = len(self.errors) > MAX_ERRORS
+        del self.errors[MAX_ERRORS:]
 
     def render(self) -> str:
-        return "\n".join(e.render() for e in self.errors)
+        text = "\n".join(e.render() for e in self.errors)
+        if self.truncated:
+            text += f"\nerror: too many errors; stopped after the first {MAX_ERRORS}"
+        return text
+
+
+def too_many(errors: list[SpecError]) -> bool:
+    """Whether a stage has found more errors than are reported: it may stop looking (each error can
+    cost a search of every name for a did-you-mean, and a 1 MB spec can hold 20,000 of them)."""
+    return len(errors) > MAX_ERRORS
 
 
 class UsageError(ResdslError):
@@ -180,8 +194,17 @@ def collect(errors: list[SpecError]) -> None:
         raise SpecErrors(errors)
 
 
+MAX_SUGGEST = 2000  # names compared with a misspelt one; past that, no did-you-mean
+
+
 def did_you_mean(name: str, choices) -> str | None:
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    # only names whose length allows a similarity of 0.6 (difflib's upper bound 2*min/(sum)):
+    # cheap, and the same answer
+    n = len(name)
+    near = sorted(c for c in choices if 10 * min(n, len(c)) >= 3 * (n + len(c)))
+    if len(near) > MAX_SUGGEST:
+        return None
+    close = difflib.get_close_matches(name, near, n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None

@@ -12,7 +12,7 @@ from typing import Any
 
 import networkx as nx
 
-from resdsl.diagnostics import Note, Span, SpecError, did_you_mean
+from resdsl.diagnostics import Note, Span, SpecError, did_you_mean, too_many
 from resdsl.ir.graph import (
     BlockInstance,
     Op,
@@ -127,6 +127,8 @@ class Builder:
     # bodies (templates: resdsl.ir.template)
     def body(self, items: list[Item], env: Env, ctx: Ctx) -> None:
         for item in items:
+            if too_many(self.errors):
+                return
             if isinstance(item, OpItem):
                 self.op(item, env, ctx)
             elif isinstance(item, CallItem):

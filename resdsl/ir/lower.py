@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resdsl.diagnostics import SpecError, collect, did_you_mean
+from resdsl.diagnostics import SpecError, collect, did_you_mean, too_many
 from resdsl.ir.expand import MAX_OPS, Builder, Ctx, TooBig
 from resdsl.ir.expect import expectation
 from resdsl.ir.graph import (
@@ -53,6 +53,8 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     env = Env({"classes": settings["classes"]}, builder.globals)
     try:
         for stmt in net.body:
+            if too_many(errors):
+                break
             _network_stmt(stmt, builder, env, settings, sections, expectations)
     except TooBig:
         raise SpecError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resdsl.diagnostics import SpecError, UsageError
+from resdsl.diagnostics import SpecError, UsageError, too_many
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.expr import names_in
@@ -21,6 +21,8 @@ def evaluate_params(program: Program, overrides: dict[str, Value], errors: list[
     values = env.values  # filled in place, never copied: each param sees the ones before it
     failed: set[str] = set()
     for name, pdef in program.params.items():
+        if too_many(errors):
+            break
         if name in overrides:
             default = None if _uses(pdef.value, failed) else _eval_quiet(pdef.value, env)
             values[name] = check_override(name, overrides[name], default)
