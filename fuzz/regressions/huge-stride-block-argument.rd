@@ -1,5 +1,4 @@
 # fuzz regression: `bottleneck(1, 9e17)`: a stride of 9e17 through a block argument passes check; model.py passes it on as the float 9e+17, which nn.Conv2d refuses (the module fails to build)
-# xfail: front end, as huge-stride.rd: a stride past the padded input (here 9e17 on 224x224) should be an error
 import "std.rd"
 network t {
     input 3x224x224
