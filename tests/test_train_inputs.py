@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from resdsl.cli.main import main
@@ -23,6 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
 # cifar20 with one block per stage on 3x8x8 images: a few milliseconds per step
 TINY = ["--set", "n=1", "--set", "input=3x8x8", "--set", "crop=8", "--set", "pad=1", "--batch", "8"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for the in-process trainings (see tests/test_train.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_npz(path: Path, n: int = 40, shape=(3, 8, 8), **arrays) -> Path:

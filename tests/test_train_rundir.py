@@ -29,6 +29,15 @@ from resdsl.train import fingerprint, rundir
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for the in-process trainings (see tests/test_train.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def train(*args):
     result = CliRunner().invoke(main, ["train", *map(str, args)])
     if result.exception and not isinstance(result.exception, SystemExit):
