@@ -68,8 +68,9 @@ class Finding(Exception):
         self.kind = kind
         self.stage = stage
         self.detail = detail
-        self.where = where  # the innermost resdsl frame of a crash, `file.py:function`
+        self.where = where  # a crash: `Type@file.py:function` (innermost resdsl frame); a mismatch: its text
         self.signature = ":".join(p for p in (kind, stage, where) if p)
+        self.traceback = ""
 
 
 class Timeout(BaseException):
@@ -193,7 +194,7 @@ def run_in_child(step, stage: str, timeout: float) -> None:
                 step()
         except Finding as f:
             code = 1
-            info = (f.kind, f.stage, f.detail, f.where, getattr(f, "traceback", ""))
+            info = (f.kind, f.stage, f.detail, f.where, f.traceback)
             os.write(write, pickle.dumps(info)[:60_000])
         except BaseException:  # noqa: BLE001 - nothing may escape the child
             code = 2

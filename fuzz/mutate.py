@@ -10,8 +10,8 @@ Mutations, 1 to 4 stacked per input: numbers swapped for edge values or neighbou
 swapped for other names of the spec or for names that could clash in generated Python, shortcut
 and other option words swapped, lines dropped, duplicated, swapped or spliced in from another
 seed, statements and keyword arguments inserted into bodies and calls, tokens deleted,
-duplicated or swapped, and bytes mutated (libFuzzer's own mutator under atheris, a simple one
-otherwise).
+duplicated or swapped, names, strings and numbers made long, and bytes mutated (libFuzzer's own
+mutator under atheris, a simple one otherwise).
 """
 
 from __future__ import annotations
@@ -253,6 +253,21 @@ def m_tokens(text: str, rng: random.Random) -> str:
     return "".join(toks)
 
 
+def m_grow(text: str, rng: random.Random) -> str:
+    """A name, string or number made long (past the limits of file names, lines, numbers)."""
+    toks = tokens(text)
+    i = _pick(rng, toks, lambda t: bool(NAME.fullmatch(t) or NUMBER.fullmatch(t) or t.startswith('"')))
+    if i is None:
+        return text
+    k = rng.choice([2, 10, 100, 300, 3000])
+    old = toks[i]
+    if old.startswith('"') and len(old) >= 2:
+        toks[i] = '"' + (old[1:-1] or "a") * k + '"'
+    else:
+        toks[i] = old * k
+    return "".join(toks)
+
+
 def byte_mutate(data: bytes, max_size: int, rng: random.Random) -> bytes:
     """A few random byte edits (the stand-in for libFuzzer's mutator outside atheris)."""
     b = bytearray(data)
@@ -270,7 +285,7 @@ def byte_mutate(data: bytes, max_size: int, rng: random.Random) -> bytes:
     return bytes(b[:max_size])
 
 
-TEXT_MUTATIONS = [m_number, m_number, m_name, m_option, m_lines, m_lines, m_snippet, m_snippet, m_tokens]
+TEXT_MUTATIONS = [m_number, m_number, m_name, m_option, m_lines, m_lines, m_snippet, m_snippet, m_tokens, m_grow]
 ByteMutator = Callable[[bytes, int, random.Random], bytes]
 
 

@@ -77,7 +77,7 @@ class Session:
         if count <= KEEP_PER_SIGNATURE:
             name = f"{f.kind}-{hashlib.sha1(data).hexdigest()[:12]}"
             (self.crashes / f"{name}.rd").write_bytes(data)
-            info = f"signature: {f.signature}\n{f}\n\n{getattr(f, 'traceback', '')}"
+            info = f"signature: {f.signature}\n{f}\n\n{f.traceback}"
             (self.crashes / f"{name}.txt").write_text(info, encoding="utf-8", errors="replace")
             self.report()
 

@@ -211,8 +211,12 @@ class BodyWriter:
         cls = self.gen.class_names[item.block]
         args = [self.channels]
         positional = [a for a in item.call.args if a.name is None]
-        args += [self.tr.whole(a.value) for a in positional[: len(template.formals)]]
         callee_locals = self.gen.locals_of(item.block)
+        formals = template.formals
+        in_order = all(f.default is None for f in formals[: len(positional)])  # the class takes them so
+        for f, a in zip(formals, positional):
+            value = self.tr.whole(a.value)
+            args.append(value if in_order else f"{callee_locals[f.name]}={value}")
         for a in item.call.args:
             if a.name is not None and a.name != "shortcut":
                 args.append(f"{callee_locals.get(a.name, safe_local(a.name))}={self.tr.whole(a.value)}")

@@ -194,6 +194,9 @@ class Generator:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint} = {tr(f.default)}"))
             else:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint} | None = None"))
+        # Python wants parameters without a default first; a spec may write `block b(w = 1, s)`.
+        # Calls pass the required ones positionally (in this order) and the others by keyword.
+        params = [p for p in params if "=" not in p[1]] + [p for p in params if "=" in p[1]]
         signature = ["in_channels: int"] + [text for _, text in params]
         slot_params = self.slot_params(uses)
         if slot_params:
@@ -246,16 +249,18 @@ class Generator:
         stochastic-depth unit it uses through `unit_var` (None if its survival is written out)."""
         template = self.ir.blocks[inst.definition]
         args = [str(in_channels)]
+        keywords = []
         for f in template.formals:
             value = inst.args[f.name]
             if f.name in inst.defaulted:
                 continue  # the class works out the same default
             if f.default is None:
-                args.append(literal(value))
+                args.append(literal(value))  # positional, before every keyword (see block_class)
                 continue
             default = template.constant_defaults.get(f.name, _NO_DEFAULT)
             if default is _NO_DEFAULT or value != default or type(value) is not type(default):
-                args.append(f"{self.locals_of(inst.definition)[f.name]}={literal(value)}")
+                keywords.append(f"{self.locals_of(inst.definition)[f.name]}={literal(value)}")
+        args += keywords
         uses = self.slot_uses[inst.definition]
         many = len(uses) > 1
         first_unit = None

@@ -129,7 +129,19 @@ def make_stage_method(gen: Generator, block: str, method: str, rule: Rule, out_c
     has_stride = template.formal("stride") is not None
     stride = "stride" if has_stride else "1"
     args_first = [f"{p[0]}={p[0]}" if "=" in p[1] else p[0] for p in params]
-    args_rest = [a for a, p in zip(args_first, params) if p[0] != "stride"]
+    # The copies after the first take stride 1, which the class's default need not be (no default,
+    # `stride = 2`, `stride = st`): pass it unless the default is the constant 1.
+    stride_local = gen.locals_of(block).get("stride")
+    default = template.constant_defaults.get("stride")
+    default_is_one = default == 1 and not isinstance(default, bool)
+    args_rest = []
+    for arg, (local, annotation) in zip(args_first, params):
+        if local != stride_local:
+            args_rest.append(arg)
+        elif "=" not in annotation:
+            args_rest.append("1")  # a required stride: positional, in its place
+        elif not default_is_one:
+            args_rest.append(f"{local}=1")
     lines = [
         f"def {method}({', '.join(signature)}) -> nn.Sequential:",
         f'    """`blocks` {cls}s; the first {"takes `stride` and " if has_stride else ""}changes the width.',
