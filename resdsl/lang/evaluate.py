@@ -54,7 +54,7 @@ def evaluate(expr: syntax.Expr, env: Env) -> Value:
 
 
 def _number(e: syntax.Number, env: Env) -> Value:
-    if not math.isfinite(e.value) or abs(e.value) > MAX_MAGNITUDE:
+    if (isinstance(e.value, float) and not math.isfinite(e.value)) or abs(e.value) > MAX_MAGNITUDE:
         raise SpecError(f"the number {e.text} is out of range", e.span, f"numbers here are at most {MAX_MAGNITUDE:.0e}")
     return e.value
 

@@ -1,7 +1,8 @@
-"""Spec text -> typed AST (resdsl.ast), with located, friendly syntax errors."""
+"""Spec text -> typed syntax tree (resdsl.lang.syntax), with located, friendly syntax errors."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -274,6 +275,8 @@ def parse_number(text: str) -> int | float:
     if any(c in text for c in ".eE"):
         value = float(text) * scale
         return int(value) if scale > 1 and value.is_integer() else value
+    if len(text) > 40:  # far past any value a spec may hold (and past Python's int-from-text limit)
+        return math.inf
     return int(text) * scale
 
 
