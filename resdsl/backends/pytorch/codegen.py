@@ -247,20 +247,8 @@ class Generator:
     def call(self, inst: BlockInstance, in_channels: int, unit_var: str | None = None) -> tuple[str, int | None]:
         """`BasicBlock(64, 128, stride=2, downsample=projection(64, 128, stride=2))`, and the first
         stochastic-depth unit it uses through `unit_var` (None if its survival is written out)."""
-        template = self.ir.blocks[inst.definition]
-        args = [str(in_channels)]
-        keywords = []
-        for f in template.formals:
-            value = inst.args[f.name]
-            if f.name in inst.defaulted:
-                continue  # the class works out the same default
-            if f.default is None:
-                args.append(literal(value))  # positional, before every keyword (see block_class)
-                continue
-            default = template.constant_defaults.get(f.name, _NO_DEFAULT)
-            if default is _NO_DEFAULT or value != default or type(value) is not type(default):
-                keywords.append(f"{self.locals_of(inst.definition)[f.name]}={literal(value)}")
-        args += keywords
+        positional, keywords = self.block_arguments(inst)
+        args = [str(in_channels), *positional, *keywords]
         uses = self.slot_uses[inst.definition]
         many = len(uses) > 1
         first_unit = None
@@ -392,18 +380,25 @@ class Generator:
                 self.uses_projection |= rule.option in (ShortcutOption.B, ShortcutOption.C)
         return out
 
-    def stage_args(self, plan: StagePlan) -> str:
-        """`64, blocks=3, stride=2`: the first block's arguments, as `call` writes them, and the count."""
-        template = self.ir.blocks[plan.block]
-        required, optional = [], []
+    def block_arguments(self, inst: BlockInstance) -> tuple[list[str], list[str]]:
+        """A use's arguments as Python: formals without a default positionally, then the others by
+        keyword, leaving out what took or equals a constant default (the class works it out)."""
+        template = self.ir.blocks[inst.definition]
+        locals_ = self.locals_of(inst.definition)
+        positional, keywords = [], []
         for f in template.formals:
-            value = plan.first.args[f.name]
+            value = inst.args[f.name]
             if f.default is None:
-                required.append(literal(value))
-            elif f.name not in plan.first.defaulted:
+                positional.append(literal(value))  # before every keyword (see block_class)
+            elif f.name not in inst.defaulted:
                 default = template.constant_defaults.get(f.name, _NO_DEFAULT)
                 if default is _NO_DEFAULT or value != default or type(value) is not type(default):
-                    optional.append(f"{self.locals_of(plan.block)[f.name]}={literal(value)}")
+                    keywords.append(f"{locals_[f.name]}={literal(value)}")
+        return positional, keywords
+
+    def stage_args(self, plan: StagePlan) -> str:
+        """`64, blocks=3, stride=2`: the first block's arguments, as `call` writes them, and the count."""
+        required, optional = self.block_arguments(plan.first)
         return ", ".join([*required, f"blocks={plan.count}", *optional])
 
     def module_literal(self, op: Op, in_shape: tuple[int, ...]) -> str:
