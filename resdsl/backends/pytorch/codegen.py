@@ -290,6 +290,12 @@ class Generator:
         for s in ir.sections:
             if s.kind != "stage":
                 for op in self.top_ops(s):
+                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT):
+                        what = "dense" if op.kind is OpKind.CONCAT else "residual"
+                        raise CodegenError(
+                            f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
+                            "put it in a block and call the block there"
+                        )
                     base = base_name(op.kind)
                     kinds_count[base] = kinds_count.get(base, 0) + 1
         counters: dict[str, int] = {}
