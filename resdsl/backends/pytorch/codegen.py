@@ -211,7 +211,8 @@ class Generator:
 
     def locals_of(self, bname: str) -> dict[str, str]:
         """The Python names of a block's formals (parameters of its class and keywords of its calls)."""
-        return local_names([f.name for f in self.ir.blocks[bname].formals])
+        avoid = MODULE_NAMES | set(self.class_names.values()) | {self.network_class}
+        return local_names([f.name for f in self.ir.blocks[bname].formals], avoid)
 
     def slot_params(self, uses: list[SlotUse]) -> list[tuple[str, str]]:
         """Keyword-only parameters: each slot's shortcut module, survival and plain switch."""
