@@ -267,7 +267,11 @@ def _crash(kind: str, stage: str, e: BaseException) -> Finding:
     frames = [f for f in traceback.extract_tb(e.__traceback__) if "/resdsl/" in f.filename.replace("\\", "/")]
     where = f"{Path(frames[-1].filename).name}:{frames[-1].name}" if frames else ""
     detail = f"{type(e).__name__}: {e}"[:300]
-    finding = Finding(kind, stage, detail, f"{type(e).__name__}@{where}" if where else type(e).__name__)
+    if where:
+        where = f"{type(e).__name__}@{where}"
+    else:  # not in resdsl (the generated module, torch): the message tells causes apart
+        where = f"{type(e).__name__}: " + re.sub(r"-?\d[\d,.]*|'[^']*'|`[^`]*`|\[[^\]]*\]", "#", str(e))[:60]
+    finding = Finding(kind, stage, detail, where)
     finding.traceback = "".join(traceback.format_exception(e))
     return finding
 

@@ -136,3 +136,18 @@ def test_keywords_are_whole_words(tmp_path: Path) -> None:
     )
     with pytest.raises(ResdslError):
         load_network(spec)
+
+
+def test_section_in_stem_is_a_clear_refusal(tmp_path: Path) -> None:
+    """Seen while fuzzing: `residual { }` or `dense { }` directly in a stem or head passes check,
+    and compile said only `no module for shortcut`; it now says what and where."""
+    from resdsl.backends.pytorch.codegen import CodegenError, render_model
+    from resdsl.ir.pipeline import load_network
+
+    spec = tmp_path / "s.rd"
+    spec.write_text(
+        "network t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4; dense { conv 3x3, 4 } }\n"
+        "    head { avgpool global; fc classes }\n}\n"
+    )
+    with pytest.raises(CodegenError, match=r"`dense \{ \}` section directly in the stem \(.*s\.rd:4:25\)"):
+        render_model(load_network(spec), spec)

@@ -288,6 +288,7 @@ class BodyWriter:
         if use.stochastic:
             self.emit("if not self.training:")
             self.emit(f"    out = out * self.survival{suffix}  # test time: the branch's expected share")
+        body_fresh = self.fresh
         if not plain_only:
             add = f"out += {shortcut}" if self.fresh else f"out = {self.cur} + {shortcut}"
             if use.mixed_plain:
@@ -298,6 +299,8 @@ class BodyWriter:
         if use.stochastic:
             self.indent -= 1
             self.fresh = False
+        elif use.mixed_plain:
+            self.fresh = body_fresh  # a plain use skips the addition: `out` is still the body's tensor
         elif not plain_only:
             self.fresh = True
         self.cur = "out"

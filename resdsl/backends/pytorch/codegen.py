@@ -227,7 +227,8 @@ class Generator:
 
     def locals_of(self, bname: str) -> dict[str, str]:
         """The Python names of a block's formals (parameters of its class and keywords of its calls)."""
-        return local_names([f.name for f in self.ir.blocks[bname].formals])
+        avoid = MODULE_NAMES | set(self.class_names.values()) | {self.network_class}
+        return local_names([f.name for f in self.ir.blocks[bname].formals], avoid)
 
     def slot_params(self, uses: list[SlotUse]) -> list[tuple[str, str]]:
         """Keyword-only parameters: each slot's shortcut module, survival and plain switch."""
@@ -295,6 +296,12 @@ class Generator:
         for s in ir.sections:
             if s.kind != "stage":
                 for op in self.top_ops(s):
+                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT):
+                        what = "dense" if op.kind is OpKind.CONCAT else "residual"
+                        raise CodegenError(
+                            f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
+                            "put it in a block and call the block there"
+                        )
                     base = base_name(op.kind)
                     kinds_count[base] = kinds_count.get(base, 0) + 1
         counters: dict[str, int] = {}

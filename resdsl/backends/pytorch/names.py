@@ -27,13 +27,14 @@ def safe_local(name: str) -> str:
     return name + "_" if name in RESERVED or keyword.iskeyword(name) else name
 
 
-def local_names(formals: list[str]) -> dict[str, str]:
-    """Each formal's Python name: `safe_local`, then `_`s until it is not another formal's name
-    (`def` and `def_` become `def__` and `def_`)."""
+def local_names(formals: list[str], avoid: set[str] = frozenset()) -> dict[str, str]:
+    """Each formal's Python name: `safe_local`, then `_`s until it is neither another formal's
+    name (`def` and `def_` become `def__` and `def_`) nor one of `avoid` (the file's classes and
+    module-level names, which a parameter would hide: `ZeroPadShortcut`, `BasicBlock`)."""
     out: dict[str, str] = {}
     for name in formals:
         local = safe_local(name)
-        while local in out.values() or (local != name and local in formals):
+        while local in avoid or local in out.values() or (local != name and local in formals):
             local += "_"
         out[name] = local
     return out
