@@ -1,5 +1,4 @@
 # fuzz regression: `maxpool 3, stride: 1e18` in the stem passes check and verifies on the meta device; the real module fails (RuntimeError: value cannot be converted to type int without overflow)
-# xfail: front end, as huge-stride.rd: a stride past the padded input should be an error
 network t {
     input 3x3x3
     classes 2
