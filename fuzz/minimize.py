@@ -38,7 +38,7 @@ def _ddmin(parts: list[str], joiner: str, keeps: Callable[[str], bool], deadline
 def minimize(text: str, still_fails: Callable[[str], bool], seconds: float = 300) -> str:
     """The smallest text found for which `still_fails(text)` holds. Names are never glued or cut
     into new ones: every name in the result is a name of the input (so `param k` cannot become
-    `paramk`, which today's lexer happens to read as `param k`, and the result stays readable)."""
+    `paramk`, a syntax error, and the result stays readable)."""
     deadline = time.monotonic() + seconds
     names = set(WORD.findall(text))
 

@@ -1296,6 +1296,46 @@ bad.rd:1:1: error: `data.bin` is not a spec file: it holds binary data
         "error: `bad.rd` is not a spec file: it holds binary data\n",
     ),
     Case(
+        "keyword_glued_to_a_name",
+        {"bad.rd": "paramk = 3\n"},
+        """\
+bad.rd:1:1: error: unexpected `paramk`
+    1 | paramk = 3
+      | ^^^^^^
+  hint: keywords are whole words: did you mean `param k`?
+""",
+    ),
+    Case(
+        "keyword_glued_in_an_expression",
+        {"bad.rd": "param a = 1\nparam k = a andb\n"},
+        """\
+bad.rd:2:13: error: unexpected `andb`
+    2 | param k = a andb
+      |             ^^^^
+  hint: keywords are whole words: did you mean `and b`?
+""",
+    ),
+    Case(
+        "keyword_glued_to_a_number",
+        {"bad.rd": "param1 = 3\n"},
+        """\
+bad.rd:1:1: error: unexpected `param1`
+    1 | param1 = 3
+      | ^^^^^^
+  hint: keywords are whole words: did you mean `param 1`?
+""",
+    ),
+    Case(
+        "network_glued_to_its_name",
+        {"bad.rd": "networkt {\n    input 3x8x8\n}\n"},
+        """\
+bad.rd:1:1: error: unexpected `networkt`
+    1 | networkt {
+      | ^^^^^^^^
+  hint: keywords are whole words: did you mean `network t`?
+""",
+    ),
+    Case(
         "import_a_folder",
         {"bad.rd": 'import "lib.rd/"\n', "lib.rd/x.rd": "param x = 1\n"},
         """\

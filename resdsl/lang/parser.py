@@ -18,8 +18,17 @@ from resdsl.lang import syntax
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
 
 
+class _GluedKeyword(Exception):
+    """A keyword run together with what follows (`paramk`): the contextual lexer reads a keyword
+    wherever no name can stand, so `paramk = 3` would silently mean `param k = 3`."""
+
+    def __init__(self, at: Token) -> None:
+        self.at = at
+
+
 class _Postlex:
-    """Drops statement separators inside (...) and [...]; tracks unclosed brackets."""
+    """Drops statement separators inside (...) and [...]; tracks unclosed brackets; refuses a
+    keyword glued to the word after it."""
 
     always_accept = ("_SEP",)
     _close = {")": "(", "]": "[", "}": "{"}
@@ -29,7 +38,11 @@ class _Postlex:
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.open = []
+        prev: Token | None = None
         for tok in stream:
+            if prev is not None and prev.end_pos == tok.start_pos and _is_keyword(prev) and _WORD.match(tok.value):
+                raise _GluedKeyword(prev)
+            prev = tok
             if tok.type == "_SEP" and self.open and self.open[-1].value in "([":
                 continue
             if tok.value in ("(", "[", "{") and tok.type != "STRING":
@@ -38,6 +51,13 @@ class _Postlex:
                 if self.open and self.open[-1].value == self._close[tok.value]:
                     self.open.pop()
             yield tok
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]")
+
+
+def _is_keyword(tok: Token) -> bool:
+    return tok.type == tok.value.upper() and tok.value in KEYWORDS  # Lark names `"param"` PARAM
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +107,10 @@ def parse_text(text: str, path: str = "<string>") -> syntax.Module:
     lark, postlex = _parser()
     try:
         tree = lark.parse(text)
+    except _GluedKeyword as exc:
+        raise _glued_error(source, exc.at.line or 1, exc.at.column or 1) or SpecSyntaxError(
+            f"unexpected `{exc.at.value}`", _token_span(source, exc.at)
+        ) from None
     except UnexpectedInput as exc:
         err = _syntax_error(exc, source, postlex)
         err.at_start = _at_start(text, err)
@@ -186,7 +210,34 @@ def _expected(exc: UnexpectedInput) -> str:
     return ", ".join(names[:6])
 
 
+def _glued_error(source: SourceFile, line: int, col: int) -> SpecSyntaxError | None:
+    """The error for a word at (line, col) that starts with a keyword and goes on (`paramk`,
+    `andb`, `param1`), or None if the word there is no such thing."""
+    text = source.line(line)
+    start = col - 1
+    while start > 0 and _WORD.match(text[start - 1]):
+        start -= 1
+    end = start
+    while end < len(text) and _WORD.match(text[end]):
+        end += 1
+    word = text[start:end]
+    keyword = max((k for k in KEYWORDS if word.startswith(k) and len(word) > len(k)), key=len, default=None)
+    if keyword is None:
+        return None
+    return SpecSyntaxError(
+        f"unexpected `{word}`",
+        Span(source, line, start + 1, line, end + 1),
+        f"keywords are whole words: did you mean `{keyword} {word[len(keyword):]}`?",
+    )
+
+
 def _syntax_error(exc: UnexpectedInput, source: SourceFile, postlex: _Postlex) -> SpecSyntaxError:
+    if exc.line and exc.column and exc.line > 0:
+        at = getattr(exc, "token", None)
+        if at is None or (at.type in ("NAME", "CALLNAME", "NUMBER", "SIZE")):
+            glued = _glued_error(source, exc.line, exc.column)
+            if glued is not None and glued.span.col < exc.column:
+                return glued
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
         char = source.line(line)[col - 1 : col] or "?"
