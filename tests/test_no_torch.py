@@ -9,44 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import HEAVY, run_without
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
-# Runs the CLI in-process with torch made unimportable, then asserts it never got loaded.
-PROBE = textwrap.dedent(
-    """
-    import sys
-
-    HEAVY = ("torch", "numpy", "jinja2", "graphviz")
-
-    class NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in HEAVY:
-                raise ImportError("resdsl imported " + name)
-            return None
-
-    sys.meta_path.insert(0, NoTorch())
-    from resdsl.cli.main import main
-
-    try:
-        main(sys.argv[1:], prog_name="resdsl")
-    except SystemExit as exit:
-        code = exit.code or 0
-    else:
-        code = 0
-    assert not [m for m in HEAVY if m in sys.modules], "a heavy module was imported"
-    print("exit", code, file=sys.stderr)
-    """
-)
-
 
 def run_without_torch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return run_without(*args)
 
 
 @pytest.mark.parametrize(
@@ -96,17 +69,9 @@ def test_import_resdsl_modules_without_torch() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_probe_detects_torch() -> None:
-    """The probe must fail when something does import torch (else the tests above prove nothing)."""
-    code = PROBE.replace("from resdsl.cli.main import main", "import torch\nfrom resdsl.cli.main import main")
-    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert proc.returncode != 0
-    assert "resdsl imported torch" in proc.stderr
-
-
-@pytest.mark.parametrize("heavy", ["numpy", "jinja2", "graphviz"])
-def test_probe_detects_the_other_heavy_modules(heavy: str) -> None:
-    code = PROBE.replace("from resdsl.cli.main import main", f"import {heavy}\nfrom resdsl.cli.main import main")
-    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+@pytest.mark.parametrize("heavy", HEAVY)
+def test_probe_detects_heavy_modules(heavy: str) -> None:
+    """The probe must fail when something does import one (else the tests above prove nothing)."""
+    proc = run_without("--help", preload=heavy)
     assert proc.returncode != 0
     assert f"resdsl imported {heavy}" in proc.stderr

@@ -51,14 +51,7 @@ def cifar_dir(tmp_path_factory) -> Path:
     return write_cifar_dir(tmp_path_factory.mktemp("cifar") / "cifar-10-batches-py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for the in-process trainings: on a 2-core machine that other jobs share, two
-    OpenMP threads waiting for each other made the digits run 4x slower (docs/training.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train(*args: str):

@@ -6,16 +6,13 @@ metrics.csv files resdsl did not write, plot formats matplotlib lacks, networks 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
+from conftest import run_without
 
 from resdsl.cli.main import main
 from resdsl.train import trainlib
@@ -26,13 +23,7 @@ CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
 TINY = ["--set", "n=1", "--set", "input=3x8x8", "--set", "crop=8", "--set", "pad=1", "--batch", "8"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for the in-process trainings (see tests/test_train.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_npz(path: Path, n: int = 40, shape=(3, 8, 8), **arrays) -> Path:
@@ -312,31 +303,6 @@ def test_a_small_run_fits_and_the_estimate_is_sane() -> None:
 # ---------------------------------------------------------------------------------------- usage errors
 
 
-PROBE = textwrap.dedent(
-    """
-    import sys, time
-
-    class NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "torch":
-                raise ImportError("resdsl imported torch")
-            return None
-
-    sys.meta_path.insert(0, NoTorch())
-    from resdsl.cli.main import main
-
-    try:
-        main(sys.argv[1:], prog_name="resdsl")
-    except SystemExit as exit:
-        code = exit.code or 0
-    else:
-        code = 0
-    assert "torch" not in sys.modules, "torch was imported"
-    print("exit", code, file=sys.stderr)
-    """
-)
-
-
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -350,13 +316,7 @@ PROBE = textwrap.dedent(
     ids=["set", "batch", "device", "amp", "nproc", "nproc-set"],
 )
 def test_usage_errors_come_before_torch_is_imported(tmp_path: Path, args, code, message) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, "train", CIFAR20, *args, "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    proc = run_without("train", CIFAR20, *args, "--out", str(tmp_path / "run"), blocked=("torch",))
     assert proc.returncode == 0, proc.stderr  # the probe; the CLI's own code is printed
     assert proc.stderr.strip().endswith(f"exit {code}"), proc.stderr
     assert message in proc.stderr
