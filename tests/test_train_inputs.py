@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import run_without
 
@@ -298,6 +299,27 @@ def test_a_small_run_fits_and_the_estimate_is_sane() -> None:
     assert 1e9 < est.total < 5e9  # ResNet-110 at batch 128 in float32: a few GB
     bf16 = memory.estimate(ir, 128, 4, 0, amp="bf16")
     assert bf16.train < est.train
+
+
+
+def test_on_a_gpu_its_memory_is_the_limit_and_processes_do_not_add_up(monkeypatch) -> None:
+    """No GPU here: torch.cuda's answer is faked. ResNet-110 at batch 4096 needs more
+    than a 16 GB card (about 69 GB); a batch of 128 (2.2 GB) fits, also with 8 processes, one GPU each."""
+    from types import SimpleNamespace
+
+    from resdsl.diagnostics import InputError
+    from resdsl.ir.pipeline import load_network
+    from resdsl.train import memory
+
+    monkeypatch.delenv("RESDSL_MEMORY_LIMIT", raising=False)
+    card = SimpleNamespace(total_memory=16 * 10**9, name="Fake GPU 16GB")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
+    gpu = torch.device("cuda:0")
+    ir = load_network(ROOT / "specs" / "cifar110.rd", {})
+    assert memory.limit(gpu) == (16 * 10**9, "the 16.0 GB of cuda:0 (Fake GPU 16GB)")
+    memory.check(ir, memory.estimate(ir, 128, 4, 0), gpu, processes=8)
+    with pytest.raises(InputError, match=r"more than the 16\.0 GB of cuda:0 \(Fake GPU 16GB\); refusing"):
+        memory.check(ir, memory.estimate(ir, 4096, 4, 0), gpu)
 
 
 # ---------------------------------------------------------------------------------------- usage errors
