@@ -39,6 +39,7 @@ class OpKind(Enum):
     SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
     ADD = "add"  # residual merge: body + shortcut
     CONCAT = "concat"  # dense merge: [input, body] along channels
+    MUL = "mul"  # gate merge: input * body (a channel gate broadcast over the input)
 
 
 WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
@@ -100,14 +101,14 @@ class Residual:
     """A `residual { }` (kind add) or `dense { }` (kind concat) section, lowered."""
 
     id: int
-    kind: str  # "add" | "concat"
+    kind: str  # "add" (residual) | "concat" (dense) | "mul" (gate)
     option: ShortcutOption
     projection_bn: bool
     input: int  # node whose output enters the residual
     preact: list[int]
     body: list[int]
     shortcut: int | None  # SHORTCUT node (None for option none and for concat)
-    merge: int | None  # ADD / CONCAT node (None for option none)
+    merge: int | None  # ADD / CONCAT / MUL node (None for option none)
     survival: float
     span: Span
 
@@ -201,10 +202,7 @@ class NetworkIR:
 
     def inputs(self, node: int) -> list[int]:
         """Input nodes of `node`, by port."""
-        preds = self.graph.pred[node]
-        if len(preds) < 2:
-            return list(preds)
-        return sorted(preds, key=lambda src: preds[src]["port"])
+        return inputs_of(self.graph, node)
 
     def units(self) -> list[Residual]:
         """The residual units stochastic depth counts (additions), in network order."""
@@ -217,7 +215,7 @@ class NetworkIR:
         """Internal invariants (a failure is a bug in resdsl, not in the spec)."""
         g = self.graph
         assert nx.is_directed_acyclic_graph(g), "IR has a cycle"
-        arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2}
+        arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2, OpKind.MUL: 2}
         for op in self.ops():
             n_in = g.in_degree(op.id)
             if op.kind is OpKind.SHORTCUT:
@@ -226,6 +224,14 @@ class NetworkIR:
                 assert n_in == arity.get(op.kind, 1), f"%{op.id} {op.kind.value} has {n_in} inputs"
         sinks = [n for n in g.nodes if g.out_degree(n) == 0]
         assert sinks == [self.output_node], f"IR has outputs {sinks}"
+
+
+def inputs_of(graph: nx.DiGraph, node: int) -> list[int]:
+    """Input nodes of `node`, by port."""
+    preds = graph.pred[node]
+    if len(preds) < 2:
+        return list(preds)
+    return sorted(preds, key=lambda src: preds[src]["port"])
 
 
 def residual_units(residuals: list[Residual]) -> list[Residual]:

@@ -6,6 +6,8 @@ as located SpecErrors. `analyze` runs them all and raises every error found at o
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.ir.graph import (
     ACTIVATIONS,
@@ -26,30 +28,42 @@ Shape = tuple[int, ...]
 # ---------------------------------------------------------------- shapes
 
 
+class GraphView(Protocol):
+    """What shape inference reads of a graph: a NetworkIR, or the Builder's graph while it grows."""
+
+    def op(self, node: int) -> Op: ...
+    def inputs(self, node: int) -> list[int]: ...
+
+
 def infer_shapes(ir: NetworkIR) -> list[SpecError]:
     """Fill in each op's in_shapes and shape (C, H, W or (N,)); resolve shortcuts into ShortcutPlans."""
     errors: list[SpecError] = []
     for op in ir.ops():
-        if op.kind is OpKind.SHORTCUT:
-            continue  # resolved together with its ADD, which knows the body's shape
-        sources = ir.inputs(op.id)
-        if op.kind is OpKind.ADD:
-            sources = sources[:1] + ir.inputs(sources[1])[:1]  # body, and x under the shortcut
-        ins = [ir.op(i).shape for i in sources]
-        op.in_shapes = ins
-        if any(s is None for s in ins):
-            op.shape = None
-            continue
         try:
-            op.shape = _shape_of(ir, op, ins)
+            infer_op(ir, op)
         except SpecError as err:
             err.notes.extend(_context(ir, op))
             errors.append(err)
-            op.shape = None
     return errors
 
 
-def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+def infer_op(graph: GraphView, op: Op) -> None:
+    """One op's in_shapes and shape, from its inputs' (which must be inferred already); None where an
+    input's shape is unknown. Lowering calls it too, on the graph built so far (`in.channels`)."""
+    if op.kind is OpKind.SHORTCUT:
+        return  # resolved together with its ADD, which knows the body's shape
+    sources = graph.inputs(op.id)
+    if op.kind is OpKind.ADD:
+        sources = sources[:1] + graph.inputs(sources[1])[:1]  # body, and x under the shortcut
+    ins = [graph.op(i).shape for i in sources]
+    op.in_shapes = ins
+    op.shape = None
+    if any(s is None for s in ins):
+        return
+    op.shape = _shape_of(graph, op, ins)
+
+
+def _shape_of(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     k = op.kind
     if k is OpKind.INPUT:
         return tuple(op.attrs["shape"])
@@ -71,6 +85,8 @@ def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
         return _resolve_add(ir, op, ins)
     if k is OpKind.CONCAT:
         return _concat(op, ins)
+    if k is OpKind.MUL:
+        return _gate(op, ins)
     raise AssertionError(f"no shape rule for {k}")
 
 
@@ -114,7 +130,7 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
     return (c, oh, ow)
 
 
-def _resolve_add(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+def _resolve_add(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     body, x = ins
     sc = ir.op(ir.inputs(op.id)[1])
     plan = plan_shortcut(sc, x, body)
@@ -166,6 +182,19 @@ def _concat(op: Op, ins: list[Shape]) -> Shape:
             "keep stride 1 inside `dense { }`; downsample between dense sections",
         )
     return (x[0] + body[0], x[1], x[2])
+
+
+def _gate(op: Op, ins: list[Shape]) -> Shape:
+    """x * g: the gate g has x's channels, and x's size or 1x1 (one weight per channel, broadcast)."""
+    x, g = ins
+    if len(x) != 3 or len(g) != 3 or g[0] != x[0] or g[1:] not in ((1, 1), x[1:]):
+        raise SpecError(
+            f"a gate multiplies its input {fmt_shape(x)} by its body's {fmt_shape(g)}: the body must give "
+            f"{x[0]}x1x1 (one weight per channel) or {fmt_shape(x)}",
+            op.span,
+            "end the body with a conv to `in.channels` channels and a `sigmoid`, after `avgpool global`",
+        )
+    return x
 
 
 def _context(ir: NetworkIR, op: Op) -> list[Note]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import SpecError, did_you_mean
@@ -31,8 +32,11 @@ KINDS = {
 }
 
 
+SECTION_KINDS = {"residual": "add", "dense": "concat", "gate": "mul"}  # a section -> how it merges
+
+
 def residual_signature(kind: str) -> Signature:
-    """`residual(shortcut: C, survival: 0.8) { }`; a dense section takes nothing."""
+    """`residual(shortcut: C, survival: 0.8) { }`; dense and gate sections take nothing."""
     if kind != "add":
         return Signature([])
     return Signature(
@@ -72,6 +76,7 @@ class Templates:
             bdef.module,
             bdef.span.source.line(bdef.span.line).strip(),
         )
+        template.reads_input = _mentions(bdef, "in.channels")
         for f in template.formals:
             if f.default is not None and not names_in(f.default) and not isinstance(f.default, syntax.ListExpr):
                 try:
@@ -156,13 +161,13 @@ class Templates:
                     f"unknown section `{stmt.name}`",
                     stmt.name_span,
                     did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
-                    or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`",
+                    or "sections inside blocks are `residual { }`, `dense { }`, `gate { }` and `preact { }`",
                 )
             ]
         )
 
     def residual(self, stmt: syntax.SectionStmt, folder: Folder, where: str) -> ResidualItem:
-        kind = "add" if stmt.name == "residual" else "concat"
+        kind = SECTION_KINDS[stmt.name]
         args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
         options = match(stmt.name, residual_signature(kind), args, stmt.span)
         body = list(stmt.body)
@@ -171,11 +176,22 @@ class Templates:
         if body and isinstance(body[0], syntax.SectionStmt) and body[0].name == "preact":
             first = body.pop(0)
             if kind != "add":
-                preact_error = SpecError("`preact` belongs to a residual, not to a dense section", first.name_span)
+                preact_error = SpecError(f"`preact` belongs to a residual, not to a {stmt.name} section", first.name_span)
             preact = self.body(first.body, folder, where)  # type: ignore[attr-defined]
         return ResidualItem(
             kind, options, preact, self.body(body, folder, where), stmt.span, stmt.name_span, preact_error=preact_error
         )
+
+
+def _mentions(node: Any, name: str) -> bool:
+    """Whether a syntax node (a block definition) reads `name` anywhere."""
+    if isinstance(node, syntax.Name):
+        return node.id == name
+    if isinstance(node, list):
+        return any(_mentions(n, name) for n in node)
+    if is_dataclass(node) and not isinstance(node, type):
+        return any(_mentions(getattr(node, f.name), name) for f in fields(node) if f.name != "span")
+    return False
 
 
 def _default(p: Param) -> syntax.Expr | None:

@@ -113,7 +113,7 @@ OPS: dict[str, Signature] = {
     "dropout": Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"),
 }
 
-SECTIONS_IN_BODY = ("residual", "dense")
+SECTIONS_IN_BODY = ("residual", "dense", "gate")
 
 
 # ---------------------------------------------------------------- argument binding

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class SlotUse:
     """What one residual/dense section of a block does across all its uses (from the graph)."""
 
-    kind: str  # "add" | "concat"
+    kind: str  # "add" | "concat" | "mul"
     modes: set[str] = field(default_factory=set)  # "identity" | "pad" | "projection" | "none"
     survivals: set[float] = field(default_factory=set)
 
@@ -258,6 +258,12 @@ class BodyWriter:
             self.body(item.body)
             self.assign(f"torch.cat([{x}, {self.cur}], 1)", True)
             self.channels = f"{paren(in_channels)} + {paren(self.channels)}"
+            self.depth -= 1
+            return
+        if item.kind == "mul":  # a gate: the body's per-channel weights scale the input
+            self.body(item.body)
+            self.assign(f"{x} * {self.cur}", True)
+            self.channels = in_channels
             self.depth -= 1
             return
         if item.preact is not None:

@@ -66,8 +66,8 @@ class ModelView:
 
 
 def residual_mode(ir: NetworkIR, r: Residual) -> str:
-    if r.kind == "concat":
-        return "concat"
+    if r.kind != "add":
+        return r.kind  # "concat" | "mul"
     if r.shortcut is None:
         return "none"
     return ir.op(r.shortcut).shortcut.mode
@@ -139,7 +139,7 @@ class Generator:
                 if len(rs) != len(uses):
                     raise CodegenError(f"uses of block `{name}` expand to different sections")
                 for use, r in zip(uses, rs):
-                    use.modes.add(residual_mode(self.ir, r) if r.kind == "add" else "concat")
+                    use.modes.add(residual_mode(self.ir, r))
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
 
@@ -184,7 +184,7 @@ class Generator:
         template = self.ir.blocks[bname]
         uses = self.slot_uses[bname]
         locals_ = self.locals_of(bname)
-        tr = Translator(locals_)
+        tr = Translator({**locals_, "in.channels": "in_channels"})  # the class's first parameter
         params: list[tuple[str, str]] = []
         for f in template.formals:
             hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])
@@ -296,8 +296,8 @@ class Generator:
         for s in ir.sections:
             if s.kind != "stage":
                 for op in self.top_ops(s):
-                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT):
-                        what = "dense" if op.kind is OpKind.CONCAT else "residual"
+                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT, OpKind.MUL):
+                        what = {OpKind.CONCAT: "dense", OpKind.MUL: "gate"}.get(op.kind, "residual")
                         raise CodegenError(
                             f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
                             "put it in a block and call the block there"

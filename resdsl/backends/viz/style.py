@@ -32,6 +32,7 @@ COLOURS: dict[OpKind, str] = {
     OpKind.SHORTCUT: "#d6604d",
     OpKind.ADD: "#fdae6b",
     OpKind.CONCAT: "#fdae6b",
+    OpKind.MUL: "#fd8d3c",
 }
 LEGEND_NAMES: dict[OpKind, str] = {
     OpKind.INPUT: "input",
@@ -50,6 +51,7 @@ LEGEND_NAMES: dict[OpKind, str] = {
     OpKind.DROPOUT: "dropout",
     OpKind.ADD: "add / concat",
     OpKind.CONCAT: "add / concat",
+    OpKind.MUL: "gate (multiply)",
 }
 SHORTCUT_COLOUR = COLOURS[OpKind.SHORTCUT]
 EDGE_COLOUR = "#525252"

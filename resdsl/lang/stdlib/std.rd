@@ -87,3 +87,26 @@ block grouped_bottleneck(planes, stride = 1, groups = 1, width_per_group = 64, e
 block dense_bottleneck(growth, bn_size = 4) {
     dense { bn; relu; conv 1x1, bn_size * growth; bn; relu; conv 3x3, growth }
 }
+
+# Squeeze-and-excitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", Fig. 3): global
+# pooling, a 1x1 bottleneck to in.channels / reduction, and a sigmoid weight per channel that
+# scales the gate's input. The 1x1 convs have biases, as in the paper's fc layers and timm's SEModule.
+block se(reduction = 16) {
+    gate {
+        avgpool global
+        conv 1x1, in.channels // reduction, bias: true; relu
+        conv 1x1, in.channels, bias: true; sigmoid
+    }
+}
+
+# SE-ResNet's bottleneck as timm's seresnet50 builds it: the v1.5 bottleneck (stride on the 3x3)
+# with an SE gate on the residual branch, before the addition.
+block se_bottleneck(width, stride = 1, expansion = 4, reduction = 16) {
+    residual {
+        conv 1x1, width; bn; relu
+        conv 3x3, width, stride: stride; bn; relu
+        conv 1x1, width * expansion; bn
+        se(reduction)
+    }
+    relu
+}
