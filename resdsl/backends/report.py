@@ -124,11 +124,16 @@ def table(ir: NetworkIR, spec: str, batch: int | None = None) -> str:
     if t.expected_flops != t.flops:
         lines.append(f"stochastic depth: expected training FLOPs {human(t.expected_flops)}")
     lines.append(
-        f"acts {t.activations:,} ({human(t.activations)}) per image, {fmt_bytes(FLOAT * t.activations)} in float32"
+        f"acts {t.activations:,}{_short(t.activations)} per image, {fmt_bytes(FLOAT * t.activations)} in float32"
         " (outputs of convs, fcs, projections and pools)"
     )
     lines.extend(_memory_lines(ir, memory(ir, batch)))
     return "\n".join(lines)
+
+
+def _short(n: int) -> str:
+    """` (1.23M)` beside a long number, nothing beside one that is short already."""
+    return f" ({human(n)})" if human(n) != str(n) else ""
 
 
 def _memory_lines(ir: NetworkIR, m: TrainingMemory | None) -> list[str]:
@@ -136,7 +141,7 @@ def _memory_lines(ir: NetworkIR, m: TrainingMemory | None) -> list[str]:
         return []
     rows = [
         ("weights, gradients, momentum", m.params),
-        (f"activations kept for backward ({kept_per_image(ir):,} an image)", m.train),
+        (f"activations, forward and backward ({kept_per_image(ir):,} kept an image)", m.train),
         (f"evaluation ({EVAL_BATCH} images, no gradients)", m.evaluation),
     ]
     width = max(len(name) for name, _ in rows)
