@@ -2,7 +2,7 @@
 
 Every node holds one `Op` under the key "op". Edges carry the input `port` (0, 1) of their
 target. The passes (resdsl.ir.passes) fill in the typed result fields of each `Op`: in_shapes,
-shape and shortcut (shapes), params, flops.
+shape and shortcut (shapes), params, flops, acts.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class OpKind(Enum):
 
 
 WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
+COUNTED_ACTS = (OpKind.CONV, OpKind.FC, OpKind.MAXPOOL, OpKind.AVGPOOL)  # pycls's "acts", with projections
 ACTIVATIONS = (OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU)
 
 
@@ -94,6 +95,7 @@ class Op:
     shortcut: ShortcutPlan | None = None  # infer_shapes, on SHORTCUT nodes: how x maps to the body's shape
     params: int = 0  # count_params: trainable elements
     flops: int = 0  # count_flops: multiply-accumulates (the paper's FLOPs)
+    acts: int = 0  # count_acts: output elements for one image, where pycls counts them
 
 
 @dataclass
@@ -158,6 +160,7 @@ class SectionFigures:
     params: int
     flops: int
     layers: int
+    activations: int  # pycls's acts: output elements of convs, fcs, projections and windowed pools
 
 
 @dataclass
@@ -169,6 +172,7 @@ class Totals:
     layers: int = 0  # the paper's depth: conv and fc layers
     ops: int = 0
     expected_flops: int = 0  # training FLOPs under stochastic depth
+    activations: int = 0  # pycls's acts for one image (Op.acts summed)
     sections: list[SectionFigures] = field(default_factory=list)
 
 
@@ -256,7 +260,7 @@ def fmt_attrs(op: Op) -> str:
 
 
 def print_ir(ir: NetworkIR) -> str:
-    """One line per op: `%id = kind[attrs](inputs) : shape  params flops  # scope @ file:line`."""
+    """One line per op: `%id = kind[attrs](inputs) : shape  params flops acts  # scope @ file:line`."""
     lines = [
         f"network {ir.name}  input {fmt_shape(ir.input_shape)}  classes {ir.classes}  shortcut {ir.shortcut.value}"
     ]
@@ -265,7 +269,7 @@ def print_ir(ir: NetworkIR) -> str:
         resolved = op.shortcut
         kind = op.kind.value + (f":{resolved.mode}" if resolved else "")
         where = op.scope.section + (f".{op.scope.block}" if op.scope.block is not None else "")
-        figures = f"params={op.params:,} flops={op.flops:,}"
+        figures = f"params={op.params:,} flops={op.flops:,} acts={op.acts:,}"
         role = " (shortcut)" if op.role is Role.SHORTCUT and op.kind is not OpKind.SHORTCUT else ""
         lines.append(
             f"%{op.id:<4} = {kind}[{fmt_attrs(op)}]({args}){role} : {fmt_shape(op.shape)}"

@@ -1,4 +1,4 @@
-"""Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, layers, expectations.
+"""Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, activations, layers, expectations.
 
 Each pass is a function of the IR that writes its own fields of each `Op` and reports problems
 as located SpecErrors. `analyze` runs them all and raises every error found at once.
@@ -11,6 +11,7 @@ from typing import Protocol
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.ir.graph import (
     ACTIVATIONS,
+    COUNTED_ACTS,
     WEIGHTED,
     NetworkIR,
     Op,
@@ -278,6 +279,15 @@ def _flops_of(op: Op) -> int:
     return 0
 
 
+def count_acts(ir: NetworkIR) -> None:
+    """Op.acts: pycls's activations (pycls/models/blocks.py, `*_cx`): the output elements, for one image, of
+    convs, fcs, projection shortcuts and windowed pools; BN, activation functions, dropout, additions,
+    concatenations, identity and zero-pad shortcuts and global average pooling count zero."""
+    for op in ir.ops():
+        projection = op.kind is OpKind.SHORTCUT and op.shortcut.mode == "projection"
+        op.acts = _numel(op.shape) if op.kind in COUNTED_ACTS or projection else 0
+
+
 def _numel(shape: Shape) -> int:
     n = 1
     for d in shape:
@@ -305,6 +315,7 @@ def summarize(ir: NetworkIR) -> None:
                 params=sum(o.params for o in ops),
                 flops=sum(o.flops for o in ops),
                 layers=sum(1 for o in ops if o.kind in WEIGHTED),
+                activations=sum(o.acts for o in ops),
             )
         )
     ir.totals = Totals(
@@ -313,6 +324,7 @@ def summarize(ir: NetworkIR) -> None:
         layers=count_layers(ir),
         ops=ir.graph.number_of_nodes(),
         expected_flops=round(sum(_expected_flops(ir, o) for o in ir.ops())),
+        activations=sum(o.acts for o in ir.ops()),
         sections=sections,
     )
 
@@ -346,6 +358,7 @@ def analyze(ir: NetworkIR) -> NetworkIR:
     ir.verify()
     count_params(ir)
     count_flops(ir)
+    count_acts(ir)
     summarize(ir)
     collect(check_expectations(ir))
     return ir
