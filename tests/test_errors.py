@@ -1426,7 +1426,7 @@ SET_CASES = [
         "bad_setting_value",
         ["check", "cifar20.rd", "--set", "shortcut=D"],
         2,
-        "error: --set shortcut: must be A, B, C, none or identity, got the bare word `D`;"
+        "error: --set shortcut: must be A, B, C, none, identity or identity_or_none, got the bare word `D`;"
         " e.g. `shortcut A` (A | B | C | none | identity)\n",
     ),
     ("without_equals", ["info", "cifar20.rd", "--set", "n"], 2, "error: --set takes NAME=VALUE, got `n`\n"),

@@ -413,7 +413,7 @@ def test_info_table_like_table1() -> None:
 def test_check_accepts_the_std_library() -> None:
     result = cli("check", str(SPECS / "std.rd"))
     assert result.exit_code == 0
-    assert result.stdout.endswith("std.rd: ok: a library of 11 blocks and 1 params\n")
+    assert result.stdout.endswith("std.rd: ok: a library of 13 blocks and 1 params\n")
 
 
 def test_check_quiet() -> None:

@@ -37,6 +37,7 @@ PUBLISHED = {
     "densenet121": (7_978_856, 2.83, 121, "torchvision"),
     "wrn28_10": (36_479_194, None, 26, "Zagoruyko & Komodakis' code"),
     "preact_resnet18_cifar": (11_171_146, None, 18, "kuangliu/pytorch-cifar"),
+    "mobilenet_v2": (3_504_872, 0.30, 53, "torchvision"),
     "seresnet50": (28_088_024, None, 82, "timm 1.0 seresnet50 (layers: 50 + two 1x1 convs per gate)"),
 }
 V15 = {"resnet50", "resnet101", "resnet152"}

@@ -25,7 +25,7 @@ from resdsl.ir.graph import (
     inputs_of,
 )
 from resdsl.ir.passes import infer_op
-from resdsl.ir.settings import check_shortcut
+from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import DERIVED, Templates
 from resdsl.lang import syntax
@@ -235,6 +235,8 @@ class Builder:
             self.error(f"`{name}` has an empty body", item.span, ctx=ctx)
             return
         body_out = self.current
+        if kind == "add" and option is ShortcutOption.IDENTITY_OR_NONE:
+            option = ShortcutOption.IDENTITY if self.shape(x) == self.shape(body_out) else ShortcutOption.NONE
         shortcut = merge = None
         if kind in ("concat", "mul"):
             merge_kind = OpKind.CONCAT if kind == "concat" else OpKind.MUL
@@ -432,9 +434,7 @@ class Builder:
                 value = self.eval(a.value, env, ctx)
                 shortcut = check_shortcut(value)
                 if shortcut is None:
-                    self.error(
-                        f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx
-                    )
+                    self.error(f"`shortcut` must be {SHORTCUT_CHOICES}, got {describe(value)}", a.value.span, ctx=ctx)
                     ok = False
                 continue
             if a.name not in formals:

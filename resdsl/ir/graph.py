@@ -53,6 +53,7 @@ class ShortcutOption(Enum):
     C = "C"  # 1x1 projection (+BN) on every shortcut
     NONE = "none"  # no shortcut: the plain counterpart
     IDENTITY = "identity"  # identity only; a shape change is an error
+    IDENTITY_OR_NONE = "identity_or_none"  # identity where the body keeps the shape, else no shortcut (MobileNetV2)
 
 
 class Role(Enum):

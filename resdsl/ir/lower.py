@@ -16,7 +16,7 @@ from resdsl.ir.graph import (
     residual_units,
 )
 from resdsl.ir.params import evaluate_params
-from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, network_settings
+from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, source_text, unknown_name
 from resdsl.lang.imports import Program
@@ -134,7 +134,7 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
         return
     opts = bind(
         f"stage {stmt.name}",
-        Signature([], [Param("shortcut", check_shortcut, "A, B, C, none or identity")]),
+        Signature([], [Param("shortcut", check_shortcut, SHORTCUT_CHOICES)]),
         stmt.args,
         env,
         stmt.span,

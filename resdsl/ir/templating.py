@@ -7,7 +7,7 @@ from typing import Any
 
 from resdsl.diagnostics import SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
-from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, check_survival
+from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, Invalid, Item, OpItem, ResidualItem
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate
@@ -42,7 +42,7 @@ def residual_signature(kind: str) -> Signature:
     return Signature(
         [],
         [
-            Param("shortcut", check_shortcut, "A, B, C, none or identity"),
+            Param("shortcut", check_shortcut, SHORTCUT_CHOICES),
             Param("survival", check_survival, "a probability in (0, 1]"),
         ],
     )
@@ -176,7 +176,9 @@ class Templates:
         if body and isinstance(body[0], syntax.SectionStmt) and body[0].name == "preact":
             first = body.pop(0)
             if kind != "add":
-                preact_error = SpecError(f"`preact` belongs to a residual, not to a {stmt.name} section", first.name_span)
+                preact_error = SpecError(
+                    f"`preact` belongs to a residual, not to a {stmt.name} section", first.name_span
+                )
             preact = self.body(first.body, folder, where)  # type: ignore[attr-defined]
         return ResidualItem(
             kind, options, preact, self.body(body, folder, where), stmt.span, stmt.name_span, preact_error=preact_error

@@ -47,7 +47,9 @@ def op_label(op: Op) -> str:
         return f"dropout {a['p']:g}"
     if k is OpKind.INPUT:
         return f"input {fmt_shape(op.shape)}"
-    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", OpKind.MUL: "×", **ACTIVATION_NAMES}.get(k, k.value)
+    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", OpKind.MUL: "×", **ACTIVATION_NAMES}.get(
+        k, k.value
+    )
 
 
 def op_abbrev(op: Op) -> str:
@@ -64,9 +66,14 @@ def op_abbrev(op: Op) -> str:
         return "gap"
     if k is OpKind.DROPOUT:
         return "drop"
-    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "cat", OpKind.MUL: "×", OpKind.FC: "fc", **ACTIVATION_NAMES}.get(
-        k, k.value
-    )
+    return {
+        OpKind.BN: "BN",
+        OpKind.ADD: "+",
+        OpKind.CONCAT: "cat",
+        OpKind.MUL: "×",
+        OpKind.FC: "fc",
+        **ACTIVATION_NAMES,
+    }.get(k, k.value)
 
 
 def _value_text(v: Any) -> str:

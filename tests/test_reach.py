@@ -1,4 +1,5 @@
-"""`in.channels` and `gate { }` sections (squeeze-and-excitation): analysis, code, diagram, errors."""
+"""Language reach: `in.channels`, `gate { }` sections (squeeze-and-excitation) and the
+`identity_or_none` shortcut (MobileNetV2): analysis, code, diagram."""
 
 from __future__ import annotations
 
@@ -92,3 +93,37 @@ def test_seresnet50_is_timms_and_compiles() -> None:
     assert ir.totals.params == 28_088_024
     gates = [r for r in ir.residuals if r.kind == "mul"]
     assert [ir.op(r.body[1]).attrs["channels"] for r in gates] == [16] * 3 + [32] * 4 + [64] * 6 + [128] * 3
+
+
+def test_identity_or_none_adds_where_the_shape_is_kept() -> None:
+    """MobileNetV2: an identity shortcut in the 10 blocks that keep their input's shape (stride 1,
+    same width), none in the other 7, as torchvision's `use_res_connect`; 3,504,872 params."""
+    ir = load_network(Path(__file__).resolve().parent.parent / "specs" / "mobilenet_v2.rd")
+    assert ir.totals.params == 3_504_872
+    kept = [r for r in ir.residuals if r.merge is not None]
+    assert len(kept) == 10 and len(ir.residuals) == 17
+    for r in ir.residuals:
+        x, body = ir.op(r.input).shape, ir.op(r.body[-1]).shape
+        assert (r.merge is not None) == (x == body)
+        assert r.option.value == ("identity" if x == body else "none")
+    source = render_model(ir, "mobilenet_v2.rd")
+    assert verify_model(ir, source) == []
+    module = load_module(source)
+    torch.manual_seed(0)
+    for plain in (False, True):
+        block = module.InvertedResidualBlock(8, 8, plain=plain).eval()
+        x = torch.randn(1, 8, 6, 6)
+        branch = block.bn3(block.conv3(block.relu6(block.bn2(block.conv2(block.relu6(block.bn1(block.conv1(x))))))))
+        torch.testing.assert_close(block(x), branch if plain else branch + x)
+
+
+def test_identity_or_none_is_a_network_setting_too(tmp_path: Path) -> None:
+    spec = tmp_path / "auto.rd"
+    spec.write_text(
+        'import "std.rd"\nnetwork t {\n    input 3x8x8\n    classes 2\n    shortcut identity_or_none\n'
+        "    stem { conv 3x3, 4 }\n    stage s = basic(4), basic(8, stride: 2), basic(8)\n"
+        "    head { avgpool global; fc classes }\n}\n"
+    )
+    ir = load_network(spec)
+    assert [r.option.value for r in ir.residuals] == ["identity", "none", "identity"]
+    assert ir.shortcut.value == "identity_or_none"
