@@ -14,6 +14,7 @@ network vgg16 {
     stage conv4 = conv_relu(512) * 3, pool2()
     stage conv5 = conv_relu(512) * 3, pool2()
     head {
+        adaptive_avgpool 7x7            # torchvision: any input size gives the classifier 512x7x7
         fc 4096; relu; dropout 0.5
         fc 4096; relu; dropout 0.5
         fc classes

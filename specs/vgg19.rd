@@ -13,6 +13,7 @@ network vgg19 {
     stage conv4 = conv_relu(512) * 4, pool2()
     stage conv5 = conv_relu(512) * 4, pool2()
     head {
+        adaptive_avgpool 7x7            # torchvision: any input size gives the classifier 512x7x7
         fc 4096; relu; dropout 0.5
         fc 4096; relu; dropout 0.5
         fc classes

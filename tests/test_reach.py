@@ -127,3 +127,21 @@ def test_identity_or_none_is_a_network_setting_too(tmp_path: Path) -> None:
     ir = load_network(spec)
     assert [r.option.value for r in ir.residuals] == ["identity", "none", "identity"]
     assert ir.shortcut.value == "identity_or_none"
+
+
+def test_adaptive_avgpool_gives_vgg_its_7x7_at_any_input_size() -> None:
+    from resdsl.lang.overrides import parse_sets
+
+    spec = Path(__file__).resolve().parent.parent / "specs" / "vgg16.rd"
+    for side in (224, 64, 320):
+        ir = load_network(spec, parse_sets([f"input=3x{side}x{side}"]))
+        pool = next(op for op in ir.ops() if op.kind is OpKind.ADAPTIVE_AVGPOOL)
+        assert pool.shape == (512, 7, 7) and pool.in_shapes[0] == (512, side // 32, side // 32)
+        assert ir.totals.params == 138_357_544
+    source = render_model(ir, "vgg16.rd")
+    assert "nn.AdaptiveAvgPool2d(7)" in source
+    assert verify_model(ir, source) == []
+    x = torch.randn(1, 512, 10, 10)
+    torch.testing.assert_close(
+        load_module(source).build_model().avgpool(x), torch.nn.functional.adaptive_avg_pool2d(x, 7)
+    )

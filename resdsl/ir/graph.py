@@ -34,6 +34,7 @@ class OpKind(Enum):
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
     GLOBAL_AVGPOOL = "global_avgpool"
+    ADAPTIVE_AVGPOOL = "adaptive_avgpool"  # average pooling to a fixed output size (VGG's 7x7 head)
     FC = "fc"
     DROPOUT = "dropout"
     SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection

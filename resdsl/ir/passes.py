@@ -80,6 +80,8 @@ def _shape_of(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     c, h, w = x
     if k is OpKind.GLOBAL_AVGPOOL:
         return (c, 1, 1)
+    if k is OpKind.ADAPTIVE_AVGPOOL:
+        return (c, *op.attrs["size"])
     if k in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
         return _window(op, c, h, w)
     if k is OpKind.ADD:

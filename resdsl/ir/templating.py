@@ -27,6 +27,7 @@ KINDS = {
     "gelu": OpKind.GELU,
     "maxpool": OpKind.MAXPOOL,
     "avgpool": OpKind.AVGPOOL,
+    "adaptive_avgpool": OpKind.ADAPTIVE_AVGPOOL,
     "fc": OpKind.FC,
     "dropout": OpKind.DROPOUT,
 }

@@ -41,6 +41,7 @@ _BASE = {
     OpKind.MAXPOOL: "maxpool",
     OpKind.AVGPOOL: "avgpool",
     OpKind.GLOBAL_AVGPOOL: "avgpool",
+    OpKind.ADAPTIVE_AVGPOOL: "avgpool",
     OpKind.FC: "fc",
     OpKind.DROPOUT: "dropout",
 }
@@ -182,6 +183,8 @@ class BodyWriter:
             self.last_bn = attr
         elif kind is OpKind.GLOBAL_AVGPOOL:
             module = "nn.AdaptiveAvgPool2d(1)"
+        elif kind is OpKind.ADAPTIVE_AVGPOOL:
+            module = f"nn.AdaptiveAvgPool2d({tr.whole(a['size'])})"
         elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
             if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there

@@ -426,6 +426,8 @@ class Generator:
             return pool_module(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]))
         if k is OpKind.GLOBAL_AVGPOOL:
             return "nn.AdaptiveAvgPool2d(1)"
+        if k is OpKind.ADAPTIVE_AVGPOOL:
+            return f"nn.AdaptiveAvgPool2d({kernel_literal(a['size'])})"
         if k is OpKind.DROPOUT:
             return f"nn.Dropout({a['p']!r})"
         raise CodegenError(f"no module for {k.value}")

@@ -41,6 +41,8 @@ def op_label(op: Op) -> str:
         return text + (f", /{stride}" if stride > 1 else "")
     if k is OpKind.GLOBAL_AVGPOOL:
         return "global avg pool"
+    if k is OpKind.ADAPTIVE_AVGPOOL:
+        return "adaptive avg pool to {}x{}".format(*a["size"])
     if k is OpKind.FC:
         return f"fc {a['out']}"
     if k is OpKind.DROPOUT:
@@ -62,8 +64,8 @@ def op_abbrev(op: Op) -> str:
         return "max"
     if k is OpKind.AVGPOOL:
         return "avg"
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return "gap"
+    if k in (OpKind.GLOBAL_AVGPOOL, OpKind.ADAPTIVE_AVGPOOL):
+        return "gap" if k is OpKind.GLOBAL_AVGPOOL else "aap"
     if k is OpKind.DROPOUT:
         return "drop"
     return {
