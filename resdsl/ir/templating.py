@@ -194,7 +194,8 @@ def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, SpecError
         return None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
     problem = path_problem(arg.value.value, dotted=where != "block")
     if problem is not None:
-        return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, EXAMPLE)
+        hint = 'e.g. `bn name: "norm1"`' if where == "block" else EXAMPLE
+        return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)
     return arg.value.value, None
 
 
