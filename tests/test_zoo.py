@@ -68,7 +68,7 @@ def test_the_published_table_can_fail(tmp_path: Path) -> None:
     assert load_network(path).totals.params != PUBLISHED["resnext50_32x4d"][0]
 
 
-TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d"]
+TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121"]
 
 
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")

@@ -15,6 +15,7 @@ from resdsl.cli.compile import compile_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
+from resdsl.cli.weights import weights_group
 from resdsl.diagnostics import ResdslError, UsageError, printable
 
 
@@ -131,5 +132,5 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch:
         click.echo(printable(report.table(ir, str(spec), batch)))
 
 
-for _command in (compile_command, viz_command, train_command, plot_command):
+for _command in (compile_command, viz_command, train_command, plot_command, weights_group):
     main.add_command(_command)

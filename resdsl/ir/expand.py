@@ -194,7 +194,8 @@ class Builder:
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
         elif kind is OpKind.GLOBAL_AVGPOOL:
             attrs = {}
-        self.emit(kind, attrs, item.span, ctx)
+        node = self.emit(kind, attrs, item.span, ctx)
+        self.graph.nodes[node]["op"].module_name = item.module_name
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
         """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the

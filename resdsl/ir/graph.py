@@ -91,6 +91,7 @@ class Op:
     scope: Scope
     role: Role = Role.MAIN
     residual: int | None = None  # Residual.id of the innermost residual this op belongs to
+    module_name: str | None = None  # `name:`: its attribute (in a block) or path (stem, head); ir/modnames.py
     # Written by the passes (resdsl.ir.passes), each by one pass:
     in_shapes: list[tuple[int, ...]] | None = None  # infer_shapes: the input shapes, by port
     shape: tuple[int, ...] | None = None  # infer_shapes: the output shape, (C, H, W) or (N,)
@@ -141,6 +142,7 @@ class Section:
     blocks: list[BlockInstance] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a stage-level override
+    module_name: str | None = None  # `name:` of a stage, stem or head: a path pattern (ir/modnames.py)
 
 
 @dataclass

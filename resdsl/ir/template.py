@@ -34,6 +34,7 @@ class OpItem:
     span: Span
     name_span: Span
     derived: tuple[str, ...] = ()  # arguments not given whose default follows from the kernel (a conv's pad)
+    module_name: str | None = None  # `name: "norm1"`: the module's attribute or path (resdsl.ir.modnames)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 
 from resdsl.diagnostics import SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
+from resdsl.ir.modnames import EXAMPLE, path_problem
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, Invalid, Item, OpItem, ResidualItem
 from resdsl.lang import syntax
@@ -111,7 +112,10 @@ class Templates:
         if name not in OPS:
             return Invalid([self.unknown_op(stmt, where)])
         sig = OPS[name]
-        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
+        module_name, error = _module_name(stmt, where)
+        if error is not None:
+            return Invalid([error])
+        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args if a.name != "name"]
         binding = match(name, sig, args, stmt.span)
         given = binding.given()
         values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
@@ -127,7 +131,7 @@ class Templates:
                     values[arg] = _derived(kernel, rule, op, operand)
                     derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
-        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived))
+        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived), module_name)
 
     def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
         name = stmt.name
@@ -195,6 +199,23 @@ def _mentions(node: Any, name: str) -> bool:
     if is_dataclass(node) and not isinstance(node, type):
         return any(_mentions(getattr(node, f.name), name) for f in fields(node) if f.name != "span")
     return False
+
+
+def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, SpecError | None]:
+    """An op's `name: "..."` (resdsl.ir.modnames): one attribute in a block, a path in a stem or head."""
+    given = [a for a in stmt.args if a.name == "name"]
+    if not given:
+        return None, None
+    arg = given[-1]
+    if len(given) > 1:
+        return None, SpecError("`name` is given twice", arg.span)
+    if not isinstance(arg.value, syntax.String):
+        return None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
+    problem = path_problem(arg.value.value, dotted=where != "block")
+    if problem is not None:
+        hint = 'e.g. `bn name: "norm1"`' if where == "block" else EXAMPLE
+        return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)
+    return arg.value.value, None
 
 
 def _default(p: Param) -> syntax.Expr | None:

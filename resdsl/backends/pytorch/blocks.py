@@ -154,6 +154,13 @@ class BodyWriter:
     def op(self, item: OpItem) -> None:
         tr, a = self.tr, item.args
         kind = item.kind
+        if item.module_name is not None and (kind is OpKind.RELU or kind in ACTIVATION_MODULES):
+            attr = self.named_attr(item.module_name)  # its own stateless module, as torchvision's relu1
+            module = "nn.ReLU(inplace=True)" if kind is OpKind.RELU else ACTIVATION_MODULES[kind]
+            self.init.append(f"self.{attr} = {module}")
+            call = f"self.{attr}({self.cur})"
+            self.assign(call if self.fresh or kind is not OpKind.RELU else f"torch.relu({self.cur})", False)
+            return
         if kind is OpKind.RELU:
             if not self.relu_done:
                 self.init.append("self.relu = nn.ReLU(inplace=True)")
@@ -166,7 +173,7 @@ class BodyWriter:
             # Not in place, and the output is not changed in place afterwards: sigmoid's backward reads it.
             self.assign(f"self.{attr}({self.cur})", False)
             return
-        attr = self.attr(base_name(kind))
+        attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
         if kind is OpKind.CONV:
             channels = tr.whole(a["channels"])
             pad = tr.whole(a["pad"])
@@ -200,6 +207,13 @@ class BodyWriter:
             raise CodegenError(f"no code for op `{item.op}`")
         self.init.append(f"self.{attr} = {module}")
         self.assign(f"self.{attr}({self.cur})", True)
+
+    def named_attr(self, wanted: str) -> str:
+        """The attribute a `name:` chose; two modules of one class cannot share it."""
+        attr = self.names.get(wanted)
+        if attr != wanted:
+            raise CodegenError(f"two modules of one block are named `{wanted}` (or it is a name the class uses)")
+        return attr
 
     def activation(self, kind: OpKind) -> str:
         """One stateless module per activation kind and class, like the shared `self.relu`."""

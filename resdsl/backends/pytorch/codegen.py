@@ -28,6 +28,7 @@ from resdsl.backends.pytorch.names import (
 )
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
+from resdsl.backends.pytorch.tree import TreeWriter, named
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
 from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
@@ -286,6 +287,8 @@ class Generator:
 
     # ---- the network class
     def network(self) -> BlockClass:
+        if named(self.ir):
+            return self.named_network()
         ir = self.ir
         init: list[str] = []
         forward: list[str] = []
@@ -372,6 +375,18 @@ class Generator:
         cite = [f"{clean_comment(self.spec_path)}:{span.line}: {clean_comment(span.source.line(span.line).strip())}"]
         extra = [line for name, lines in methods.values() for line in ["", *lines]]
         return BlockClass(self.network_class, cite, signature, init, forward, extra)
+
+    def named_network(self) -> BlockClass:
+        """The network class with the module paths the spec's `name:` options chose (tree.py)."""
+        writer = TreeWriter(self)
+        init = writer.init_lines() + self.init_weights_lines()
+        forward = writer.forward_lines()
+        if len(self.ir.op(self.ir.output_node).shape) > 1:
+            forward.append("x = torch.flatten(x, 1)")
+        forward.append("return x")
+        span = self.ir.span
+        cite = [f"{clean_comment(self.spec_path)}:{span.line}: {clean_comment(span.source.line(span.line).strip())}"]
+        return BlockClass(self.network_class, cite, ["zero_init_residual: bool = False"], init, forward)
 
     def stage_methods(self, plans: list[StagePlan]) -> dict[tuple[str, Rule], tuple[str, list[str]]]:
         """One `make_stage` method per block and shortcut rule of the regular stages."""
