@@ -301,7 +301,6 @@ def test_a_small_run_fits_and_the_estimate_is_sane() -> None:
     assert bf16.train < est.train
 
 
-
 def test_on_a_gpu_its_memory_is_the_limit_and_processes_do_not_add_up(monkeypatch) -> None:
     """No GPU here: torch.cuda's answer is faked. ResNet-110 at batch 4096 needs more
     than a 16 GB card (about 69 GB); a batch of 128 (2.2 GB) fits, also with 8 processes, one GPU each."""

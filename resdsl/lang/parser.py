@@ -227,7 +227,7 @@ def _glued_error(source: SourceFile, line: int, col: int) -> SpecSyntaxError | N
     return SpecSyntaxError(
         f"unexpected `{word}`",
         Span(source, line, start + 1, line, end + 1),
-        f"keywords are whole words: did you mean `{keyword} {word[len(keyword):]}`?",
+        f"keywords are whole words: did you mean `{keyword} {word[len(keyword) :]}`?",
     )
 
 
