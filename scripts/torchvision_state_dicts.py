@@ -1,11 +1,15 @@
 """Write tests/golden/torchvision_state_dicts.json: the state_dict keys and shapes of torchvision's
-resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d and resnext101_32x8d, in state_dict order, buffers included (BN running_mean/var and
+resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, resnext101_32x8d, vgg16, vgg19 and
+densenet121, in state_dict order, buffers included (BN running_mean/var and
 num_batches_tracked, whose shape is []).
 
 tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (with
-`--set stride_at=middle` for the bottleneck ones) have exactly these keys and shapes, so that
-torchvision's weights load with strict=True. torchvision is needed only to regenerate the file, never
-in CI. Regenerate it, in a throwaway environment, with:
+`--set stride_at=middle` for the bottleneck ones) and specs/vgg16.rd, vgg19.rd and densenet121.rd
+(whose `name:` options choose torchvision's module names) have exactly these keys and shapes, so
+that torchvision's weights load with strict=True. The vgg and densenet121 entries were first
+written from torchvision 0.29's source (models/vgg.py, densenet.py) without torchvision at hand;
+the published parameter counts (138,357,544, 143,667,240, 7,978,856) agree with them.
+torchvision is needed only to regenerate the file, never in CI. Regenerate it, in a throwaway environment, with:
 
     python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch torchvision
     /tmp/tv/bin/python scripts/torchvision_state_dicts.py
@@ -31,6 +35,9 @@ MODELS = [
     "wide_resnet50_2",
     "resnext50_32x4d",
     "resnext101_32x8d",
+    "vgg16",
+    "vgg19",
+    "densenet121",
 ]
 
 

@@ -1,6 +1,7 @@
 # VGG-16 (configuration D): Simonyan & Zisserman 2014, Table 1, as torchvision's vgg16 builds it
 # (3x3 convs with bias and ReLU, 2x2 max-pools, three fc layers with dropout). torchvision 0.29:
 # 138,357,544 params, 15.47 GFLOPs.
+# Modules are named as torchvision's (`features.0` ... `classifier.6`), so its weights load.
 import "std.rd"
 
 network vgg16 {
@@ -8,12 +9,13 @@ network vgg16 {
     classes 1000
     shortcut none
 
-    stage conv1 = conv_relu(64) * 2, pool2()
-    stage conv2 = conv_relu(128) * 2, pool2()
-    stage conv3 = conv_relu(256) * 3, pool2()
-    stage conv4 = conv_relu(512) * 3, pool2()
-    stage conv5 = conv_relu(512) * 3, pool2()
-    head {
+    stage conv1(name: "features.#") = conv_relu(64) * 2, pool2()
+    stage conv2(name: "features.#") = conv_relu(128) * 2, pool2()
+    stage conv3(name: "features.#") = conv_relu(256) * 3, pool2()
+    stage conv4(name: "features.#") = conv_relu(512) * 3, pool2()
+    stage conv5(name: "features.#") = conv_relu(512) * 3, pool2()
+    head(name: "classifier.#") {
+        adaptive_avgpool 7x7, name: "avgpool"   # torchvision: any input size gives the classifier 512x7x7
         fc 4096; relu; dropout 0.5
         fc 4096; relu; dropout 0.5
         fc classes

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from resdsl.backends.pytorch.codegen import render_model
+from resdsl.backends.pytorch.tree import stage_modules
 from resdsl.backends.pytorch.verify import load_module, measure_model, verify_model
 from resdsl.cli.main import main
 from resdsl.ir.pipeline import load_network
@@ -46,8 +47,12 @@ def generated(spec: str, sets: tuple[str, ...] = ()) -> tuple[object, str]:
 
 
 def stage_outputs(ir) -> dict[str, tuple[int, ...]]:
-    stages = [s for s in ir.sections if s.kind == "stage"]
-    return {f"layer{i}": ir.op(s.nodes[-1]).shape for i, s in enumerate(stages, start=1)}
+    """Each stage's output shape, by its label in stage_modules (`layerN`, or its name where the spec names modules)."""
+    stages = {s.name: s for s in ir.sections if s.kind == "stage"}
+    labels = list(stage_modules(ir))
+    if "layer1" in labels:
+        return {label: ir.op(s.nodes[-1]).shape for label, s in zip(labels, stages.values())}
+    return {label: ir.op(stages[label].nodes[-1]).shape for label in labels}
 
 
 # ---------------------------------------------------------------- every spec equals its IR
@@ -61,7 +66,7 @@ def test_generated_module_equals_ir(spec: str) -> None:
     with torch.device(device):
         model = module.build_model()
     want = stage_outputs(ir)
-    got = measure_model(model, ir.input_shape, list(want))
+    got = measure_model(model, ir.input_shape, stage_modules(ir))
     assert got["params"] == ir.totals.params
     assert got["shapes"] == {**want, "<stem>": got["shapes"].get("<stem>")}
     assert got["output"] == (ir.classes,)
@@ -151,6 +156,9 @@ def torchvision_state_dicts() -> dict[str, list]:
         "wide_resnet50_2",
         "resnext50_32x4d",
         "resnext101_32x8d",
+        "vgg16",
+        "vgg19",
+        "densenet121",
     ],
 )
 def test_state_dict_matches_torchvision(spec: str) -> None:

@@ -1336,6 +1336,55 @@ bad.rd:1:1: error: unexpected `networkt`
 """,
     ),
     Case(
+        "gate_body_of_the_wrong_shape",
+        {
+            "bad.rd": "block g() {\n    gate { conv 1x1, 8; sigmoid }\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4 }\n    stage s = g()\n    head { avgpool global; fc classes }\n}\n"
+        },
+        """\
+bad.rd:2:5: error: a gate multiplies its input 4x8x8 by its body's 8x8x8: the body must give 4x1x1 (one weight per channel) or 4x8x8
+    2 |     gate { conv 1x1, 8; sigmoid }
+      |     ^^^^
+  hint: end the body with a conv to `in.channels` channels and a `sigmoid`, after `avgpool global`
+bad.rd:8:15: note: in block 1 of `s`, `g` used here
+""",
+    ),
+    Case(
+        "input_attribute_misspelt",
+        {
+            "bad.rd": "block b(w) {\n    conv 1x1, in.chanels\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4 }\n    stage s = b(4)\n    head { avgpool global; fc classes }\n}\n"
+        },
+        """\
+bad.rd:2:15: error: `in.chanels` is not something a spec can read
+    2 |     conv 1x1, in.chanels
+      |               ^^^^^^^^^^
+  hint: inside a block, `in.channels` is the number of channels of the block's input
+""",
+    ),
+    Case(
+        "in_channels_outside_a_block",
+        {
+            "bad.rd": "network t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, in.channels }\n    head { avgpool global; fc classes }\n}\n"
+        },
+        """\
+bad.rd:4:22: error: `in.channels` is only known inside a block
+    4 |     stem { conv 3x3, in.channels }
+      |                      ^^^^^^^^^^^
+  hint: it is the channels of the block's input; outside blocks, write the number
+""",
+    ),
+    Case(
+        "in_channels_after_a_shape_error_reports_the_root",
+        {
+            "bad.rd": "block b(w) {\n    conv 3x3, in.channels\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4; maxpool 3x3, pad: 2 }\n    stage s = b(4)\n    head { avgpool global; fc classes }\n}\n"
+        },
+        """\
+bad.rd:7:25: error: maxpool padding 2x2 is more than half its 3x3 kernel
+    7 |     stem { conv 3x3, 4; maxpool 3x3, pad: 2 }
+      |                         ^^^^^^^^^^^^^^^^^^^
+  hint: PyTorch's pools take at most half the kernel as padding: pad: 1 here
+""",
+    ),
+    Case(
         "import_a_folder",
         {"bad.rd": 'import "lib.rd/"\n', "lib.rd/x.rd": "param x = 1\n"},
         """\
@@ -1377,7 +1426,7 @@ SET_CASES = [
         "bad_setting_value",
         ["check", "cifar20.rd", "--set", "shortcut=D"],
         2,
-        "error: --set shortcut: must be A, B, C, none or identity, got the bare word `D`;"
+        "error: --set shortcut: must be A, B, C, none, identity or identity_or_none, got the bare word `D`;"
         " e.g. `shortcut A` (A | B | C | none | identity)\n",
     ),
     ("without_equals", ["info", "cifar20.rd", "--set", "n"], 2, "error: --set takes NAME=VALUE, got `n`\n"),

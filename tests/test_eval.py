@@ -151,8 +151,10 @@ def test_weights_through_the_specs_generated_model(trained, image_folder: Path, 
     result = run_cli("eval", spec, "--weights", weights, "--data", image_folder, "--workers", "0")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: {weights} does not fit the generated model: missing fc.bias; unexpected head.extra.weight; "
-        "shape mismatch: fc.weight is 10x32 there, 4x32 here\n"
+        f"error: {weights} does not fit the generated model: 1 missing key, 1 unexpected, 1 shape mismatch\n"
+        "  missing: fc.bias\n"
+        "  unexpected: head.extra.weight\n"
+        "  shape: fc.weight is [10, 32] in the file, [4, 32] in the model\n"
     )
     result = run_cli("eval", spec, "--data", image_folder)
     assert (result.exit_code, result.stderr) == (

@@ -396,10 +396,15 @@ def test_info_table_like_table1() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].startswith("resnet34  (")
-    assert lines[2].split() == ["stage", "output", "blocks", "layout", "params", "FLOPs"]
+    assert lines[2].split() == ["stage", "output", "blocks", "layout", "params", "FLOPs", "acts", "acts", "f32"]
     conv3 = next(line for line in lines if line.startswith("conv3"))
     assert "128x28x28" in conv3 and "basic(128, stride: 2) x 4" in conv3
-    assert lines[-1] == "layers 34   params 21,797,672 (21.80M)   FLOPs 3,663,761,408 (3.66G multiply-adds)"
+    assert conv3.endswith("  903.17K    3.6 MB")
+    assert lines[11:13] == [
+        "layers 34   params 21,797,672 (21.80M)   FLOPs 3,663,761,408 (3.66G multiply-adds)",
+        "acts 3,939,816 (3.94M) per image, 15.8 MB in float32 (outputs of convs, fcs, projections and pools)",
+    ]
+    assert lines[14] == "training memory at batch 128: about 8.3 GB (float32 estimate, without the data set)"
 
 
 # ---------------------------------------------------------------- check, libraries, train
@@ -408,7 +413,7 @@ def test_info_table_like_table1() -> None:
 def test_check_accepts_the_std_library() -> None:
     result = cli("check", str(SPECS / "std.rd"))
     assert result.exit_code == 0
-    assert result.stdout.endswith("std.rd: ok: a library of 11 blocks and 1 params\n")
+    assert result.stdout.endswith("std.rd: ok: a library of 13 blocks and 1 params\n")
 
 
 def test_check_quiet() -> None:

@@ -28,9 +28,10 @@ def run_without_torch(*args: str) -> subprocess.CompletedProcess:
         ["info", "specs/resnet50.rd"],
         ["info", "specs/cifar110.rd", "--json", "--set", "shortcut=B"],
         ["info", "specs/preact_resnet164.rd", "--ir"],
+        ["info", "specs/wrn28_10.rd", "--batch", "64"],
         ["check", "specs/stochdepth110.rd", "specs/densenet40.rd", "specs/std.rd"],
     ],
-    ids=["info", "info-json", "info-ir", "check"],
+    ids=["info", "info-json", "info-ir", "info-batch", "check"],
 )
 def test_commands_do_not_import_torch(args: list[str]) -> None:
     proc = run_without_torch(*args)

@@ -37,6 +37,8 @@ PUBLISHED = {
     "densenet121": (7_978_856, 2.83, 121, "torchvision"),
     "wrn28_10": (36_479_194, None, 26, "Zagoruyko & Komodakis' code"),
     "preact_resnet18_cifar": (11_171_146, None, 18, "kuangliu/pytorch-cifar"),
+    "mobilenet_v2": (3_504_872, 0.30, 53, "torchvision"),
+    "seresnet50": (28_088_024, None, 82, "timm 1.0 seresnet50 (layers: 50 + two 1x1 convs per gate)"),
 }
 V15 = {"resnet50", "resnet101", "resnet152"}
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
@@ -66,7 +68,7 @@ def test_the_published_table_can_fail(tmp_path: Path) -> None:
     assert load_network(path).totals.params != PUBLISHED["resnext50_32x4d"][0]
 
 
-TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d"]
+TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121"]
 
 
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")

@@ -73,6 +73,11 @@ def compile_command(
                 "the generated module disagrees with the analysis of "
                 f"{spec} (nothing was written):\n  " + "\n  ".join(problems) + "\nplease report this with the spec"
             )
+    from resdsl.backends.pytorch.weights import stride_note
+
+    note = stride_note(ir)
+    if note is not None:
+        click.echo(note, err=True)
     if output is None:
         click.echo(source, nl=False)
         return
@@ -83,8 +88,8 @@ def compile_command(
         files.append((train_script, render_train_script(ir, model_module=output.stem, spec_path=str(spec))))
     write_files(files, InputError)  # all or nothing
     t = ir.totals
-    note = ", verified" if verify else ""
-    click.echo(f"wrote {output}: {ir.name}, {t.layers} layers, {t.params:,} params{note}", err=True)
+    verified = ", verified" if verify else ""
+    click.echo(f"wrote {output}: {ir.name}, {t.layers} layers, {t.params:,} params{verified}", err=True)
     if train_script is not None:
         click.echo(f"wrote {train_script}: python {train_script} --data CIFAR_DIR", err=True)
 

@@ -16,6 +16,7 @@ from resdsl.cli.eval import eval_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
+from resdsl.cli.weights import weights_group
 from resdsl.diagnostics import ResdslError, UsageError, printable
 
 
@@ -109,8 +110,14 @@ def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--ir", "show_ir", is_flag=True, help="Print the graph IR, one op per line.")
-def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> None:
-    """Per-stage output size, params and FLOPs, like the paper's Table 1."""
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help="Batch size of the training-memory estimate (default: the recipe's batch, 128 without a train section).",
+)
+def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch: int | None) -> None:
+    """Per-stage output size, params, FLOPs and activations, like the paper's Table 1, and the memory training
+    needs."""
     from resdsl.backends import report
 
     ir = load(spec, sets)
@@ -121,10 +128,10 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool) -> Non
     elif as_json:
         import json
 
-        click.echo(json.dumps(report.to_json(ir, str(spec)), indent=2))
+        click.echo(json.dumps(report.to_json(ir, str(spec), batch), indent=2))
     else:
-        click.echo(printable(report.table(ir, str(spec))))
+        click.echo(printable(report.table(ir, str(spec), batch)))
 
 
-for _command in (compile_command, viz_command, train_command, plot_command, eval_command):
+for _command in (compile_command, viz_command, train_command, plot_command, eval_command, weights_group):
     main.add_command(_command)

@@ -22,8 +22,10 @@ from resdsl.ir.graph import (
     Scope,
     Section,
     ShortcutOption,
+    inputs_of,
 )
-from resdsl.ir.settings import check_shortcut
+from resdsl.ir.passes import infer_op
+from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import DERIVED, Templates
 from resdsl.lang import syntax
@@ -55,6 +57,19 @@ class Ctx:
     notes: list[Note] = field(default_factory=list)
 
 
+@dataclass
+class _GraphSoFar:
+    """The graph being built, as shape inference reads it (resdsl.ir.passes.GraphView)."""
+
+    graph: nx.DiGraph
+
+    def op(self, node: int) -> Op:
+        return self.graph.nodes[node]["op"]
+
+    def inputs(self, node: int) -> list[int]:
+        return inputs_of(self.graph, node)
+
+
 class Builder:
     def __init__(self, program: Program, params: dict[str, Value], errors: list[SpecError]) -> None:
         self.program = program
@@ -73,6 +88,23 @@ class Builder:
         self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
         self.templates = Templates(program, params)
+        self._shaped = 0  # nodes below this have their shapes inferred (see `shape`)
+        self._so_far = _GraphSoFar(self.graph)
+
+    def shape(self, node: int) -> tuple[int, ...] | SpecError | None:
+        """The output shape of a node built so far, for `in.channels`: inferred now, in node order,
+        by the shapes pass's own rules (which runs again on the finished graph). A shape error is
+        returned, to be reported where lowering needs the shape; None if an earlier one hides it."""
+        error: SpecError | None = None
+        while self._shaped <= node:
+            op = self._so_far.op(self._shaped)
+            try:
+                infer_op(self._so_far, op)
+            except SpecError as err:
+                op.shape, error = None, err
+            self._shaped += 1
+        shape = self._so_far.op(node).shape
+        return shape if shape is not None else error
 
     def set_note(self, expr: syntax.Expr) -> str | None:
         """`n is 0 from --set n=0`, when an expression uses a param given on the command line."""
@@ -162,7 +194,8 @@ class Builder:
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
         elif kind is OpKind.GLOBAL_AVGPOOL:
             attrs = {}
-        self.emit(kind, attrs, item.span, ctx)
+        node = self.emit(kind, attrs, item.span, ctx)
+        self.graph.nodes[node]["op"].module_name = item.module_name
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
         """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the
@@ -175,7 +208,7 @@ class Builder:
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind
-        name = "residual" if kind == "add" else "dense"
+        name = {"add": "residual", "concat": "dense", "mul": "gate"}[kind]
         opts = evaluate_binding(item.options, env, self.errors)
         if opts is None or self.current < 0:
             if self.current < 0:
@@ -203,9 +236,12 @@ class Builder:
             self.error(f"`{name}` has an empty body", item.span, ctx=ctx)
             return
         body_out = self.current
+        if kind == "add" and option is ShortcutOption.IDENTITY_OR_NONE:
+            option = ShortcutOption.IDENTITY if self.shape(x) == self.shape(body_out) else ShortcutOption.NONE
         shortcut = merge = None
-        if kind == "concat":
-            merge = self.emit(OpKind.CONCAT, {}, item.name_span, ctx, [x, body_out])
+        if kind in ("concat", "mul"):
+            merge_kind = OpKind.CONCAT if kind == "concat" else OpKind.MUL
+            merge = self.emit(merge_kind, {}, item.name_span, ctx, [x, body_out])
         elif option is not ShortcutOption.NONE:
             sources = [x, preact_out] if preact else [x]
             shortcut = self.emit(
@@ -282,7 +318,20 @@ class Builder:
                 call.span,
                 "blocks that call blocks multiply their sizes; call fewer of them",
             )
-        bound = self.bind_block(bdef, call, env, ctx, overrides)
+        template = self.templates.block(bdef.name)
+        reads: dict[str, Any] = {}
+        if template.reads_input:
+            shape = self.shape(self.current)
+            if not isinstance(shape, tuple):
+                if isinstance(shape, SpecError):  # the root cause, which the shapes pass would report later
+                    self.errors.append(shape)
+                return
+            if len(shape) != 3:
+                self.error(f"`in.channels`: the input of `{bdef.name}` is {shape[0]} numbers after an fc, not CxHxW",
+                           call.span, ctx=ctx)  # fmt: skip
+                return
+            reads["in.channels"] = shape[0]
+        bound = self.bind_block(bdef, call, env, ctx, overrides, reads)
         if bound is None:
             return
         args, shortcut, defaulted = bound
@@ -307,8 +356,7 @@ class Builder:
             ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
         )
         errors_before = len(self.errors)
-        template = self.templates.block(bdef.name)
-        self.body(template.body, self.globals.child(args), sub)
+        self.body(template.body, self.globals.child({**args, **reads}), sub)
         if not inst.nodes and len(self.errors) == errors_before:
             self.empty_block(bdef, template, call, ctx)
 
@@ -357,7 +405,13 @@ class Builder:
         return total
 
     def bind_block(
-        self, bdef: syntax.BlockDef, call: syntax.Call, env: Env, ctx: Ctx, overrides: dict[str, Value]
+        self,
+        bdef: syntax.BlockDef,
+        call: syntax.Call,
+        env: Env,
+        ctx: Ctx,
+        overrides: dict[str, Value],
+        reads: dict[str, Any],
     ) -> tuple[dict[str, Any], ShortcutOption | None, set[str]] | None:
         """A block call's evaluated arguments (defaults may use earlier ones and params) and its
         `shortcut:` option."""
@@ -381,9 +435,7 @@ class Builder:
                 value = self.eval(a.value, env, ctx)
                 shortcut = check_shortcut(value)
                 if shortcut is None:
-                    self.error(
-                        f"`shortcut` must be A, B, C, none or identity, got {describe(value)}", a.value.span, ctx=ctx
-                    )
+                    self.error(f"`shortcut` must be {SHORTCUT_CHOICES}, got {describe(value)}", a.value.span, ctx=ctx)
                     ok = False
                 continue
             if a.name not in formals:
@@ -409,7 +461,7 @@ class Builder:
             elif f.name in given:
                 values[f.name] = self.eval(given[f.name].value, env, ctx)
             elif f.default is not None:
-                values[f.name] = self.eval(f.default, self.globals.child(values), ctx)
+                values[f.name] = self.eval(f.default, self.globals.child({**reads, **values}), ctx)
                 defaulted.add(f.name)
             else:
                 self.error(

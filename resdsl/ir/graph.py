@@ -2,7 +2,7 @@
 
 Every node holds one `Op` under the key "op". Edges carry the input `port` (0, 1) of their
 target. The passes (resdsl.ir.passes) fill in the typed result fields of each `Op`: in_shapes,
-shape and shortcut (shapes), params, flops.
+shape and shortcut (shapes), params, flops, acts.
 """
 
 from __future__ import annotations
@@ -34,14 +34,17 @@ class OpKind(Enum):
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
     GLOBAL_AVGPOOL = "global_avgpool"
+    ADAPTIVE_AVGPOOL = "adaptive_avgpool"  # average pooling to a fixed output size (VGG's 7x7 head)
     FC = "fc"
     DROPOUT = "dropout"
     SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
     ADD = "add"  # residual merge: body + shortcut
     CONCAT = "concat"  # dense merge: [input, body] along channels
+    MUL = "mul"  # gate merge: input * body (a channel gate broadcast over the input)
 
 
 WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
+COUNTED_ACTS = (OpKind.CONV, OpKind.FC, OpKind.MAXPOOL, OpKind.AVGPOOL)  # pycls's "acts", with projections
 ACTIVATIONS = (OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU)
 
 
@@ -51,6 +54,7 @@ class ShortcutOption(Enum):
     C = "C"  # 1x1 projection (+BN) on every shortcut
     NONE = "none"  # no shortcut: the plain counterpart
     IDENTITY = "identity"  # identity only; a shape change is an error
+    IDENTITY_OR_NONE = "identity_or_none"  # identity where the body keeps the shape, else no shortcut (MobileNetV2)
 
 
 class Role(Enum):
@@ -87,12 +91,14 @@ class Op:
     scope: Scope
     role: Role = Role.MAIN
     residual: int | None = None  # Residual.id of the innermost residual this op belongs to
+    module_name: str | None = None  # `name:`: its attribute (in a block) or path (stem, head); ir/modnames.py
     # Written by the passes (resdsl.ir.passes), each by one pass:
     in_shapes: list[tuple[int, ...]] | None = None  # infer_shapes: the input shapes, by port
     shape: tuple[int, ...] | None = None  # infer_shapes: the output shape, (C, H, W) or (N,)
     shortcut: ShortcutPlan | None = None  # infer_shapes, on SHORTCUT nodes: how x maps to the body's shape
     params: int = 0  # count_params: trainable elements
     flops: int = 0  # count_flops: multiply-accumulates (the paper's FLOPs)
+    acts: int = 0  # count_acts: output elements for one image, where pycls counts them
 
 
 @dataclass
@@ -100,14 +106,14 @@ class Residual:
     """A `residual { }` (kind add) or `dense { }` (kind concat) section, lowered."""
 
     id: int
-    kind: str  # "add" | "concat"
+    kind: str  # "add" (residual) | "concat" (dense) | "mul" (gate)
     option: ShortcutOption
     projection_bn: bool
     input: int  # node whose output enters the residual
     preact: list[int]
     body: list[int]
     shortcut: int | None  # SHORTCUT node (None for option none and for concat)
-    merge: int | None  # ADD / CONCAT node (None for option none)
+    merge: int | None  # ADD / CONCAT / MUL node (None for option none)
     survival: float
     span: Span
 
@@ -136,6 +142,7 @@ class Section:
     blocks: list[BlockInstance] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a stage-level override
+    module_name: str | None = None  # `name:` of a stage, stem or head: a path pattern (ir/modnames.py)
 
 
 @dataclass
@@ -157,6 +164,7 @@ class SectionFigures:
     params: int
     flops: int
     layers: int
+    activations: int  # pycls's acts: output elements of convs, fcs, projections and windowed pools
 
 
 @dataclass
@@ -168,6 +176,7 @@ class Totals:
     layers: int = 0  # the paper's depth: conv and fc layers
     ops: int = 0
     expected_flops: int = 0  # training FLOPs under stochastic depth
+    activations: int = 0  # pycls's acts for one image (Op.acts summed)
     sections: list[SectionFigures] = field(default_factory=list)
 
 
@@ -201,10 +210,7 @@ class NetworkIR:
 
     def inputs(self, node: int) -> list[int]:
         """Input nodes of `node`, by port."""
-        preds = self.graph.pred[node]
-        if len(preds) < 2:
-            return list(preds)
-        return sorted(preds, key=lambda src: preds[src]["port"])
+        return inputs_of(self.graph, node)
 
     def units(self) -> list[Residual]:
         """The residual units stochastic depth counts (additions), in network order."""
@@ -217,7 +223,7 @@ class NetworkIR:
         """Internal invariants (a failure is a bug in resdsl, not in the spec)."""
         g = self.graph
         assert nx.is_directed_acyclic_graph(g), "IR has a cycle"
-        arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2}
+        arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2, OpKind.MUL: 2}
         for op in self.ops():
             n_in = g.in_degree(op.id)
             if op.kind is OpKind.SHORTCUT:
@@ -226,6 +232,14 @@ class NetworkIR:
                 assert n_in == arity.get(op.kind, 1), f"%{op.id} {op.kind.value} has {n_in} inputs"
         sinks = [n for n in g.nodes if g.out_degree(n) == 0]
         assert sinks == [self.output_node], f"IR has outputs {sinks}"
+
+
+def inputs_of(graph: nx.DiGraph, node: int) -> list[int]:
+    """Input nodes of `node`, by port."""
+    preds = graph.pred[node]
+    if len(preds) < 2:
+        return list(preds)
+    return sorted(preds, key=lambda src: preds[src]["port"])
 
 
 def residual_units(residuals: list[Residual]) -> list[Residual]:
@@ -250,7 +264,7 @@ def fmt_attrs(op: Op) -> str:
 
 
 def print_ir(ir: NetworkIR) -> str:
-    """One line per op: `%id = kind[attrs](inputs) : shape  params flops  # scope @ file:line`."""
+    """One line per op: `%id = kind[attrs](inputs) : shape  params flops acts  # scope @ file:line`."""
     lines = [
         f"network {ir.name}  input {fmt_shape(ir.input_shape)}  classes {ir.classes}  shortcut {ir.shortcut.value}"
     ]
@@ -259,7 +273,7 @@ def print_ir(ir: NetworkIR) -> str:
         resolved = op.shortcut
         kind = op.kind.value + (f":{resolved.mode}" if resolved else "")
         where = op.scope.section + (f".{op.scope.block}" if op.scope.block is not None else "")
-        figures = f"params={op.params:,} flops={op.flops:,}"
+        figures = f"params={op.params:,} flops={op.flops:,} acts={op.acts:,}"
         role = " (shortcut)" if op.role is Role.SHORTCUT and op.kind is not OpKind.SHORTCUT else ""
         lines.append(
             f"%{op.id:<4} = {kind}[{fmt_attrs(op)}]({args}){role} : {fmt_shape(op.shape)}"

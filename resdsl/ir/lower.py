@@ -15,8 +15,9 @@ from resdsl.ir.graph import (
     Section,
     residual_units,
 )
+from resdsl.ir.modnames import is_indexed, path_problem
 from resdsl.ir.params import evaluate_params
-from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, network_settings
+from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, source_text, unknown_name
 from resdsl.lang.imports import Program
@@ -114,9 +115,8 @@ def _network_stmt(
                 hint or "a network has `stem { }`, `stage NAME = ...` and `head { }`",
             )
             return
-        if stmt.args:
-            b.error(f"`{stmt.name}` takes no arguments", stmt.args[0].span)
-        section = Section(stmt.name, stmt.name, stmt.span, "")
+        opts = bind(stmt.name, Signature([], [_name_param(section=True)]), stmt.args, env, stmt.span, b.errors)
+        section = Section(stmt.name, stmt.name, stmt.span, "", module_name=(opts or {}).get("name"))
         sections.append(section)
         items = b.templates.section(stmt.body, {"classes": settings["classes"]}, where=stmt.name)
         b.body(items, env, Ctx(section, settings["shortcut"]))
@@ -134,7 +134,7 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
         return
     opts = bind(
         f"stage {stmt.name}",
-        Signature([], [Param("shortcut", check_shortcut, "A, B, C, none or identity")]),
+        Signature([], [Param("shortcut", check_shortcut, SHORTCUT_CHOICES), _name_param()]),
         stmt.args,
         env,
         stmt.span,
@@ -143,7 +143,7 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
     if opts is None:
         return
     description = ", ".join(_item_text(i) for i in stmt.items)
-    section = Section(stmt.name, "stage", stmt.span, description, shortcut=opts["shortcut"])
+    section = Section(stmt.name, "stage", stmt.span, description, shortcut=opts["shortcut"], module_name=opts["name"])
     sections.append(section)
     ctx = Ctx(section, opts["shortcut"] or settings["shortcut"])
     for item in stmt.items:
@@ -163,6 +163,25 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
                     )
                 continue
         _repeat(item, count, b, env, ctx)
+    if section.module_name and len(section.blocks) > 1 and not is_indexed(section.module_name):
+        b.error(
+            f"stage `{stmt.name}` would give its {len(section.blocks)} blocks one name, {section.module_name!r}",
+            stmt.name_span,
+            "number them with `{i}` (0, 1, ...), `{n}` (1, 2, ...) or a last `.#`",
+        )
+
+
+def _name_param(section: bool = False) -> Param:
+    """`name:` of a stage (a pattern for its block uses) or of a stem or head (`classifier.#`)."""
+
+    def check(v: Value) -> str | None:
+        if not isinstance(v, str) or path_problem(v, dotted=True, indexed=not section) is not None:
+            return None
+        return v if not section or v.endswith(".#") else None
+
+    if section:
+        return Param("name", check, 'a path ending in `.#` that numbers its ops, e.g. "classifier.#"')
+    return Param("name", check, 'a module path; `{i}`, `{n}` or a last `#` number the uses, e.g. "layer1.{i}"')
 
 
 def _repeat(item: syntax.StageItem, count: int, b: Builder, env: Env, ctx: Ctx) -> None:

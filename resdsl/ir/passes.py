@@ -1,4 +1,4 @@
-"""Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, layers, expectations.
+"""Passes over the graph IR: shapes, shortcut resolution, params, FLOPs, activations, layers, expectations.
 
 Each pass is a function of the IR that writes its own fields of each `Op` and reports problems
 as located SpecErrors. `analyze` runs them all and raises every error found at once.
@@ -6,9 +6,12 @@ as located SpecErrors. `analyze` runs them all and raises every error found at o
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.ir.graph import (
     ACTIVATIONS,
+    COUNTED_ACTS,
     WEIGHTED,
     NetworkIR,
     Op,
@@ -26,30 +29,42 @@ Shape = tuple[int, ...]
 # ---------------------------------------------------------------- shapes
 
 
+class GraphView(Protocol):
+    """What shape inference reads of a graph: a NetworkIR, or the Builder's graph while it grows."""
+
+    def op(self, node: int) -> Op: ...
+    def inputs(self, node: int) -> list[int]: ...
+
+
 def infer_shapes(ir: NetworkIR) -> list[SpecError]:
     """Fill in each op's in_shapes and shape (C, H, W or (N,)); resolve shortcuts into ShortcutPlans."""
     errors: list[SpecError] = []
     for op in ir.ops():
-        if op.kind is OpKind.SHORTCUT:
-            continue  # resolved together with its ADD, which knows the body's shape
-        sources = ir.inputs(op.id)
-        if op.kind is OpKind.ADD:
-            sources = sources[:1] + ir.inputs(sources[1])[:1]  # body, and x under the shortcut
-        ins = [ir.op(i).shape for i in sources]
-        op.in_shapes = ins
-        if any(s is None for s in ins):
-            op.shape = None
-            continue
         try:
-            op.shape = _shape_of(ir, op, ins)
+            infer_op(ir, op)
         except SpecError as err:
             err.notes.extend(_context(ir, op))
             errors.append(err)
-            op.shape = None
     return errors
 
 
-def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+def infer_op(graph: GraphView, op: Op) -> None:
+    """One op's in_shapes and shape, from its inputs' (which must be inferred already); None where an
+    input's shape is unknown. Lowering calls it too, on the graph built so far (`in.channels`)."""
+    if op.kind is OpKind.SHORTCUT:
+        return  # resolved together with its ADD, which knows the body's shape
+    sources = graph.inputs(op.id)
+    if op.kind is OpKind.ADD:
+        sources = sources[:1] + graph.inputs(sources[1])[:1]  # body, and x under the shortcut
+    ins = [graph.op(i).shape for i in sources]
+    op.in_shapes = ins
+    op.shape = None
+    if any(s is None for s in ins):
+        return
+    op.shape = _shape_of(graph, op, ins)
+
+
+def _shape_of(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     k = op.kind
     if k is OpKind.INPUT:
         return tuple(op.attrs["shape"])
@@ -65,12 +80,16 @@ def _shape_of(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
     c, h, w = x
     if k is OpKind.GLOBAL_AVGPOOL:
         return (c, 1, 1)
+    if k is OpKind.ADAPTIVE_AVGPOOL:
+        return (c, *op.attrs["size"])
     if k in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
         return _window(op, c, h, w)
     if k is OpKind.ADD:
         return _resolve_add(ir, op, ins)
     if k is OpKind.CONCAT:
         return _concat(op, ins)
+    if k is OpKind.MUL:
+        return _gate(op, ins)
     raise AssertionError(f"no shape rule for {k}")
 
 
@@ -114,7 +133,7 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
     return (c, oh, ow)
 
 
-def _resolve_add(ir: NetworkIR, op: Op, ins: list[Shape]) -> Shape:
+def _resolve_add(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     body, x = ins
     sc = ir.op(ir.inputs(op.id)[1])
     plan = plan_shortcut(sc, x, body)
@@ -166,6 +185,19 @@ def _concat(op: Op, ins: list[Shape]) -> Shape:
             "keep stride 1 inside `dense { }`; downsample between dense sections",
         )
     return (x[0] + body[0], x[1], x[2])
+
+
+def _gate(op: Op, ins: list[Shape]) -> Shape:
+    """x * g: the gate g has x's channels, and x's size or 1x1 (one weight per channel, broadcast)."""
+    x, g = ins
+    if len(x) != 3 or len(g) != 3 or g[0] != x[0] or g[1:] not in ((1, 1), x[1:]):
+        raise SpecError(
+            f"a gate multiplies its input {fmt_shape(x)} by its body's {fmt_shape(g)}: the body must give "
+            f"{x[0]}x1x1 (one weight per channel) or {fmt_shape(x)}",
+            op.span,
+            "end the body with a conv to `in.channels` channels and a `sigmoid`, after `avgpool global`",
+        )
+    return x
 
 
 def _context(ir: NetworkIR, op: Op) -> list[Note]:
@@ -249,6 +281,15 @@ def _flops_of(op: Op) -> int:
     return 0
 
 
+def count_acts(ir: NetworkIR) -> None:
+    """Op.acts: pycls's activations (pycls/models/blocks.py, `*_cx`): the output elements, for one image, of
+    convs, fcs, projection shortcuts and windowed pools; BN, activation functions, dropout, additions,
+    concatenations, identity and zero-pad shortcuts and global average pooling count zero."""
+    for op in ir.ops():
+        projection = op.kind is OpKind.SHORTCUT and op.shortcut.mode == "projection"
+        op.acts = _numel(op.shape) if op.kind in COUNTED_ACTS or projection else 0
+
+
 def _numel(shape: Shape) -> int:
     n = 1
     for d in shape:
@@ -276,6 +317,7 @@ def summarize(ir: NetworkIR) -> None:
                 params=sum(o.params for o in ops),
                 flops=sum(o.flops for o in ops),
                 layers=sum(1 for o in ops if o.kind in WEIGHTED),
+                activations=sum(o.acts for o in ops),
             )
         )
     ir.totals = Totals(
@@ -284,6 +326,7 @@ def summarize(ir: NetworkIR) -> None:
         layers=count_layers(ir),
         ops=ir.graph.number_of_nodes(),
         expected_flops=round(sum(_expected_flops(ir, o) for o in ir.ops())),
+        activations=sum(o.acts for o in ir.ops()),
         sections=sections,
     )
 
@@ -317,6 +360,7 @@ def analyze(ir: NetworkIR) -> NetworkIR:
     ir.verify()
     count_params(ir)
     count_flops(ir)
+    count_acts(ir)
     summarize(ir)
     collect(check_expectations(ir))
     return ir

@@ -15,6 +15,9 @@ from resdsl.lang.values import CallValue, Size, Value, describe
 NETWORK_SETTINGS = ("input", "classes", "shortcut", "projection", "survival")
 
 
+SHORTCUT_CHOICES = "A, B, C, none, identity or identity_or_none"
+
+
 def check_shortcut(v: Value) -> ShortcutOption | None:
     if isinstance(v, str):
         for opt in ShortcutOption:
@@ -101,7 +104,7 @@ _REQUIRED = object()
 _SETTING_CHECKS: dict[str, tuple[Callable[[Value], Any], str, Any]] = {
     "input": (_input, f"channels x height x width, each 1..{MAX_SPATIAL}", _REQUIRED),
     "classes": (_positive, "a positive whole number", _REQUIRED),
-    "shortcut": (check_shortcut, "A, B, C, none or identity", ShortcutOption.IDENTITY),
+    "shortcut": (check_shortcut, SHORTCUT_CHOICES, ShortcutOption.IDENTITY),
     "projection": (lambda v: v if v in ("conv_bn", "conv") else None, "conv_bn or conv", "conv_bn"),
     "survival": (_survival_setting, "a probability in (0, 1] or linear(last: p)", None),
 }

@@ -34,6 +34,7 @@ class OpItem:
     span: Span
     name_span: Span
     derived: tuple[str, ...] = ()  # arguments not given whose default follows from the kernel (a conv's pad)
+    module_name: str | None = None  # `name: "norm1"`: the module's attribute or path (resdsl.ir.modnames)
 
 
 @dataclass
@@ -46,9 +47,10 @@ class CallItem:
 
 @dataclass
 class ResidualItem:
-    """`residual { }` (kind add) or `dense { }` (kind concat), with an optional `preact { }`."""
+    """`residual { }` (kind add), `dense { }` (kind concat) or `gate { }` (kind mul); a residual may
+    open with `preact { }`."""
 
-    kind: str  # "add" | "concat"
+    kind: str  # "add" | "concat" | "mul"
     options: Binding  # shortcut: and survival: of a residual
     preact: list[Item] | None
     body: list[Item]
@@ -83,6 +85,7 @@ class BlockTemplate:
     module: str  # the file that defines it, as displayed
     header: str  # its first line as written: `block basic(width, stride = 1) {`
     constant_defaults: dict[str, Any] = field(default_factory=dict)  # formal -> value, where the default uses nothing
+    reads_input: bool = False  # its body or defaults read `in.channels` (lowering infers the input's shape)
 
     def formal(self, name: str) -> Formal | None:
         return next((f for f in self.formals if f.name == name), None)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
-from resdsl.ir.settings import NETWORK_SETTINGS, check_shortcut, check_survival
+from resdsl.ir.modnames import EXAMPLE, path_problem
+from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, Invalid, Item, OpItem, ResidualItem
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate
@@ -26,19 +28,23 @@ KINDS = {
     "gelu": OpKind.GELU,
     "maxpool": OpKind.MAXPOOL,
     "avgpool": OpKind.AVGPOOL,
+    "adaptive_avgpool": OpKind.ADAPTIVE_AVGPOOL,
     "fc": OpKind.FC,
     "dropout": OpKind.DROPOUT,
 }
 
 
+SECTION_KINDS = {"residual": "add", "dense": "concat", "gate": "mul"}  # a section -> how it merges
+
+
 def residual_signature(kind: str) -> Signature:
-    """`residual(shortcut: C, survival: 0.8) { }`; a dense section takes nothing."""
+    """`residual(shortcut: C, survival: 0.8) { }`; dense and gate sections take nothing."""
     if kind != "add":
         return Signature([])
     return Signature(
         [],
         [
-            Param("shortcut", check_shortcut, "A, B, C, none or identity"),
+            Param("shortcut", check_shortcut, SHORTCUT_CHOICES),
             Param("survival", check_survival, "a probability in (0, 1]"),
         ],
     )
@@ -72,6 +78,7 @@ class Templates:
             bdef.module,
             bdef.span.source.line(bdef.span.line).strip(),
         )
+        template.reads_input = _mentions(bdef, "in.channels")
         for f in template.formals:
             if f.default is not None and not names_in(f.default) and not isinstance(f.default, syntax.ListExpr):
                 try:
@@ -105,7 +112,10 @@ class Templates:
         if name not in OPS:
             return Invalid([self.unknown_op(stmt, where)])
         sig = OPS[name]
-        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
+        module_name, error = _module_name(stmt, where)
+        if error is not None:
+            return Invalid([error])
+        args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args if a.name != "name"]
         binding = match(name, sig, args, stmt.span)
         given = binding.given()
         values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
@@ -121,7 +131,7 @@ class Templates:
                     values[arg] = _derived(kernel, rule, op, operand)
                     derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
-        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived))
+        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived), module_name)
 
     def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
         name = stmt.name
@@ -156,13 +166,13 @@ class Templates:
                     f"unknown section `{stmt.name}`",
                     stmt.name_span,
                     did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
-                    or "sections inside blocks are `residual { }`, `dense { }` and `preact { }`",
+                    or "sections inside blocks are `residual { }`, `dense { }`, `gate { }` and `preact { }`",
                 )
             ]
         )
 
     def residual(self, stmt: syntax.SectionStmt, folder: Folder, where: str) -> ResidualItem:
-        kind = "add" if stmt.name == "residual" else "concat"
+        kind = SECTION_KINDS[stmt.name]
         args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args]
         options = match(stmt.name, residual_signature(kind), args, stmt.span)
         body = list(stmt.body)
@@ -171,11 +181,41 @@ class Templates:
         if body and isinstance(body[0], syntax.SectionStmt) and body[0].name == "preact":
             first = body.pop(0)
             if kind != "add":
-                preact_error = SpecError("`preact` belongs to a residual, not to a dense section", first.name_span)
+                preact_error = SpecError(
+                    f"`preact` belongs to a residual, not to a {stmt.name} section", first.name_span
+                )
             preact = self.body(first.body, folder, where)  # type: ignore[attr-defined]
         return ResidualItem(
             kind, options, preact, self.body(body, folder, where), stmt.span, stmt.name_span, preact_error=preact_error
         )
+
+
+def _mentions(node: Any, name: str) -> bool:
+    """Whether a syntax node (a block definition) reads `name` anywhere."""
+    if isinstance(node, syntax.Name):
+        return node.id == name
+    if isinstance(node, list):
+        return any(_mentions(n, name) for n in node)
+    if is_dataclass(node) and not isinstance(node, type):
+        return any(_mentions(getattr(node, f.name), name) for f in fields(node) if f.name != "span")
+    return False
+
+
+def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, SpecError | None]:
+    """An op's `name: "..."` (resdsl.ir.modnames): one attribute in a block, a path in a stem or head."""
+    given = [a for a in stmt.args if a.name == "name"]
+    if not given:
+        return None, None
+    arg = given[-1]
+    if len(given) > 1:
+        return None, SpecError("`name` is given twice", arg.span)
+    if not isinstance(arg.value, syntax.String):
+        return None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
+    problem = path_problem(arg.value.value, dotted=where != "block")
+    if problem is not None:
+        hint = 'e.g. `bn name: "norm1"`' if where == "block" else EXAMPLE
+        return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)
+    return arg.value.value, None
 
 
 def _default(p: Param) -> syntax.Expr | None:

@@ -61,6 +61,12 @@ def _number(e: syntax.Number, env: Env) -> Value:
 
 def _name(e: syntax.Name, env: Env) -> Value:
     found, value = env.lookup(e.id)
+    if not found and e.id.startswith("in."):  # lowering binds `in.channels` at each use of a block
+        raise SpecError(
+            f"`{e.id}` is only known inside a block",
+            e.span,
+            "it is the channels of the block's input; outside blocks, write the number",
+        )
     return value if found else Symbol(e.id)
 
 

@@ -125,6 +125,8 @@ def parse_text(text: str, path: str = "<string>") -> syntax.Module:
 # The grammar's keywords. The parser reads them as names where no keyword can stand, so nothing
 # stops `param true = 1`; but a param, block, argument, network or stage so named could never be
 # used (`true` is then the boolean), so defining one is an error.
+INPUT_NAMES = ("in.channels",)  # what a block may read of its input tensor
+
 KEYWORDS = (
     "import", "param", "block", "network", "train", "stage", "expect",
     "if", "else", "and", "or", "not", "true", "false",
@@ -459,6 +461,20 @@ class _ToAst(Transformer):
 
     def name(self, meta, children):
         return syntax.Name(self._span(meta), str(children[0]))
+
+    def attribute(self, meta, children):
+        """`in.channels`, a name of its own (bound by lowering at each use of a block)."""
+        obj, field = (str(c) for c in children)
+        span = self._span(meta)
+        if f"{obj}.{field}" not in INPUT_NAMES:
+            self.errors.append(
+                SpecError(
+                    f"`{obj}.{field}` is not something a spec can read",
+                    span,
+                    "inside a block, `in.channels` is the number of channels of the block's input",
+                )
+            )
+        return syntax.Name(span, f"{obj}.{field}")
 
     def list(self, meta, children):
         return syntax.ListExpr(self._span(meta), [c for c in children if c is not None])

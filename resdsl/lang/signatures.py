@@ -105,6 +105,11 @@ OPS: dict[str, Signature] = {
         [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
         "avgpool global",
     ),
+    "adaptive_avgpool": Signature(
+        [Param("size", _kernel, "an output size such as 7x7 or 7", required=True)],
+        [],
+        "adaptive_avgpool 7x7",
+    ),
     "fc": Signature(
         [Param("out", _positive, "a positive whole number of outputs", required=True)],
         [Param("bias", _bool, "true or false", True)],
@@ -113,7 +118,7 @@ OPS: dict[str, Signature] = {
     "dropout": Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"),
 }
 
-SECTIONS_IN_BODY = ("residual", "dense")
+SECTIONS_IN_BODY = ("residual", "dense", "gate")
 
 
 # ---------------------------------------------------------------- argument binding

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resdsl.backends.pytorch.weights import load_weights
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.train import rundir
 
@@ -134,33 +135,6 @@ def _read_weights(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise InputError(f"--weights {path} holds no state_dict (a dict of parameter names to tensors)")
     return state
-
-
-# PRIVATE: the lead replaces this with the shared loader of resdsl/backends/pytorch/weights.py when merging.
-def _load_state_dict(model, state: dict[str, Any], source: str) -> None:
-    """Load `state` into `model` strictly; InputError listing a few missing or unexpected keys or shape mismatches."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k} is {'x'.join(map(str, state[k].shape))} there, {'x'.join(map(str, own[k].shape))} here"
-        for k in own
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
-    if shapes:
-        problems.append(f"shape mismatch: {_few(shapes)}")
-    if problems:
-        raise InputError(f"{source} does not fit the generated model: {'; '.join(problems)}")
-    model.load_state_dict(state)
-
-
-def _few(items: list[str], n: int = 3) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 # ---------------------------------------------------------------------------------------- the evaluation
@@ -292,7 +266,7 @@ def _build(target: Target, ir):
             path.write_text(render_model(ir, ir.name))
             module = import_model(path)
     model = module.build_model()
-    _load_state_dict(model, target.state, target.source)
+    load_weights(model, target.state, target.source, "the generated model")
     return model
 
 

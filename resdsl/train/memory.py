@@ -1,14 +1,9 @@
-"""How much memory a run needs, estimated from the checked IR's shapes before anything is allocated, and how
-much the machine (or the GPU) has.
+"""How much memory a run needs, estimated before anything is allocated, and how much the machine (or the GPU)
+has.
 
-The estimate is deliberately simple and on the high side (float32 everywhere):
-
-- parameters: weights, gradients and SGD momentum, 3 x 4 bytes per parameter;
-- training: every op's output for the batch of one process, kept for the backward pass, plus twice the
-  largest one (the gradients in flight) and the augmented input batch (2 bytes an element under bf16/fp16
-  autocast);
-- evaluation: two of the largest activations for an evaluation batch (no gradients);
-- data: the data set as uint8 images and int64 labels, twice over (it is loaded, then indexed).
+The network's part (parameters, gradients and momentum; activations for training and for evaluation) is
+resdsl.ir.memory's `training_memory`, the one `resdsl info --batch` prints, at the batch of one process; this
+module adds the data set, as uint8 images and int64 labels, twice over (it is loaded, then indexed).
 
 A spec that passes `resdsl check` can still need terabytes (a conv with `pad: 100000`, `--set
 input=3x65536x65536`, `--set classes=100000000`); `resdsl train` refuses it with the estimate and the limit.
@@ -22,9 +17,9 @@ import os
 from dataclasses import dataclass
 
 from resdsl.diagnostics import InputError, UsageError
+from resdsl.ir.memory import FLOAT, training_memory
 from resdsl.train.trainlib import EVAL_BATCH, fmt_bytes, memory_bytes
 
-FLOAT = 4  # bytes per float32 element
 DATA_IMAGES = {  # (train, test) images of the data sets whose size follows from the network's input
     "cifar10": (50000, 10000),
     "cifar100": (50000, 10000),
@@ -56,15 +51,8 @@ class Estimate:
 def estimate(ir, local_batch: int, pad: int, data_bytes: int, amp: str = "off") -> Estimate:
     """Bytes one training process needs for `ir` at `local_batch` images per step (see the module's docstring);
     under bf16/fp16 autocast activations take 2 bytes an element."""
-    sizes = [math.prod(op.shape) for op in ir.ops() if op.shape]
-    largest = max(sizes, default=0)
-    c, h, w = ir.input_shape
-    augmented = c * (h + 2 * pad) * (w + 2 * pad)
-    params = 3 * FLOAT * int(ir.totals.params)
-    act = FLOAT if amp == "off" else 2
-    train = act * local_batch * (sum(sizes) + 2 * largest) + FLOAT * local_batch * 2 * augmented
-    evaluation = act * EVAL_BATCH * 2 * largest
-    return Estimate(params, train, evaluation, data_bytes, local_batch)
+    net = training_memory(ir, local_batch, pad, amp, EVAL_BATCH)
+    return Estimate(net.params, net.train, net.evaluation, data_bytes, local_batch)
 
 
 def data_bytes(dataset: str, input_shape: tuple[int, ...], npz_arrays: dict | None = None) -> int:

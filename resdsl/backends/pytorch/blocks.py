@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class SlotUse:
     """What one residual/dense section of a block does across all its uses (from the graph)."""
 
-    kind: str  # "add" | "concat"
+    kind: str  # "add" | "concat" | "mul"
     modes: set[str] = field(default_factory=set)  # "identity" | "pad" | "projection" | "none"
     survivals: set[float] = field(default_factory=set)
 
@@ -41,6 +41,7 @@ _BASE = {
     OpKind.MAXPOOL: "maxpool",
     OpKind.AVGPOOL: "avgpool",
     OpKind.GLOBAL_AVGPOOL: "avgpool",
+    OpKind.ADAPTIVE_AVGPOOL: "avgpool",
     OpKind.FC: "fc",
     OpKind.DROPOUT: "dropout",
 }
@@ -153,6 +154,13 @@ class BodyWriter:
     def op(self, item: OpItem) -> None:
         tr, a = self.tr, item.args
         kind = item.kind
+        if item.module_name is not None and (kind is OpKind.RELU or kind in ACTIVATION_MODULES):
+            attr = self.named_attr(item.module_name)  # its own stateless module, as torchvision's relu1
+            module = "nn.ReLU(inplace=True)" if kind is OpKind.RELU else ACTIVATION_MODULES[kind]
+            self.init.append(f"self.{attr} = {module}")
+            call = f"self.{attr}({self.cur})"
+            self.assign(call if self.fresh or kind is not OpKind.RELU else f"torch.relu({self.cur})", False)
+            return
         if kind is OpKind.RELU:
             if not self.relu_done:
                 self.init.append("self.relu = nn.ReLU(inplace=True)")
@@ -165,7 +173,7 @@ class BodyWriter:
             # Not in place, and the output is not changed in place afterwards: sigmoid's backward reads it.
             self.assign(f"self.{attr}({self.cur})", False)
             return
-        attr = self.attr(base_name(kind))
+        attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
         if kind is OpKind.CONV:
             channels = tr.whole(a["channels"])
             pad = tr.whole(a["pad"])
@@ -182,6 +190,8 @@ class BodyWriter:
             self.last_bn = attr
         elif kind is OpKind.GLOBAL_AVGPOOL:
             module = "nn.AdaptiveAvgPool2d(1)"
+        elif kind is OpKind.ADAPTIVE_AVGPOOL:
+            module = f"nn.AdaptiveAvgPool2d({tr.whole(a['size'])})"
         elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
             if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
@@ -197,6 +207,13 @@ class BodyWriter:
             raise CodegenError(f"no code for op `{item.op}`")
         self.init.append(f"self.{attr} = {module}")
         self.assign(f"self.{attr}({self.cur})", True)
+
+    def named_attr(self, wanted: str) -> str:
+        """The attribute a `name:` chose; two modules of one class cannot share it."""
+        attr = self.names.get(wanted)
+        if attr != wanted:
+            raise CodegenError(f"two modules of one block are named `{wanted}` (or it is a name the class uses)")
+        return attr
 
     def activation(self, kind: OpKind) -> str:
         """One stateless module per activation kind and class, like the shared `self.relu`."""
@@ -258,6 +275,12 @@ class BodyWriter:
             self.body(item.body)
             self.assign(f"torch.cat([{x}, {self.cur}], 1)", True)
             self.channels = f"{paren(in_channels)} + {paren(self.channels)}"
+            self.depth -= 1
+            return
+        if item.kind == "mul":  # a gate: the body's per-channel weights scale the input
+            self.body(item.body)
+            self.assign(f"{x} * {self.cur}", True)
+            self.channels = in_channels
             self.depth -= 1
             return
         if item.preact is not None:

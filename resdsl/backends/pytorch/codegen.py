@@ -28,6 +28,7 @@ from resdsl.backends.pytorch.names import (
 )
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
+from resdsl.backends.pytorch.tree import TreeWriter, named
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
 from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
@@ -66,8 +67,8 @@ class ModelView:
 
 
 def residual_mode(ir: NetworkIR, r: Residual) -> str:
-    if r.kind == "concat":
-        return "concat"
+    if r.kind != "add":
+        return r.kind  # "concat" | "mul"
     if r.shortcut is None:
         return "none"
     return ir.op(r.shortcut).shortcut.mode
@@ -139,7 +140,7 @@ class Generator:
                 if len(rs) != len(uses):
                     raise CodegenError(f"uses of block `{name}` expand to different sections")
                 for use, r in zip(uses, rs):
-                    use.modes.add(residual_mode(self.ir, r) if r.kind == "add" else "concat")
+                    use.modes.add(residual_mode(self.ir, r))
                     use.survivals.add(r.survival)
             self.slot_uses[name] = uses or []
 
@@ -184,7 +185,7 @@ class Generator:
         template = self.ir.blocks[bname]
         uses = self.slot_uses[bname]
         locals_ = self.locals_of(bname)
-        tr = Translator(locals_)
+        tr = Translator({**locals_, "in.channels": "in_channels"})  # the class's first parameter
         params: list[tuple[str, str]] = []
         for f in template.formals:
             hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])
@@ -286,6 +287,8 @@ class Generator:
 
     # ---- the network class
     def network(self) -> BlockClass:
+        if named(self.ir):
+            return self.named_network()
         ir = self.ir
         init: list[str] = []
         forward: list[str] = []
@@ -296,8 +299,8 @@ class Generator:
         for s in ir.sections:
             if s.kind != "stage":
                 for op in self.top_ops(s):
-                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT):
-                        what = "dense" if op.kind is OpKind.CONCAT else "residual"
+                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT, OpKind.MUL):
+                        what = {OpKind.CONCAT: "dense", OpKind.MUL: "gate"}.get(op.kind, "residual")
                         raise CodegenError(
                             f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
                             "put it in a block and call the block there"
@@ -373,6 +376,18 @@ class Generator:
         extra = [line for name, lines in methods.values() for line in ["", *lines]]
         return BlockClass(self.network_class, cite, signature, init, forward, extra)
 
+    def named_network(self) -> BlockClass:
+        """The network class with the module paths the spec's `name:` options chose (tree.py)."""
+        writer = TreeWriter(self)
+        init = writer.init_lines() + self.init_weights_lines()
+        forward = writer.forward_lines()
+        if len(self.ir.op(self.ir.output_node).shape) > 1:
+            forward.append("x = torch.flatten(x, 1)")
+        forward.append("return x")
+        span = self.ir.span
+        cite = [f"{clean_comment(self.spec_path)}:{span.line}: {clean_comment(span.source.line(span.line).strip())}"]
+        return BlockClass(self.network_class, cite, ["zero_init_residual: bool = False"], init, forward)
+
     def stage_methods(self, plans: list[StagePlan]) -> dict[tuple[str, Rule], tuple[str, list[str]]]:
         """One `make_stage` method per block and shortcut rule of the regular stages."""
         keys = list(dict.fromkeys((p.block, p.rule) for p in plans))
@@ -426,6 +441,8 @@ class Generator:
             return pool_module(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]))
         if k is OpKind.GLOBAL_AVGPOOL:
             return "nn.AdaptiveAvgPool2d(1)"
+        if k is OpKind.ADAPTIVE_AVGPOOL:
+            return f"nn.AdaptiveAvgPool2d({kernel_literal(a['size'])})"
         if k is OpKind.DROPOUT:
             return f"nn.Dropout({a['p']!r})"
         raise CodegenError(f"no module for {k.value}")

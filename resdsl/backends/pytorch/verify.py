@@ -18,8 +18,11 @@ def load_module(source: str, name: str = "resdsl_generated_model"):
     return module
 
 
-def measure_model(model, input_shape: tuple[int, ...], stage_names: list[str]) -> dict[str, Any]:
-    """Parameter count, stage output shapes, stem output shape, output shape and the MACs of every
+def measure_model(
+    model, input_shape: tuple[int, ...], stage_names: list[str] | dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Parameter count, stage output shapes (`stage_names`: module names, or label -> the paths of the
+    stage's first and last module, as `tree.stage_modules` gives them), stem output shape, output shape and the MACs of every
     conv and linear layer, from one forward pass of a batch of 1 (meta tensors work)."""
     import torch
     from torch import nn
@@ -38,13 +41,14 @@ def measure_model(model, input_shape: tuple[int, ...], stage_names: list[str]) -
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             hooks.append(m.register_forward_hook(count))
-    for name in stage_names:
-        stage = getattr(model, name)
+    paths = stage_names if isinstance(stage_names, dict) else {name: (name, name) for name in stage_names}
+    for name, (_, last) in paths.items():
+        stage = model.get_submodule(last)
         hooks.append(
             stage.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
         )
-    if stage_names:
-        first = getattr(model, stage_names[0])
+    if paths:
+        first = model.get_submodule(next(iter(paths.values()))[0])
         hooks.append(first.register_forward_pre_hook(lambda m, i: shapes.__setitem__("<stem>", tuple(i[0].shape[1:]))))
     device = next(model.parameters()).device
     model.eval()
@@ -65,13 +69,20 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
     count, each stage's output shape, the output shape and the FLOPs. Returns the mismatches."""
     import torch
 
+    from resdsl.backends.pytorch.tree import stage_modules
+
+    paths = stage_modules(ir)  # label (`layer1`, or the stage's name in a named layout) -> modules
     stages = [s for s in ir.sections if s.kind == "stage"]
-    names = [f"layer{i}" for i in range(1, len(stages) + 1)]
+    labelled = (
+        [(s, label) for s, label in zip(stages, paths)]
+        if "layer1" in paths
+        else [(s, s.name) for s in stages if s.name in paths]
+    )
     try:
         module = load_module(source)
         with torch.device("meta"):
             model = module.build_model()
-        got = measure_model(model, ir.input_shape, names)
+        got = measure_model(model, ir.input_shape, paths)
     except Exception as err:  # noqa: BLE001 - any failure of generated code is the generator's bug
         return [f"the generated module fails to build or run: {type(err).__name__}: {err}"]
     problems = []
@@ -83,7 +94,7 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
         if s.nodes:
             shape = ir.op(s.nodes[-1]).shape
         out_of[id(s)] = shape
-    for name, s in zip(names, stages):
+    for s, name in labelled:
         want = out_of[id(s)]
         if got["shapes"].get(name) != want:
             problems.append(f"stage {s.name} ({name}): the module gives {got['shapes'].get(name)}, the IR {want}")

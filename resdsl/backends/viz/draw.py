@@ -114,11 +114,11 @@ def _edge(target: graphviz.Digraph, a: str, b: str, shape: tuple[int, ...] | Non
 def _op_node(ctx: _Ctx, target: graphviz.Digraph, op: Op) -> None:
     ctx.kinds.add(op.kind)
     attrs = {"fillcolor": COLOURS[op.kind], "id": ctx.nid(op.id), "tooltip": _tooltip(op), "group": ctx.nid("main")}
-    if op.kind in (OpKind.ADD, OpKind.CONCAT):
-        label = "+" if op.kind is OpKind.ADD else "C"
+    if op.kind in (OpKind.ADD, OpKind.CONCAT, OpKind.MUL):
+        label = {OpKind.ADD: "+", OpKind.CONCAT: "C", OpKind.MUL: "×"}[op.kind]
         r = ctx.ir.residuals[op.residual] if op.residual is not None else None
         if r is not None and r.survival < 1:
-            label = f"+\np={r.survival:.2f}" if op.kind is OpKind.ADD else f"C\np={r.survival:.2f}"
+            label = f"{label}\np={r.survival:.2f}"
             attrs["tooltip"] += f"; stochastic depth: the residual body survives with p = {r.survival:.3f}"
         target.node(ctx.nid(op.id), label, shape="circle", width="0.3", margin="0.02", fontsize="10", **attrs)
         return
@@ -184,12 +184,12 @@ def _draw_ops(
             if src_op.kind is OpKind.SHORTCUT:
                 continue  # drawn as the shortcut's own edge
             a = ctx.nid(src) if src in inside else outside[src]
-            if op.kind is OpKind.CONCAT and port == 0:
+            if op.kind in (OpKind.CONCAT, OpKind.MUL) and port == 0:
                 ctx.shortcut_edges = True
                 edges.edge(
                     a,
                     ctx.nid(n),
-                    label=f" concatenation\n {fmt_shape(src_op.shape)}",
+                    label=f" {'concatenation' if op.kind is OpKind.CONCAT else 'gated input'}\n {fmt_shape(src_op.shape)}",
                     color=SHORTCUT_COLOUR,
                     fontcolor=SHORTCUT_COLOUR,
                     style="dashed",

@@ -41,13 +41,17 @@ def op_label(op: Op) -> str:
         return text + (f", /{stride}" if stride > 1 else "")
     if k is OpKind.GLOBAL_AVGPOOL:
         return "global avg pool"
+    if k is OpKind.ADAPTIVE_AVGPOOL:
+        return "adaptive avg pool to {}x{}".format(*a["size"])
     if k is OpKind.FC:
         return f"fc {a['out']}"
     if k is OpKind.DROPOUT:
         return f"dropout {a['p']:g}"
     if k is OpKind.INPUT:
         return f"input {fmt_shape(op.shape)}"
-    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", **ACTIVATION_NAMES}.get(k, k.value)
+    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", OpKind.MUL: "×", **ACTIVATION_NAMES}.get(
+        k, k.value
+    )
 
 
 def op_abbrev(op: Op) -> str:
@@ -60,11 +64,18 @@ def op_abbrev(op: Op) -> str:
         return "max"
     if k is OpKind.AVGPOOL:
         return "avg"
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return "gap"
+    if k in (OpKind.GLOBAL_AVGPOOL, OpKind.ADAPTIVE_AVGPOOL):
+        return "gap" if k is OpKind.GLOBAL_AVGPOOL else "aap"
     if k is OpKind.DROPOUT:
         return "drop"
-    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "cat", OpKind.FC: "fc", **ACTIVATION_NAMES}.get(k, k.value)
+    return {
+        OpKind.BN: "BN",
+        OpKind.ADD: "+",
+        OpKind.CONCAT: "cat",
+        OpKind.MUL: "×",
+        OpKind.FC: "fc",
+        **ACTIVATION_NAMES,
+    }.get(k, k.value)
 
 
 def _value_text(v: Any) -> str:

@@ -27,11 +27,13 @@ COLOURS: dict[OpKind, str] = {
     OpKind.MAXPOOL: "#fbb4c4",
     OpKind.AVGPOOL: "#fbb4c4",
     OpKind.GLOBAL_AVGPOOL: "#fbb4c4",
+    OpKind.ADAPTIVE_AVGPOOL: "#fbb4c4",
     OpKind.FC: "#cbb8e3",
     OpKind.DROPOUT: "#d9d9d9",
     OpKind.SHORTCUT: "#d6604d",
     OpKind.ADD: "#fdae6b",
     OpKind.CONCAT: "#fdae6b",
+    OpKind.MUL: "#fd8d3c",
 }
 LEGEND_NAMES: dict[OpKind, str] = {
     OpKind.INPUT: "input",
@@ -46,10 +48,12 @@ LEGEND_NAMES: dict[OpKind, str] = {
     OpKind.MAXPOOL: "pooling",
     OpKind.AVGPOOL: "pooling",
     OpKind.GLOBAL_AVGPOOL: "pooling",
+    OpKind.ADAPTIVE_AVGPOOL: "pooling",
     OpKind.FC: "fc",
     OpKind.DROPOUT: "dropout",
     OpKind.ADD: "add / concat",
     OpKind.CONCAT: "add / concat",
+    OpKind.MUL: "gate (multiply)",
 }
 SHORTCUT_COLOUR = COLOURS[OpKind.SHORTCUT]
 EDGE_COLOUR = "#525252"

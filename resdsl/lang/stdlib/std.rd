@@ -52,14 +52,15 @@ block mlpconv(k, c1, c2, c3) {
     conv 1x1, c3, bias: true; relu
 }
 
-# DenseNet: each layer's output is concatenated to its input (a concatenation shortcut).
+# DenseNet: modules named as torchvision's (`name:`, docs/codegen.md), so its weights load.
+# Each layer's output is concatenated to its input (a concatenation shortcut).
 block dense_layer(growth) {
     dense { bn; relu; conv 3x3, growth }
 }
 
 block transition(width) {
-    bn; relu; conv 1x1, width
-    avgpool 2x2
+    bn name: "norm"; relu name: "relu"; conv 1x1, width, name: "conv"
+    avgpool 2x2, name: "pool"
 }
 
 # VGG: a 3x3 conv with bias and a ReLU (no BN), and the 2x2 max-pool between stages.
@@ -85,5 +86,31 @@ block grouped_bottleneck(planes, stride = 1, groups = 1, width_per_group = 64, e
 
 # DenseNet-BC (Huang et al. 2017): a bottleneck layer, 1x1 conv to bn_size * growth, then 3x3 to growth.
 block dense_bottleneck(growth, bn_size = 4) {
-    dense { bn; relu; conv 1x1, bn_size * growth; bn; relu; conv 3x3, growth }
+    dense {
+        bn name: "norm1"; relu name: "relu1"; conv 1x1, bn_size * growth, name: "conv1"
+        bn name: "norm2"; relu name: "relu2"; conv 3x3, growth, name: "conv2"
+    }
+}
+
+# Squeeze-and-excitation (Hu et al. 2018, "Squeeze-and-Excitation Networks", Fig. 3): global
+# pooling, a 1x1 bottleneck to in.channels / reduction, and a sigmoid weight per channel that
+# scales the gate's input. The 1x1 convs have biases, as in the paper's fc layers and timm's SEModule.
+block se(reduction = 16) {
+    gate {
+        avgpool global
+        conv 1x1, in.channels // reduction, bias: true; relu
+        conv 1x1, in.channels, bias: true; sigmoid
+    }
+}
+
+# SE-ResNet's bottleneck as timm's seresnet50 builds it: the v1.5 bottleneck (stride on the 3x3)
+# with an SE gate on the residual branch, before the addition.
+block se_bottleneck(width, stride = 1, expansion = 4, reduction = 16) {
+    residual {
+        conv 1x1, width; bn; relu
+        conv 3x3, width, stride: stride; bn; relu
+        conv 1x1, width * expansion; bn
+        se(reduction)
+    }
+    relu
 }

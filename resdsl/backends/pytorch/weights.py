@@ -1,0 +1,127 @@
+"""Weights for a generated module: read a state_dict file and load it with strict=True, with errors
+that name the keys and shapes that do not fit; and what a state_dict cannot tell (where strides are).
+
+Shared by `resdsl weights check` (resdsl/cli/weights.py) and any command that evaluates trained or
+downloaded weights. torch is imported inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from resdsl.diagnostics import InputError
+from resdsl.ir.graph import NetworkIR
+
+SHOWN = 5  # keys listed per kind of problem; the rest are counted
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """The tensors of a torch.save'd state_dict, or of a checkpoint dict holding one under
+    `state_dict` or `model`. Read with weights_only=True: a file cannot run code."""
+    import pickle
+
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"cannot read weights {path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"cannot read weights {path}: it is a directory") from None
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError):
+        raise InputError(
+            f"cannot read weights {path}: not a file torch.save wrote, or it holds more than tensors"
+        ) from None
+    if isinstance(data, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items())
+    ):
+        raise InputError(
+            f"{path} holds no state_dict: expected a dict of tensors (model.state_dict()), "
+            "or a checkpoint dict with one under `state_dict` or `model`"
+        )
+    return data
+
+
+def fit_problems(model, state_dict: dict[str, Any]) -> tuple[str, list[str]]:
+    """('' and []) when the state_dict loads with strict=True; else a summary (`1 missing key, 0
+    unexpected, 1 shape mismatch`) and the lines that show a few of each."""
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in ours]
+    shapes = [k for k in ours if k in state_dict and tuple(ours[k].shape) != tuple(state_dict[k].shape)]
+    if not (missing or unexpected or shapes):
+        return "", []
+    summary = (
+        f"{_count(len(missing), 'missing key')}, {len(unexpected)} unexpected, "
+        f"{_count(len(shapes), 'shape mismatch', 'shape mismatches')}"
+    )
+    lines = [f"missing: {k}" for k in missing[:SHOWN]] + _more(missing)
+    lines += [f"unexpected: {k}" for k in unexpected[:SHOWN]] + _more(unexpected)
+    lines += [
+        f"shape: {k} is {list(state_dict[k].shape)} in the file, {list(ours[k].shape)} in the model"
+        for k in shapes[:SHOWN]
+    ] + _more(shapes)
+    if unexpected and all(k.startswith("module.") for k in state_dict):
+        lines.append(
+            "hint: the keys start with `module.` (saved from DataParallel/DDP): save model.module's state_dict"
+        )
+    return summary, lines
+
+
+def load_weights(model, state_dict: dict[str, Any], what: str, where: str) -> None:
+    """Load with strict=True, or raise an InputError naming what does not fit. `what` names the
+    file, `where` the model (`resnet50's generated module`)."""
+    summary, lines = fit_problems(model, state_dict)
+    if summary:
+        raise InputError(f"{what} does not fit {where}: {summary}\n  " + "\n  ".join(lines))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _more(keys: list[str]) -> list[str]:
+    return [f"... and {len(keys) - SHOWN} more"] if len(keys) > SHOWN else []
+
+
+def stride_choices(ir: NetworkIR) -> list[str]:
+    """The spec params that decide where a strided block puts its stride (std.rd's `stride_at`):
+    those named on a `stride` line of a block used with a stride above 1. A state_dict cannot tell
+    the choices apart: the weights load either way."""
+    strided = set()
+    for section in ir.sections:
+        for inst in section.blocks:
+            if any(v != 1 for k, v in inst.args.items() if k == "stride" and isinstance(v, int)):
+                strided.add(inst.definition)
+    found: list[str] = []
+    for name in strided:
+        span = ir.blocks[name].span
+        text = "\n".join(span.source.line(n) for n in range(span.line, span.end_line + 1))
+        for expr in re.findall(r"\bstride\s*:\s*([^;,\n]*)", text):  # `stride: stride if stride_at == ...`
+            found += [p for p in ir.params if p not in found and re.search(rf"\b{re.escape(p)}\b", expr)]
+    return sorted(found)
+
+
+def stride_note(ir: NetworkIR) -> str | None:
+    """compile's note on stderr, or None."""
+    params = stride_choices(ir)
+    if not params:
+        return None
+    values = ", ".join(f"{p} = {json.dumps(ir.params[p])}" for p in params)
+    return (
+        f"note: {ir.name}'s strided blocks put their stride where {values} says; a state_dict carries no "
+        "strides, so weights trained with another choice load with strict=True and compute another function "
+        "(e.g. torchvision's ResNet v1.5 strides the 3x3: --set stride_at=middle). Change it with --set; "
+        "`resdsl weights check --reference` compares outputs"
+    )

@@ -1,0 +1,50 @@
+"""Module names: the `name:` options that choose the generated module's attribute paths, and so
+its state_dict keys (torchvision's `features.0`, `features.denseblock1.denselayer1.norm1`).
+
+An op in a block names its attribute in the block's class (`bn name: "norm1"`). An op in the
+stem or head, a stage (`stage dense1(name: "features.denseblock1.denselayer{n}")`) and the stem or
+head as a whole (`head(name: "classifier.#")`) name paths from the network: dotted parts, each
+an identifier; in a stage `{i}` is the use's index in the stage (0, 1, ...) and `{n}` its number
+(1, 2, ...); a last part `#` is the next free position of its container, counting every module
+(torchvision's `nn.Sequential` numbering), a stage's blocks laid out op by op.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+EXAMPLE = 'e.g. `name: "features.denseblock1.denselayer{n}"` or `name: "features.#"`'
+
+
+def path_problem(text: str, *, dotted: bool, indexed: bool = False) -> str | None:
+    """Why `text` cannot name a module, or None. `dotted`: a path from the network (else one
+    attribute of a block's class); `indexed`: `{i}` and `{n}` may appear (a stage's name)."""
+    if not dotted:
+        if not _IDENT.match(text) or keyword.iskeyword(text):
+            return "a name inside a block is one attribute: letters, digits and underscores, not a Python keyword"
+        return None
+    parts = text.split(".")
+    for k, part in enumerate(parts):
+        if part == "#":
+            if k != len(parts) - 1 or k == 0:
+                return "`#` (the next position of a container) is the last part of a path, after the container"
+            continue
+        filled = part.replace("{i}", "0").replace("{n}", "1") if indexed else part
+        if filled.isdigit() and part != filled:
+            continue  # `layer1.{i}`: a position
+        if not _IDENT.match(filled) or keyword.iskeyword(filled):
+            allowed = ", `{i}`, `{n}`" if indexed else ""
+            return f"`{part}` is not a module name: each part is letters, digits and underscores{allowed} or a last `#`"
+    return None
+
+
+def is_indexed(text: str) -> bool:
+    """Whether a stage's pattern tells its uses apart."""
+    return "{i}" in text or "{n}" in text or text.endswith(".#")
+
+
+def fill(pattern: str, index: int) -> str:
+    """A stage's pattern for its use at `index` (0-based)."""
+    return pattern.replace("{i}", str(index)).replace("{n}", str(index + 1))
