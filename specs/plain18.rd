@@ -16,3 +16,19 @@ network plain18 {
 
     expect layers == 18
 }
+
+# The paper's ImageNet recipe (Sec. 3.4): batch 256, SGD momentum 0.9, weight decay 1e-4, lr 0.1
+# divided by 10 when the validation error plateaus, up to 60x10^4 iterations; the shorter side
+# resized to a random size in [256, 480], a random 224x224 crop, flip, per-pixel mean subtracted,
+# AlexNet's PCA colour noise (std 0.1). An epoch of ImageNet-1k at batch 256 is 5004 iterations.
+train {
+    dataset imagenet
+    batch 256
+    optimizer sgd(lr: 0.1, momentum: 0.9, weight_decay: 1e-4)
+    schedule plateau(factor: 0.1, patience: 5)
+    iterations 600000
+    augment scale: [256, 480], crop: 224, flip: true, lighting: 0.1
+    normalize per_pixel_mean
+    eval_every 5004
+    checkpoint_every 5004
+}

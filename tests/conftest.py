@@ -62,3 +62,52 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Classes of the small ImageFolder: (sample photo, region as fractions top, left, bottom, right). Each
+# image is a random part of its region, scaled, maybe flipped, JPEG-encoded: real photographs, and
+# classes a small network can tell apart.
+IMAGEFOLDER_CLASSES = {
+    "n00_temple": ("china.jpg", (0.35, 0.0, 1.0, 0.5)),
+    "n01_sky": ("china.jpg", (0.0, 0.3, 0.3, 1.0)),
+    "n02_petals": ("flower.jpg", (0.2, 0.3, 0.8, 0.7)),
+    "n03_leaves": ("flower.jpg", (0.0, 0.0, 0.5, 0.25)),
+}
+
+
+def write_imagefolder(root: Path, train: int = 12, val: int = 4, seed: int = 0) -> Path:
+    """root/train/<class>/*.JPEG and root/val/<class>/*.JPEG from scikit-learn's two sample photographs:
+    per class `train` and `val` images, shorter sides 56 to 96 pixels."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    rng = np.random.default_rng(seed)
+    photos: dict[str, Image.Image] = {}
+    for split, count in (("train", train), ("val", val)):
+        for name, (photo, (top, left, bottom, right)) in IMAGEFOLDER_CLASSES.items():
+            if photo not in photos:
+                photos[photo] = Image.fromarray(load_sample_image(photo))
+            image = photos[photo]
+            w, h = image.size
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                rh, rw = (bottom - top) * h, (right - left) * w
+                ch, cw = rh * rng.uniform(0.5, 0.8), rw * rng.uniform(0.5, 0.8)
+                y0 = top * h + rng.uniform(0, rh - ch)
+                x0 = left * w + rng.uniform(0, rw - cw)
+                part = image.crop((int(x0), int(y0), int(x0 + cw), int(y0 + ch)))
+                short = int(rng.integers(56, 97))
+                scale = short / min(part.size)
+                part = part.resize((max(short, round(part.size[0] * scale)), max(short, round(part.size[1] * scale))))
+                if rng.integers(2):
+                    part = part.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                part.save(folder / f"{name}_{split}_{i:03d}.JPEG", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """A small ImageNet-layout folder of real photographs (see write_imagefolder): 4 classes, 48 + 16 images."""
+    return write_imagefolder(tmp_path_factory.mktemp("imagenet") / "imagenet")

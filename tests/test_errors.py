@@ -1438,9 +1438,10 @@ SET_CASES = [
     ),
     (
         "bad_dataset",
-        ["info", "cifar20.rd", "--set", "dataset=imagenet"],
+        ["info", "cifar20.rd", "--set", "dataset=coco"],
         2,
-        "error: --set dataset: must be cifar10 | cifar100 | digits | npz | synthetic, got the bare word `imagenet`\n",
+        "error: --set dataset: must be cifar10 | cifar100 | digits | imagenet | npz | synthetic, got the bare word "
+        "`coco`\n",
     ),
     (  # was: "unknown name `abc`" at each of the three uses of n
         "set_a_word_for_a_number",

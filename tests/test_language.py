@@ -436,19 +436,32 @@ def test_train_section_is_parsed() -> None:
         ("batch 0", "`batch` must be a positive whole number, got 0"),
         ("batch 12.5", "`batch` must be a positive whole number, got 12.5"),
         (
-            "dataset imagenet",
-            "`dataset` must be cifar10 | cifar100 | digits | npz | synthetic, got the bare word `imagenet`",
+            "dataset coco",
+            "`dataset` must be cifar10 | cifar100 | digits | imagenet | npz | synthetic, got the bare word `coco`",
         ),
         ("optimizer adam(lr: 0.1)", "`optimizer` must be sgd(...), got `adam(...)`"),
         ("optimizer sgd(lr: 0.1, momentun: 0.9)", "`optimizer` has no option `momentun`"),
         ("schedule step(at: [48000, 32000])", "`step` needs `at: [...]`, increasing iteration numbers"),
-        ("schedule poly()", "`schedule` must be step(at: [...], factor: f), cosine() or constant(), got `poly(...)`"),
+        (
+            "schedule poly()",
+            "`schedule` must be step(at: [...], factor: f), cosine(), constant() or plateau(factor: f, patience: n), "
+            "got `poly(...)`",
+        ),
+        ("schedule plateau(patience: 0)", "`patience` must be a positive whole number, got 0"),
+        (
+            "augment scale: [480, 256]",
+            "`scale` must be [min, max], two sizes of the shorter side with min <= max, got [480, 256]",
+        ),
+        ("augment lighting: -1", "`lighting` must be a number >= 0 (the std of the PCA colour noise), got -1"),
         ("augment pad: -4", "`pad` must be a whole number >= 0, got -4"),
         ("augment 4", "`augment` takes keyword options"),
         ("warmup lr: 0.01, until_error: 2", "`warmup_until_error` must be a training error in [0, 1], got 2"),
         ("split train: 45000", "`split` takes `val: N`, the training images held out for validation"),
         ("epochs 10", "unknown train setting `epochs`"),
-        ("normalize zca", "`normalize` must be per_pixel_mean | per_channel | none, got the bare word `zca`"),
+        (
+            "normalize zca",
+            "`normalize` must be per_pixel_mean | per_channel | torchvision | none, got the bare word `zca`",
+        ),
     ],
 )
 def test_train_validation_errors(tmp_path: Path, line: str, message: str) -> None:

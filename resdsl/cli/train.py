@@ -22,7 +22,8 @@ POSITIVE = click.IntRange(min=1)
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
-    help="CIFAR python directory or .npz file (default for CIFAR: ~/.cache/resdsl/data, downloaded if missing).",
+    help="CIFAR python directory, .npz file or ImageNet folder (train/<class>/*.JPEG, val/<class>/*.JPEG); "
+    "default for CIFAR: ~/.cache/resdsl/data, downloaded if missing.",
 )
 @click.option("--iterations", type=POSITIVE, help="Stop after N iterations (recipe: iterations).")
 @click.option("--batch", type=POSITIVE, help="Global batch size, split over processes (recipe: batch).")
@@ -46,6 +47,11 @@ POSITIVE = click.IntRange(min=1)
 @click.option(
     "--resume", type=click.Path(path_type=Path), help="Continue a run: its directory or a checkpoint.pt file."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="DataLoader processes decoding ImageNet's images, per training process (default: CPUs, at most 8).",
+)
 @click.option("--nproc", type=POSITIVE, help="Launch N processes on this machine with torchrun (DDP).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--interrupt-at", type=int, hidden=True, help="Tests: act as if Ctrl-C came after iteration N.")
@@ -67,6 +73,7 @@ def train(
     deterministic: bool,
     channels_last: bool,
     resume: Path | None,
+    workers: int | None,
     nproc: int | None,
     quiet: bool,
     interrupt_at: int | None,
@@ -89,6 +96,7 @@ def train(
         deterministic=deterministic,
         resume=resume,
         channels_last=channels_last,
+        workers=workers,
         interrupt_at=interrupt_at,
         recipe_overrides=overrides,
         quiet=quiet,
@@ -129,6 +137,7 @@ def _rank_arguments(spec: Path, sets: tuple[str, ...], opts, out: Path) -> list[
     args += ["--deterministic"] if opts.deterministic else []
     args += ["--channels-last" if opts.channels_last else "--no-channels-last"]
     args += ["-q"] if opts.quiet else []
+    args += ["--workers", str(opts.workers)] if opts.workers is not None else []
     if opts.interrupt_at is not None:
         args += ["--interrupt-at", str(opts.interrupt_at)]
     for s in sets:

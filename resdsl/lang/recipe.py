@@ -11,8 +11,9 @@ from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.imports import Program
 from resdsl.lang.values import CallValue, Value, describe
 
-DATASETS = ("cifar10", "cifar100", "digits", "npz", "synthetic")
-NORMALIZE = ("per_pixel_mean", "per_channel", "none")
+DATASETS = ("cifar10", "cifar100", "digits", "imagenet", "npz", "synthetic")
+NORMALIZE = ("per_pixel_mean", "per_channel", "torchvision", "none")
+SCHEDULES = ("step", "cosine", "constant", "plateau")
 
 
 @dataclass
@@ -26,9 +27,10 @@ class Recipe:
     momentum: float = 0.9  # the paper's momentum
     weight_decay: float = 1e-4  # the paper's weight decay
     nesterov: bool = False
-    schedule: str = "step"  # step | cosine | constant
+    schedule: str = "step"  # step | cosine | constant | plateau
     milestones: list[int] = field(default_factory=lambda: [32000, 48000])  # iterations
-    factor: float = 0.1  # lr multiplier at each milestone
+    factor: float = 0.1  # lr multiplier at each milestone (plateau: at each plateau)
+    patience: int = 5  # plateau: eval points without a lower validation error before the lr drops
     iterations: int = 64000
     warmup_lr: float | None = None  # ResNet-110: 0.01 until the training error is below warmup_until_error
     warmup_until_error: float | None = None
@@ -36,6 +38,9 @@ class Recipe:
     pad: int = 0
     crop: int = 0
     flip: bool = False
+    scale_min: int = 0  # ImageNet scale augmentation: the shorter side resized to a random size in
+    scale_max: int = 0  # [scale_min, scale_max] (the paper: [256, 480]); 0: resized to the test size
+    lighting: float = 0.0  # std of AlexNet's PCA colour noise (the paper: 0.1)
     normalize: str = "per_pixel_mean"
     val: int = 0  # held-out training images (the paper: 5000 of 50000)
     eval_every: int = 1000
@@ -97,10 +102,12 @@ _EXAMPLES = {
     "dataset": "e.g. `dataset cifar10` (" + " | ".join(DATASETS) + ")",
     "batch": "e.g. `batch 128`",
     "optimizer": "e.g. `optimizer sgd(lr: 0.1, momentum: 0.9, weight_decay: 1e-4)`",
-    "schedule": "e.g. `schedule step(at: [32000, 48000], factor: 0.1)` or `schedule cosine()`",
+    "schedule": "e.g. `schedule step(at: [32000, 48000], factor: 0.1)`, `schedule cosine()` or "
+    "`schedule plateau(factor: 0.1, patience: 5)`",
     "iterations": "e.g. `iterations 64000`",
     "warmup": "e.g. `warmup lr: 0.01, until_error: 0.8` or `warmup iterations: 400`",
-    "augment": "e.g. `augment pad: 4, crop: 32, flip: true`",
+    "augment": "e.g. `augment pad: 4, crop: 32, flip: true` or `augment scale: [256, 480], crop: 224, flip: true, "
+    "lighting: 0.1`",
     "normalize": "e.g. `normalize per_pixel_mean`",
     "split": "e.g. `split val: 5000`",
     "eval_every": "e.g. `eval_every 1000`",
@@ -152,10 +159,14 @@ def _setting(r: _Reader, stmt: syntax.OpStmt, pos: list[Value], kw: dict[str, Va
             "pad": (lambda v: _int(v, 0), "a whole number >= 0"),
             "crop": (lambda v: _int(v, 1), "a positive whole number"),
             "flip": (lambda v: v if isinstance(v, bool) else None, "true or false"),
+            "lighting": (lambda v: _float(v, 0.0), "a number >= 0 (the std of the PCA colour noise)"),
         }
         if pos:
             r.bad(stmt, "`augment` takes keyword options")
             return
+        kw = dict(kw)
+        if "scale" in kw:
+            _scale(r, stmt, kw.pop("scale"))
         r.call_kwargs(stmt, kw, opts)
     elif name == "split":
         if pos or set(kw) - {"val"}:
@@ -170,9 +181,22 @@ def _setting(r: _Reader, stmt: syntax.OpStmt, pos: list[Value], kw: dict[str, Va
         )
 
 
+def _scale(r: _Reader, stmt: syntax.OpStmt, v: Value) -> None:
+    """`scale: [256, 480]`: the range of the shorter side before the random crop."""
+    if not isinstance(v, list) or len(v) != 2 or any(_int(i, 1) is None for i in v) or v[0] > v[1]:
+        got = "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else describe(v)
+        r.bad(stmt, f"`scale` must be [min, max], two sizes of the shorter side with min <= max, got {got}")
+        return
+    r.r.scale_min, r.r.scale_max = int(v[0]), int(v[1])
+
+
 def _schedule(r: _Reader, stmt: syntax.OpStmt, v: Value) -> None:
-    if not isinstance(v, CallValue) or v.name not in ("step", "cosine", "constant") or v.args:
-        r.bad(stmt, f"`schedule` must be step(at: [...], factor: f), cosine() or constant(), got {describe(v)}")
+    if not isinstance(v, CallValue) or v.name not in SCHEDULES or v.args:
+        r.bad(
+            stmt,
+            "`schedule` must be step(at: [...], factor: f), cosine(), constant() or plateau(factor: f, patience: n), "
+            f"got {describe(v)}",
+        )
         return
     r.r.schedule = v.name
     kw = v.kw()
@@ -184,6 +208,12 @@ def _schedule(r: _Reader, stmt: syntax.OpStmt, v: Value) -> None:
         r.r.milestones = [int(i) for i in at]
         if "factor" in kw:
             r.set(stmt, "factor", kw.pop("factor"), lambda f: _float(f, 0.0), "a number >= 0")
+    elif v.name == "plateau":
+        r.r.milestones = []
+        if "factor" in kw:
+            r.set(stmt, "factor", kw.pop("factor"), lambda f: _float(f, 0.0), "a number >= 0")
+        if "patience" in kw:
+            r.set(stmt, "patience", kw.pop("patience"), lambda n: _int(n, 1), "a positive whole number")
     else:
         r.r.milestones = []
     for key in kw:
@@ -235,7 +265,7 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Value]) -> None:
             ok, expects = number and value >= 1 and float(value).is_integer(), "one iteration number"
             value = [int(value)] if ok else value
         else:
-            choices = {"dataset": DATASETS, "normalize": NORMALIZE}.get(name)
+            choices = {"dataset": DATASETS, "normalize": NORMALIZE, "schedule": SCHEDULES}.get(name)
             ok = isinstance(value, str) and (choices is None or value in choices)
             expects = " | ".join(choices) if choices else "a word"
             value = str(value) if ok else value
@@ -245,4 +275,4 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Value]) -> None:
 
 
 _POSITIVE = {"batch", "iterations", "eval_every", "checkpoint_every", "crop"}
-_WHOLE = {"warmup_iterations", "pad", "val", "seed"}
+_WHOLE = {"warmup_iterations", "pad", "val", "seed", "patience", "scale_min", "scale_max"}

@@ -1,7 +1,10 @@
-"""Data sets for `resdsl train`: CIFAR-10/100 (local or downloaded), npz, scikit-learn digits, synthetic.
+"""Data sets for `resdsl train`: CIFAR-10/100 (local or downloaded), npz, scikit-learn digits, synthetic,
+and ImageNet as an image folder.
 
-Every loader returns uint8 images N x C x H x W and int64 labels as torch tensors (x_train,
-y_train, x_test, y_test), checked against the network's input shape and class count.
+Every loader but ImageNet's returns uint8 images N x C x H x W and int64 labels as torch tensors
+(x_train, y_train, x_test, y_test), checked against the network's input shape and class count;
+`imagenet` returns the scanned folders ({"train": Folder, "val": Folder}, see `imagefolder`), whose
+images are decoded while training.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import torch
 
 from resdsl.diagnostics import InputError
-from resdsl.train import trainlib
+from resdsl.train import imagefolder, trainlib
 
 CACHE = Path(os.environ.get("RESDSL_DATA", Path.home() / ".cache" / "resdsl" / "data"))
 ARCHIVES = {
@@ -57,7 +60,10 @@ def load(
 ) -> dict[str, torch.Tensor]:
     """The named data set, checked against the network (InputError on any problem)."""
     try:
+        if name == "imagenet":
+            return imagenet(path, classes)
         if name in ARCHIVES:
+            precheck(name, path, input_shape)
             data = trainlib.read_cifar(cifar_dir(name, path, quiet))
         elif name == "npz":
             if path is None:
@@ -68,22 +74,70 @@ def load(
         elif name == "synthetic":
             data = synthetic(input_shape, classes)
         else:
-            raise InputError(f"unknown data set `{name}` (cifar10 | cifar100 | npz | digits | synthetic)")
+            raise InputError(f"unknown data set `{name}` (cifar10 | cifar100 | imagenet | npz | digits | synthetic)")
         trainlib.check_data(data, input_shape, classes)
     except trainlib.DataError as err:
         raise InputError(f"{err}; {_where_hint(name, path)}") from None
     return data
 
 
+def precheck(name: str, path: Path | None, input_shape: tuple[int, ...]) -> None:
+    """What fails at once, before the memory estimate: no ImageNet folder, or CIFAR for a network that does not
+    take 32x32 images (never a download of images it cannot use)."""
+    if name == "imagenet":
+        imagenet_dir(path)
+    elif name in ARCHIVES and tuple(input_shape[1:]) != (32, 32):
+        raise InputError(
+            f"--dataset {name} has 32x32 images but the network takes {'x'.join(map(str, input_shape))}; "
+            f"train it on ImageNet with --dataset imagenet --data DIR, or --set input=3x32x32"
+        )
+
+
 def _where_hint(name: str, path: Path | None) -> str:
     if name in ARCHIVES:
         return f"use --data DIR with the python-pickle files of {name}, or remove them so they are downloaded again"
+    if name == "imagenet":
+        return imagefolder.LAYOUT
     if name == "npz":
         return "write uint8 x_train/x_test (N x C x H x W) and integer y_train/y_test with numpy.savez"
     return "use a data set whose images have the network's input shape and classes"
 
 
 split_val = trainlib.split_val
+
+
+def sizes(data: dict) -> tuple[int, int]:
+    """(training images, test images) of a loaded data set, in memory or an image folder."""
+    if "train" in data:
+        return len(data["train"]), len(data["val"])
+    return int(data["x_train"].shape[0]), int(data["x_test"].shape[0])
+
+
+# ---------------------------------------------------------------------------------------- ImageNet
+
+IMAGENET_WHERE = (
+    "ImageNet cannot be downloaded automatically: pass --data DIR, the folder holding train/<class>/*.JPEG and "
+    "val/<class>/*.JPEG (torchvision's ImageFolder layout), or put that folder at {cache}"
+)
+
+
+def imagenet_dir(path: Path | None) -> Path:
+    """--data, else the cache's `imagenet` folder; InputError saying where ImageNet goes."""
+    if path is None:
+        cached = CACHE / "imagenet"
+        if cached.is_dir():
+            return cached
+        raise InputError(IMAGENET_WHERE.format(cache=cached))
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"--data {path}: no such directory; {imagefolder.LAYOUT}")
+    return path
+
+
+def imagenet(path: Path | None, classes: int) -> dict:
+    """The train/ and val/ folders, scanned and checked against the network's classes."""
+    train, val = imagefolder.scan_imagenet(imagenet_dir(path), classes)
+    return {"train": train, "val": val}
 
 
 # ---------------------------------------------------------------------------------------- CIFAR

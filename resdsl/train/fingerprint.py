@@ -90,7 +90,14 @@ def network(ir: NetworkIR) -> dict[str, Any]:
 
 
 def data(name: str, tensors: dict[str, Any]) -> dict[str, Any]:
-    """The data's fingerprint: name, sizes, image shape and a digest of the images and labels."""
+    """The data's fingerprint: name, sizes, image shape and a digest of the images and labels (of an image
+    folder: of its class names, file names and sizes)."""
+    if "train" in tensors:
+        from resdsl.train.imagefolder import files_digest
+
+        digest, _ = files_digest(tensors["train"], tensors["val"])
+        train, test = len(tensors["train"]), len(tensors["val"])
+        return {"dataset": name, "train": train, "test": test, "image": "files", "digest": digest}
     h = hashlib.blake2b(digest_size=16)
     for key in ("x_train", "y_train", "x_test", "y_test"):
         t = tensors[key].contiguous()

@@ -48,6 +48,7 @@ class Options:
     deterministic: bool = False
     resume: Path | None = None
     channels_last: bool = True
+    workers: int | None = None  # DataLoader processes decoding image folders (default: the CPU count, at most 8)
     interrupt_at: int | None = None  # tests: behave as if Ctrl-C came after this iteration
     recipe_overrides: dict[str, Any] = field(default_factory=dict)  # from --iterations, --batch, --lr, ...
     quiet: bool = False
@@ -229,6 +230,7 @@ def resume_command(spec: Path, sets: tuple[str, ...], opts: Options, out: Path) 
     args += ["--deterministic"] if opts.deterministic else []
     args += [] if opts.channels_last else ["--no-channels-last"]
     args += ["-q"] if opts.quiet else []
+    args += ["--workers", str(opts.workers)] if opts.workers is not None else []
     if os.environ.get(LAUNCHED):
         args += ["--nproc", os.environ[LAUNCHED]]
     for s in sets:
@@ -312,12 +314,28 @@ def _check_crop(plan: Plan, opts: Options) -> None:
     """The augmentation's crop must give the network's input size (0: no crop)."""
     crop, pad = int(plan.cfg["crop"]), int(plan.cfg["pad"])
     _, h, w = plan.ir.input_shape
+    if plan.cfg["dataset"] == "imagenet":
+        _check_scale(plan, h, w)
     if crop and (crop != h or crop != w):
         source = f"the {'run' if opts.resume else 'recipe'}'s crop {crop}"
         fix = f"--set crop={h}" if h == w else "--set crop=0"
         raise InputError(
             f"{source}: crops of {crop}x{crop} do not fit {plan.ir.name}, which takes {h}x{w} images; "
             f"a crop must be the input's size (padded by {pad} first): use {fix}"
+        )
+
+
+def _check_scale(plan: Plan, h: int, w: int) -> None:
+    """ImageNet crops a square of the input's size from an image whose shorter side is in [scale_min, scale_max]."""
+    lo, hi = int(plan.cfg["scale_min"]), int(plan.cfg["scale_max"])
+    if h != w:
+        raise InputError(f"--dataset imagenet crops square images but {plan.ir.name} takes {h}x{w} images")
+    if (lo or hi) and not (lo and hi and lo <= hi):
+        raise InputError(f"the recipe's scale [{lo}, {hi}] is no range of sizes: set both, scale_min <= scale_max")
+    if lo and lo < h:
+        raise InputError(
+            f"the recipe's scale [{lo}, {hi}] resizes the shorter side below the {h}x{w} crop that {plan.ir.name} "
+            f"takes: use --set scale_min={h} or more"
         )
 
 
@@ -458,6 +476,7 @@ def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
     if amp == "fp16" and device.type == "cpu":
         raise UsageError("--amp fp16 needs CUDA; use --amp bf16 or off on the CPU")
 
+    datasets.precheck(dataset, opts.data, tuple(ir.input_shape))
     # The memory a run needs, from the IR's shapes, before the data or the model exist.
     data_limit = memory.data_limit()
     arrays = datasets.npz_arrays(opts.data, data_limit) if dataset == "npz" else None
@@ -475,16 +494,18 @@ def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
         diff = fingerprint.data_difference(plan.run_data, data_fp)
         if diff is not None:
             raise InputError(f"{opts.resume} was trained on other data: {diff}; pass the --dataset and --data it used")
-    n_train = data["x_train"].shape[0]
+    n_train, _ = datasets.sizes(data)
     notes = list(plan.notes)
-    if cfg["val"]:  # the recipe keeps its value (a resumed run compares it), only this run ignores it
+    if cfg["val"] and dataset == "imagenet":
+        notes.append(f"note: split val: {cfg['val']} ignored: imagenet validates on its val/ folder")
+    elif cfg["val"]:  # the recipe keeps its value (a resumed run compares it), only this run ignores it
         if cfg["val"] * 2 > n_train:
             notes.append(f"note: split val: {cfg['val']} ignored: {dataset} has {n_train} training images")
         else:
             data = datasets.split_val(data, cfg["val"])
-    if cfg["batch"] > data["x_train"].shape[0]:
+    if cfg["batch"] > datasets.sizes(data)[0]:
         raise InputError(
-            f"the batch of {cfg['batch']} is larger than the {data['x_train'].shape[0]} training images; use --batch"
+            f"the batch of {cfg['batch']} is larger than the {datasets.sizes(data)[0]} training images; use --batch"
         )
 
     import torch
@@ -501,6 +522,7 @@ def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
 def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model):
     import torch
 
+    from resdsl.train import data as datasets
     from resdsl.train import fingerprint, trainlib
 
     ir, cfg, state = plan.ir, plan.cfg, plan.state
@@ -510,6 +532,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
     out = Path(out)
     ckpt = out / CHECKPOINT
     main = dist.rank == 0
+    n_train, n_test = datasets.sizes(data)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         if plan.lock is None:  # the directory did not exist when the run was prepared
@@ -553,8 +576,8 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
             "recipe": cfg,
             "dataset": dataset,
             "data": str(opts.data) if opts.data else None,
-            "train_images": int(data["x_train"].shape[0]),
-            "test_images": int(data["x_test"].shape[0]),
+            "train_images": n_train,
+            "test_images": n_test,
             **runtime,
             "model_params": int(ir.totals.params),
             "model_flops": int(ir.totals.flops),
@@ -590,7 +613,13 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    trainer = trainlib.Trainer(
+    trainer_class, extra = trainlib.Trainer, {}
+    if dataset == "imagenet":
+        from resdsl.train.folder_trainer import FolderTrainer
+
+        workers = opts.workers if opts.workers is not None else min(8, os.cpu_count() or 1)
+        trainer_class, extra = FolderTrainer, {"workers": workers, "input_shape": tuple(ir.input_shape)}
+    trainer = trainer_class(
         model,
         cfg,
         data,
@@ -601,6 +630,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
         amp=amp,
         channels_last=opts.channels_last,
         all_reduce=dist.all_reduce(device),
+        **extra,
     )
     best = {"test_error": math.inf, "iteration": 0}
     wall_before = 0.0
@@ -627,6 +657,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
                     "trainer": trainer.state_dict(),
                     "best": best,
                     "wall_time": wall_before + time.perf_counter() - started,
+                    "normalize": {"mean": trainer.mean.cpu(), "std": (1.0 / trainer.inv_std).cpu()},
                 },
             )
 
@@ -635,7 +666,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
     started = time.perf_counter()
     say.line(
         f"training {ir.name} ({ir.totals.params:,} params) on {dataset} "
-        f"({data['x_train'].shape[0]} train / {data['x_test'].shape[0]} test images) on {device}"
+        f"({n_train} train / {n_test} test images) on {device}"
         + (f" x {dist.world} processes" if dist.active else "")
         + f", {total} iterations of batch {cfg['batch']} -> {out}"
     )
@@ -643,9 +674,8 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
 
     def eval_row(it: int) -> dict[str, float]:
         row = {"iteration": it, "lr": lr, **trainer.train_metrics()}
-        row["test_loss"], row["test_error"] = trainer.evaluate(trainer.x_test, trainer.y_test)
-        if trainer.x_val is not None:
-            row["val_loss"], row["val_error"] = trainer.evaluate(trainer.x_val, trainer.y_val)
+        row.update(trainer.test_metrics())
+        trainer.observe(row.get("val_error", row["test_error"]))  # the plateau schedule's signal
         return row
 
     with stop, say.progress(total, trainer.iteration) as advance:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 WARMUP_WINDOW = 20  # iterations per training-error check while warming up (the paper: error < 80%)
 EVAL_BATCH = 500
+PLATEAU_MARGIN = 1e-3  # a validation error lower by less than 0.1% is no improvement
 
 
 class DataError(ValueError):
@@ -255,7 +256,8 @@ def split_val(data: dict[str, Tensor], val: int, seed: int = 0) -> dict[str, Ten
 
 
 def lr_at(iteration: int, cfg: dict[str, Any], warming: bool = False) -> float:
-    """The learning rate of one iteration (counted from 0): step/cosine/constant, then warm-up."""
+    """The learning rate of one iteration (counted from 0): step/cosine/constant, then warm-up (plateau: the
+    base rate, which the Trainer scales at each plateau)."""
     base = float(cfg["lr"])
     if cfg["schedule"] == "step":
         lr = base * float(cfg["factor"]) ** sum(iteration >= m for m in cfg["milestones"])
@@ -373,15 +375,7 @@ class Trainer:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.amp = amp
         self.all_reduce = all_reduce or (lambda t: t)
-        self.x_train = data["x_train"].to(self.device)
-        self.y_train = data["y_train"].to(self.device)
-        self.x_test = data["x_test"].to(self.device)
-        self.y_test = data["y_test"].to(self.device)
-        self.x_val = data["x_val"].to(self.device) if "x_val" in data else None
-        self.y_val = data["y_val"].to(self.device) if "y_val" in data else None
-        if self.x_train.shape[0] < self.batch:
-            raise ValueError(f"the batch of {self.batch} is larger than the {self.x_train.shape[0]} training images")
-        mean, std = normalizer(data["x_train"], cfg["normalize"])
+        mean, std = self._init_data(data)
         self.mean, self.inv_std = mean.to(self.device), (1.0 / std).to(self.device)
         self.optimizer = torch.optim.SGD(
             model.parameters(),
@@ -395,7 +389,7 @@ class Trainer:
         self.order_gen = torch.Generator().manual_seed(seed)
         self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.iteration = 0
-        self.perm = torch.randperm(self.x_train.shape[0], generator=self.order_gen)
+        self.perm = torch.randperm(self.n_train, generator=self.order_gen)
         self.pos = 0
         self.epoch = 0
         self.warming = cfg.get("warmup_lr") is not None
@@ -403,6 +397,21 @@ class Trainer:
         self._reset_window()
         self.train_time = 0.0  # seconds spent in training steps, over the whole run
         self.train_images = 0
+        self.lr_scale = 1.0  # the plateau schedule's factor ** drops so far
+        self.plateau = {"best": math.inf, "bad": 0}  # the lowest validation error, eval points since it
+
+    def _init_data(self, data: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The data on the device; returns the normaliser (mean, std)."""
+        self.x_train = data["x_train"].to(self.device)
+        self.y_train = data["y_train"].to(self.device)
+        self.x_test = data["x_test"].to(self.device)
+        self.y_test = data["y_test"].to(self.device)
+        self.x_val = data["x_val"].to(self.device) if "x_val" in data else None
+        self.y_val = data["y_val"].to(self.device) if "y_val" in data else None
+        self.n_train = self.x_train.shape[0]
+        if self.n_train < self.batch:
+            raise ValueError(f"the batch of {self.batch} is larger than the {self.n_train} training images")
+        return normalizer(data["x_train"], self.cfg["normalize"])
 
     # -- state
 
@@ -431,6 +440,8 @@ class Trainer:
             "train_images": self.train_images,
             "window_time": self.window_time,
             "window_images": self.window_images,
+            "lr_scale": self.lr_scale,
+            "plateau": dict(self.plateau),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -452,11 +463,26 @@ class Trainer:
         self.train_images = int(state["train_images"])
         self.window_time = float(state["window_time"])
         self.window_images = int(state["window_images"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))  # absent in checkpoints older than the plateau schedule
+        self.plateau = dict(state.get("plateau", {"best": math.inf, "bad": 0}))
 
     # -- steps
 
     def lr(self) -> float:
-        return lr_at(self.iteration, self.cfg, self.warming)
+        return lr_at(self.iteration, self.cfg, self.warming) * self.lr_scale
+
+    def observe(self, error: float) -> None:
+        """An eval point's validation error: the plateau schedule multiplies the lr by `factor` once the error
+        has not fallen below its best (by PLATEAU_MARGIN) for `patience` eval points in a row."""
+        if self.cfg["schedule"] != "plateau" or math.isnan(error):
+            return
+        if error < self.plateau["best"] - PLATEAU_MARGIN:
+            self.plateau = {"best": error, "bad": 0}
+            return
+        self.plateau["bad"] += 1
+        if self.plateau["bad"] >= int(self.cfg.get("patience") or 5):
+            self.lr_scale *= float(self.cfg["factor"])
+            self.plateau["bad"] = 0
 
     def prepare(self, x: Tensor) -> Tensor:
         """uint8 images -> normalised float, in the memory format the model runs in."""
@@ -550,6 +576,13 @@ class Trainer:
             "images_per_s": self.window_images / self.window_time if self.window_time else 0.0,
         }
         self._reset_window()
+        return out
+
+    def test_metrics(self) -> dict[str, float]:
+        """Loss and error on the test set, and on the validation split when there is one."""
+        out = dict(zip(("test_loss", "test_error"), self.evaluate(self.x_test, self.y_test)))
+        if self.x_val is not None:
+            out.update(zip(("val_loss", "val_error"), self.evaluate(self.x_val, self.y_val)))
         return out
 
     @torch.no_grad()
