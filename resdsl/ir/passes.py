@@ -136,6 +136,14 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
 def _resolve_add(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     body, x = ins
     sc = ir.op(ir.inputs(op.id)[1])
+    sources = ir.inputs(sc.id)
+    if len(sources) == 2 and ir.op(sources[1]).shape not in (None, x):  # x and the preactivated x
+        raise SpecError(
+            f"this residual's `preact {{ }}` changes the shape ({fmt_shape(x)} -> "
+            f"{fmt_shape(ir.op(sources[1]).shape)}): the identity and projection shortcuts would disagree",
+            sc.span,
+            "keep only ops that keep the shape in `preact { }` (bn, activations); downsample in the body",
+        )
     plan = plan_shortcut(sc, x, body)
     sc.in_shapes = [x]
     sc.shortcut = plan
