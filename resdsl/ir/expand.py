@@ -27,7 +27,7 @@ from resdsl.ir.graph import (
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
-from resdsl.ir.templating import DERIVED, Templates
+from resdsl.ir.templating import DERIVED, SECTION_OF_KIND, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
@@ -208,7 +208,7 @@ class Builder:
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind
-        name = {"add": "residual", "concat": "dense", "mul": "gate"}[kind]
+        name = SECTION_OF_KIND[kind]
         opts = evaluate_binding(item.options, env, self.errors)
         if opts is None or self.current < 0:
             if self.current < 0:
@@ -327,8 +327,8 @@ class Builder:
                     self.errors.append(shape)
                 return
             if len(shape) != 3:
-                self.error(f"`in.channels`: the input of `{bdef.name}` is {shape[0]} numbers after an fc, not CxHxW",
-                           call.span, ctx=ctx)  # fmt: skip
+                what = f"`in.channels`: the input of `{bdef.name}` is {shape[0]} numbers after an fc, not CxHxW"
+                self.error(what, call.span, ctx=ctx)
                 return
             reads["in.channels"] = shape[0]
         bound = self.bind_block(bdef, call, env, ctx, overrides, reads)

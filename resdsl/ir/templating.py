@@ -35,6 +35,7 @@ KINDS = {
 
 
 SECTION_KINDS = {"residual": "add", "dense": "concat", "gate": "mul"}  # a section -> how it merges
+SECTION_OF_KIND = {kind: section for section, kind in SECTION_KINDS.items()}
 
 
 def residual_signature(kind: str) -> Signature:

@@ -271,16 +271,14 @@ class BodyWriter:
             self.emit(f"{x} = {self.cur}")
         self.cur, self.fresh = x, False
         in_channels = self.channels
-        if item.kind == "concat":
+        if item.kind in ("concat", "mul"):  # dense: [x, body] along channels; gate: the body's weights scale x
             self.body(item.body)
-            self.assign(f"torch.cat([{x}, {self.cur}], 1)", True)
-            self.channels = f"{paren(in_channels)} + {paren(self.channels)}"
-            self.depth -= 1
-            return
-        if item.kind == "mul":  # a gate: the body's per-channel weights scale the input
-            self.body(item.body)
-            self.assign(f"{x} * {self.cur}", True)
-            self.channels = in_channels
+            if item.kind == "concat":
+                self.assign(f"torch.cat([{x}, {self.cur}], 1)", True)
+                self.channels = f"{paren(in_channels)} + {paren(self.channels)}"
+            else:
+                self.assign(f"{x} * {self.cur}", True)
+                self.channels = in_channels
             self.depth -= 1
             return
         if item.preact is not None:

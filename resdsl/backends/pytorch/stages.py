@@ -24,7 +24,6 @@ _RULES = {
     ShortcutOption.B: "identity, a 1x1 projection where the shape changes (option B)",
     ShortcutOption.C: "a 1x1 projection on every block (option C)",
     ShortcutOption.IDENTITY: "identity",
-    ShortcutOption.IDENTITY_OR_NONE: "identity where the shape is kept, else none",
     ShortcutOption.NONE: "none (the plain counterpart)",
 }
 
