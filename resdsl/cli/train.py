@@ -166,7 +166,7 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
     try:
         torchrun(parse_args(args))
     except ChildFailedError as err:
-        rank, failure = min(err.failures.items())
+        rank, failure = err.get_first_failure()  # the root cause; torchrun then stops the others
         code = failure.exitcode
         if code < 0:  # killed by a signal
             click.echo(f"error: training process {rank} died of signal {-code}", err=True)

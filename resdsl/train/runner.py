@@ -173,6 +173,15 @@ class Dist:
             if dist.is_initialized():
                 dist.destroy_process_group()
 
+    def finish(self) -> None:
+        """After a run that succeeded: every rank reaches the end before any tears down, since gloo aborts
+        a process ("terminate called without an active exception") whose peer closes the connection under
+        it. Not on failure: the others would wait here for a rank that is gone (torchrun stops them)."""
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
 
 DEVICE = re.compile(r"(cpu|cuda)(:\d+)?")
 
@@ -513,7 +522,9 @@ def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
     dist.start(device.type)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        return _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model)
+        result = _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model)
+        dist.finish()
+        return result
     finally:
         torch.use_deterministic_algorithms(deterministic)
         dist.stop()
