@@ -3,19 +3,12 @@
 # expansion by t, a 3x3 depthwise conv, a linear 1x1 projection) with an identity shortcut only
 # where the block keeps the shape. torchvision 0.29: 3,504,872 params, 0.30 GFLOPs.
 
-# An inverted residual with expansion t: its widths follow from its input (`in.channels`).
+# An inverted residual with expansion t: its widths follow from its input (`in.channels`); with
+# t = 1 (the first block) there is no expansion conv.
 block inverted_residual(out, stride = 1, t = 6) {
     residual(shortcut: identity_or_none) {
-        conv 1x1, in.channels * t; bn; relu6
+        if t != 1 { conv 1x1, in.channels * t; bn; relu6 }
         conv 3x3, in.channels * t, stride: stride, groups: in.channels * t; bn; relu6
-        conv 1x1, out; bn
-    }
-}
-
-# The first block (t = 1) has no expansion conv.
-block inverted_residual_t1(out, stride = 1) {
-    residual(shortcut: identity_or_none) {
-        conv 3x3, in.channels, stride: stride, groups: in.channels; bn; relu6
         conv 1x1, out; bn
     }
 }
@@ -25,7 +18,7 @@ network mobilenet_v2 {
     classes 1000
 
     stem { conv 3x3, 32, stride: 2; bn; relu6 }
-    stage b1 = inverted_residual_t1(16)
+    stage b1 = inverted_residual(16, t: 1)
     stage b2 = inverted_residual(24, stride: 2) * 2
     stage b3 = inverted_residual(32, stride: 2) * 3
     stage b4 = inverted_residual(64, stride: 2) * 4

@@ -26,7 +26,7 @@ from resdsl.ir.graph import (
 )
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
-from resdsl.ir.template import BlockTemplate, CallItem, Item, OpItem, ResidualItem, walk
+from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import DERIVED, SECTION_OF_KIND, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
@@ -41,6 +41,9 @@ from resdsl.lang.values import Value, describe
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
 MAX_CHANNELS = 1 << 20
 MAX_CALL_DEPTH = 50  # blocks calling blocks; lowering recurses once per level
+
+
+POOL_DEFAULTS = {"ceil": False, "count_pad": True}
 
 
 class TooBig(Exception):
@@ -89,6 +92,7 @@ class Builder:
         self.overridden: dict[str, Value] = {}  # params given by --set
         self.templates = Templates(program, params)
         self._shaped = 0  # nodes below this have their shapes inferred (see `shape`)
+        self.role = Role.MAIN  # the role of the ops emitted now: SHORTCUT inside a written `shortcut { }`
         self._so_far = _GraphSoFar(self.graph)
 
     def shape(self, node: int) -> tuple[int, ...] | SpecError | None:
@@ -130,7 +134,8 @@ class Builder:
         scope = self._scopes.get(key)
         if scope is None:
             scope = self._scopes[key] = Scope(*key)
-        self.graph.add_node(node, op=Op(node, kind, attrs, span, scope, role, self.residual))
+        op_role = self.role if role is Role.MAIN else role
+        self.graph.add_node(node, op=Op(node, kind, attrs, span, scope, op_role, self.residual))
         for port, src in enumerate(self.current_inputs(inputs)):
             self.graph.add_edge(src, node, port=port)
         if ctx:
@@ -167,6 +172,15 @@ class Builder:
                 self.invoke(item.call, env, ctx, {})
             elif isinstance(item, ResidualItem):
                 self.residual_section(item, env, ctx)
+            elif isinstance(item, IfItem):
+                test = self.eval(item.test, env, ctx)
+                if test is None:
+                    continue
+                if not isinstance(test, bool):
+                    hint = "compare it, e.g. `if stride > 1 { ... }`"
+                    self.error(f"`if` needs true or false, got {describe(test)}", item.test.span, hint, ctx)
+                    continue
+                self.body(item.then if test else item.orelse, env, ctx)
             else:
                 for err in item.errors:
                     self.errors.append(SpecError(err.message, err.span, err.hint, err.notes + ctx.notes))
@@ -190,6 +204,9 @@ class Builder:
                     f"{attrs['channels']} channels do not split into {attrs['groups']} groups", item.span, ctx=ctx
                 )
                 return
+        for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
+            if attrs.get(name, not default) == default:
+                del attrs[name]
         if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
         elif kind is OpKind.GLOBAL_AVGPOOL:
@@ -239,7 +256,17 @@ class Builder:
         if kind == "add" and option is ShortcutOption.IDENTITY_OR_NONE:
             option = ShortcutOption.IDENTITY if self.shape(x) == self.shape(body_out) else ShortcutOption.NONE
         shortcut = merge = None
-        if kind in ("concat", "mul"):
+        path: list[int] | None = None
+        if kind == "add" and item.shortcut is not None and option is not ShortcutOption.NONE:
+            self.current, self.role = preact_out, Role.SHORTCUT  # the pre-activated input, as projections take
+            mark = self.graph.number_of_nodes()
+            self.body(item.shortcut, env, ctx)
+            path = list(range(mark, self.graph.number_of_nodes()))
+            for n in path:
+                self.graph.nodes[n]["op"].residual = rid
+            path_out, self.current, self.role = self.current, body_out, Role.MAIN
+            merge = self.emit(OpKind.ADD, {}, item.shortcut_span or item.name_span, ctx, [body_out, path_out])
+        elif kind in ("concat", "mul"):
             merge_kind = OpKind.CONCAT if kind == "concat" else OpKind.MUL
             merge = self.emit(merge_kind, {}, item.name_span, ctx, [x, body_out])
         elif option is not ShortcutOption.NONE:
@@ -268,6 +295,7 @@ class Builder:
                 merge=merge,
                 survival=survival if survival is not None else -1.0,
                 span=item.span,
+                path=path,
             )
         )
         if merge is not None:
@@ -380,8 +408,8 @@ class Builder:
         )
 
     def static_ops(self, bdef: syntax.BlockDef, stack: tuple[str, ...] = ()) -> int:
-        """At most how many ops a call of `bdef` emits: statements are unconditional, so this
-        does not depend on its arguments (a residual counts its shortcut and merge)."""
+        """At most how many ops a call of `bdef` emits, whatever its arguments (both branches of an
+        `if` count; a residual counts its shortcut and merge)."""
         if bdef.name in self._sizes:
             return self._sizes[bdef.name]
         if bdef.name in stack or len(stack) > MAX_CALL_DEPTH:
@@ -400,6 +428,8 @@ class Builder:
                 total += self.static_ops(callee, stack) if callee else 0
             elif isinstance(stmt, syntax.SectionStmt):
                 total += self._stmts_ops(stmt.body, stack) + 2
+            elif isinstance(stmt, syntax.IfStmt):
+                total += self._stmts_ops(stmt.then, stack) + self._stmts_ops(stmt.orelse, stack)
             if total > MAX_OPS * 1000:
                 break  # far past the limit: stop counting (and multiplying) here
         return total

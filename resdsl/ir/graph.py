@@ -112,10 +112,11 @@ class Residual:
     input: int  # node whose output enters the residual
     preact: list[int]
     body: list[int]
-    shortcut: int | None  # SHORTCUT node (None for option none and for concat)
+    shortcut: int | None  # SHORTCUT node (None for option none, for concat, and for a written path)
     merge: int | None  # ADD / CONCAT / MUL node (None for option none)
     survival: float
     span: Span
+    path: list[int] | None = None  # the ops of a `shortcut { }` written by hand (empty: the identity)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resdsl.diagnostics import SpecError, collect, did_you_mean, too_many
+from resdsl.diagnostics import Span, SpecError, collect, did_you_mean, too_many
 from resdsl.ir.expand import MAX_OPS, Builder, Ctx, TooBig
 from resdsl.ir.expect import expectation
 from resdsl.ir.graph import (
@@ -126,6 +126,9 @@ def _network_stmt(
         expectations.append(expectation(stmt, env))
     elif isinstance(stmt, syntax.InvokeStmt):
         b.error("blocks go into stages: `stage NAME = block(...) * n`", stmt.span)
+    elif isinstance(stmt, syntax.IfStmt):
+        keyword = Span(stmt.span.source, stmt.span.line, stmt.span.col, stmt.span.line, stmt.span.col + 2)
+        b.error("`if` goes inside a block, `stem { }` or `head { }`, not in the network's body", keyword)
 
 
 def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section]) -> None:

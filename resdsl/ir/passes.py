@@ -16,6 +16,7 @@ from resdsl.ir.graph import (
     NetworkIR,
     Op,
     OpKind,
+    Role,
     SectionFigures,
     ShortcutOption,
     ShortcutPlan,
@@ -54,7 +55,7 @@ def infer_op(graph: GraphView, op: Op) -> None:
     if op.kind is OpKind.SHORTCUT:
         return  # resolved together with its ADD, which knows the body's shape
     sources = graph.inputs(op.id)
-    if op.kind is OpKind.ADD:
+    if op.kind is OpKind.ADD and graph.op(sources[1]).kind is OpKind.SHORTCUT:
         sources = sources[:1] + graph.inputs(sources[1])[:1]  # body, and x under the shortcut
     ins = [graph.op(i).shape for i in sources]
     op.in_shapes = ins
@@ -128,14 +129,30 @@ def _window(op: Op, c: int, h: int, w: int) -> Shape:
         if c % groups:
             raise SpecError(f"{c} input channels do not split into {groups} groups", op.span)
         c = op.attrs["channels"]
-    oh = (h + 2 * ph - kh) // sh + 1
-    ow = (w + 2 * pw - kw) // sw + 1
-    return (c, oh, ow)
+    ceil = bool(op.attrs.get("ceil"))
+    return (c, _out_size(h, kh, sh, ph, ceil), _out_size(w, kw, sw, pw, ceil))
+
+
+def _out_size(n: int, k: int, s: int, p: int, ceil: bool) -> int:
+    """PyTorch's output size of a window: with ceil mode a partial last window counts, unless it would
+    start in the right padding."""
+    if not ceil:
+        return (n + 2 * p - k) // s + 1
+    out = -(-(n + 2 * p - k) // s) + 1
+    return out - 1 if (out - 1) * s >= n + p else out
 
 
 def _resolve_add(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     body, x = ins
     sc = ir.op(ir.inputs(op.id)[1])
+    if sc.kind is not OpKind.SHORTCUT:  # a shortcut { } written by hand: no option adapts it
+        if x != body:
+            raise SpecError(
+                f"the body gives {fmt_shape(body)} but the written `shortcut {{ }}` gives {fmt_shape(x)}",
+                op.span,
+                "make the shortcut's ops end in the body's shape (e.g. `conv 1x1, channels, stride: s; bn`)",
+            )
+        return body
     sources = ir.inputs(sc.id)
     if len(sources) == 2 and ir.op(sources[1]).shape not in (None, x):  # x and the preactivated x
         raise SpecError(
@@ -306,8 +323,12 @@ def _numel(shape: Shape) -> int:
 
 
 def count_layers(ir: NetworkIR) -> int:
-    """The paper's depth: conv and fc layers on the main path (projections are SHORTCUT nodes)."""
-    return sum(1 for op in ir.ops() if op.kind in WEIGHTED)
+    """The paper's depth: conv and fc layers on the main path (not projections, nor written shortcuts)."""
+    return sum(1 for op in ir.ops() if _is_layer(op))
+
+
+def _is_layer(op: Op) -> bool:
+    return op.kind in WEIGHTED and op.role is Role.MAIN
 
 
 def summarize(ir: NetworkIR) -> None:
@@ -324,7 +345,7 @@ def summarize(ir: NetworkIR) -> None:
                 description=s.description,
                 params=sum(o.params for o in ops),
                 flops=sum(o.flops for o in ops),
-                layers=sum(1 for o in ops if o.kind in WEIGHTED),
+                layers=sum(1 for o in ops if _is_layer(o)),
                 activations=sum(o.acts for o in ops),
             )
         )

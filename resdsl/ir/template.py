@@ -57,6 +57,19 @@ class ResidualItem:
     span: Span
     name_span: Span
     preact_error: SpecError | None = None  # `preact` opening a dense section
+    shortcut: list[Item] | None = None  # `shortcut { avgpool 2x2, ceil: true; conv 1x1, w; bn }` inside
+    shortcut_span: Span | None = None
+
+
+@dataclass
+class IfItem:
+    """`if test { then } else { orelse }` whose test uses the block's arguments (a test on the spec's
+    params alone is decided when the template is built: only its branch is kept)."""
+
+    test: Expr
+    then: list[Item]
+    orelse: list[Item]
+    span: Span
 
 
 @dataclass
@@ -66,7 +79,7 @@ class Invalid:
     errors: list[SpecError]
 
 
-Item = OpItem | CallItem | ResidualItem | Invalid
+Item = OpItem | CallItem | ResidualItem | IfItem | Invalid
 
 
 @dataclass
@@ -98,3 +111,7 @@ def walk(items: list[Item]):
         if isinstance(item, ResidualItem):
             yield from walk(item.preact or [])
             yield from walk(item.body)
+            yield from walk(item.shortcut or [])
+        elif isinstance(item, IfItem):
+            yield from walk(item.then)
+            yield from walk(item.orelse)

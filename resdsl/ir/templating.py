@@ -9,7 +9,7 @@ from resdsl.diagnostics import SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
 from resdsl.ir.modnames import EXAMPLE, path_problem
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
-from resdsl.ir.template import BlockTemplate, CallItem, Formal, Invalid, Item, OpItem, ResidualItem
+from resdsl.ir.template import BlockTemplate, CallItem, Formal, IfItem, Invalid, Item, OpItem, ResidualItem, walk
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.expr import names_in
@@ -106,7 +106,30 @@ class Templates:
                 items.append(Invalid([SpecError("`stage` belongs in a network, not in a block or section", stmt.span)]))
             elif isinstance(stmt, syntax.ExpectStmt):
                 items.append(Invalid([SpecError("`expect` belongs in a network", stmt.span)]))
+            elif isinstance(stmt, syntax.IfStmt):
+                items.extend(self.if_stmt(stmt, folder, where))
         return items
+
+    def if_stmt(self, stmt: syntax.IfStmt, folder: Folder, where: str) -> list[Item]:
+        """A test on the spec's params alone picks its branch now; one on the block's arguments is kept
+        for lowering to decide at each use. A block's conditional branches hold ops only: the code
+        generator writes one class per block, whose residual sections and inner blocks are fixed."""
+        test = folder.fold(stmt.test)
+        if isinstance(test, syntax.Literal) and isinstance(test.value, bool):
+            return self.body(stmt.then if test.value else stmt.orelse, folder, where)
+        then, orelse = self.body(stmt.then, folder, where), self.body(stmt.orelse, folder, where)
+        if where == "block":
+            for item in walk(then + orelse):
+                if isinstance(item, (ResidualItem, CallItem)):
+                    what = "a block" if isinstance(item, CallItem) else f"`{SECTION_OF_KIND[item.kind]} {{ }}`"
+                    span = item.call.span if isinstance(item, CallItem) else item.name_span
+                    hint = (
+                        "pass the choice on to the block as an argument, or write two blocks"
+                        if isinstance(item, CallItem)
+                        else "put the `if` inside the section, or write two blocks"
+                    )
+                    return [Invalid([SpecError(f"{what} cannot be used inside `if` in a block", span, hint)])]
+        return [IfItem(test, then, orelse, stmt.span)]
 
     def op(self, stmt: syntax.OpStmt, folder: Folder, where: str) -> Item:
         name = stmt.name
@@ -159,6 +182,8 @@ class Templates:
             return self.residual(stmt, folder, where)
         if stmt.name == "preact":
             return Invalid([SpecError("`preact { ... }` may only open a `residual { ... }`", stmt.name_span)])
+        if stmt.name == "shortcut":
+            return Invalid([SpecError("`shortcut { ... }` goes inside a `residual { ... }`", stmt.name_span)])
         if stmt.name in ("stem", "head"):
             return Invalid([SpecError(f"`{stmt.name}` belongs in a network", stmt.name_span)])
         return Invalid(
@@ -166,8 +191,9 @@ class Templates:
                 SpecError(
                     f"unknown section `{stmt.name}`",
                     stmt.name_span,
-                    did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact",))
-                    or "sections inside blocks are `residual { }`, `dense { }`, `gate { }` and `preact { }`",
+                    did_you_mean(stmt.name, SECTIONS_IN_BODY + ("preact", "shortcut"))
+                    or "sections inside blocks are `residual { }`, `dense { }`, `gate { }`, `preact { }` and "
+                    "`shortcut { }`",
                 )
             ]
         )
@@ -186,9 +212,47 @@ class Templates:
                     f"`preact` belongs to a residual, not to a {stmt.name} section", first.name_span
                 )
             preact = self.body(first.body, folder, where)  # type: ignore[attr-defined]
-        return ResidualItem(
+        written = [s for s in body if isinstance(s, syntax.SectionStmt) and s.name == "shortcut"]
+        body = [s for s in body if s not in written]
+        item = ResidualItem(
             kind, options, preact, self.body(body, folder, where), stmt.span, stmt.name_span, preact_error=preact_error
         )
+        if written:
+            path = self.shortcut_path(stmt, written, folder, where)
+            if path and isinstance(path[0], Invalid):  # reported at every use, whatever the shortcut option
+                item.body.extend(path)
+            else:
+                item.shortcut, item.shortcut_span = path, written[0].name_span
+        return item
+
+    def shortcut_path(
+        self, stmt: syntax.SectionStmt, written: list[syntax.SectionStmt], folder: Folder, where: str
+    ) -> list[Item]:
+        """A residual's `shortcut { }`: ops (and `if`s) from the residual's input to its addition."""
+        first = written[0]
+        problem = None
+        if len(written) > 1:
+            problem = SpecError("a residual has one `shortcut { }`", written[1].name_span)
+        elif stmt.name != "residual":
+            problem = SpecError(
+                f"`shortcut {{ }}` belongs to a residual, not to a {stmt.name} section", first.name_span
+            )
+        elif first.args:
+            problem = SpecError("`shortcut { }` takes no arguments", first.args[0].span)
+        elif any(a.name == "shortcut" for a in stmt.args):
+            problem = SpecError(
+                "this residual has both a `shortcut:` option and a `shortcut { }`",
+                first.name_span,
+                "keep one: the written path replaces the option",
+            )
+        if problem is not None:
+            return [Invalid([problem])]
+        items = self.body(first.body, folder, where)
+        for item in walk(items):
+            if isinstance(item, (ResidualItem, CallItem)):
+                span = item.call.span if isinstance(item, CallItem) else item.name_span
+                return [Invalid([SpecError("a `shortcut { }` holds ops only (and `if`)", span)])]
+        return items
 
 
 def _mentions(node: Any, name: str) -> bool:

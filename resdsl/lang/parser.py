@@ -432,6 +432,11 @@ class _ToAst(Transformer):
     def expect_stmt(self, meta, children):
         return syntax.ExpectStmt(self._span(meta), children[0])
 
+    def if_stmt(self, meta, children):
+        test, then, *rest = children
+        orelse = rest[0] if rest else []
+        return syntax.IfStmt(self._span(meta), test, then, orelse if isinstance(orelse, list) else [orelse])
+
     # arguments
     def args(self, meta, children):
         return list(children)

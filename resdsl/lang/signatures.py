@@ -97,12 +97,21 @@ OPS: dict[str, Signature] = {
     "gelu": Signature([]),
     "maxpool": Signature(
         [Param("kernel", _kernel, _KERNEL, required=True)],
-        [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
+        [
+            Param("stride", _positive, "a positive whole number"),
+            Param("pad", _nonneg, "a whole number >= 0", 0),
+            Param("ceil", _bool, "true or false", False),  # PyTorch's ceil_mode: a partial last window counts
+        ],
         "maxpool 3x3, stride: 2, pad: 1",
     ),
     "avgpool": Signature(
         [Param("kernel", _pool_kernel, "`global` or " + _KERNEL, required=True)],
-        [Param("stride", _positive, "a positive whole number"), Param("pad", _nonneg, "a whole number >= 0", 0)],
+        [
+            Param("stride", _positive, "a positive whole number"),
+            Param("pad", _nonneg, "a whole number >= 0", 0),
+            Param("ceil", _bool, "true or false", False),
+            Param("count_pad", _bool, "true or false", True),  # count_include_pad: padding zeros in the mean
+        ],
         "avgpool global",
     ),
     "adaptive_avgpool": Signature(

@@ -75,6 +75,15 @@ class ExpectStmt(Stmt):
     expr: Expr
 
 
+@dataclass
+class IfStmt(Stmt):
+    """`if t != 1 { ... } else { ... }` in a block, stem or head (`else if` nests another IfStmt)."""
+
+    test: Expr
+    then: list[Stmt]
+    orelse: list[Stmt]
+
+
 # ---------------------------------------------------------------- top level
 
 

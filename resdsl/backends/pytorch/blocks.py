@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from resdsl.backends.pytorch.names import Names, attr_name, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
 from resdsl.ir.graph import OpKind
-from resdsl.ir.template import CallItem, Invalid, Item, OpItem, ResidualItem
+from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, ResidualItem
 
 if TYPE_CHECKING:
     from resdsl.backends.pytorch.codegen import Generator
@@ -74,7 +74,7 @@ def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias:
     return f"nn.Conv2d({', '.join(args)})"
 
 
-def pool_module(kind: OpKind, kernel: str, stride: str, pad: str) -> str:
+def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "False", count_pad: str = "True") -> str:
     """PyTorch's stride defaults to the kernel, as resdsl's does for square kernels."""
     cls = "nn.MaxPool2d" if kind is OpKind.MAXPOOL else "nn.AvgPool2d"
     args = [kernel]
@@ -82,6 +82,10 @@ def pool_module(kind: OpKind, kernel: str, stride: str, pad: str) -> str:
         args.append(f"stride={stride}")
     if pad != "0":
         args.append(f"padding={pad}")
+    if ceil != "False":
+        args.append(f"ceil_mode={ceil}")
+    if count_pad != "True" and kind is OpKind.AVGPOOL:
+        args.append(f"count_include_pad={count_pad}")
     return f"{cls}({', '.join(args)})"
 
 
@@ -91,8 +95,9 @@ def kind_totals(items: list[Item]) -> dict[str, int]:
     for item in items:
         if isinstance(item, OpItem):
             totals[base_name(item.kind)] = totals.get(base_name(item.kind), 0) + 1
-        elif isinstance(item, ResidualItem):
-            for name, n in kind_totals((item.preact or []) + item.body).items():
+        elif isinstance(item, (ResidualItem, IfItem)):
+            inner = (item.preact or []) + item.body if isinstance(item, ResidualItem) else item.then + item.orelse
+            for name, n in kind_totals(inner).items():
                 totals[name] = totals.get(name, 0) + n
     return totals
 
@@ -122,6 +127,8 @@ class BodyWriter:
         self.last_bns: list[str] = []
         self.names = Names(set())
         self.last_bn: str | None = None
+        self.top_init = self.init  # stateless shared modules are declared here, never inside an `if`
+        self.conditions = 0
 
     def emit(self, line: str) -> None:
         self.forward.append("    " * self.indent + line)
@@ -141,6 +148,8 @@ class BodyWriter:
                 self.invoke(item)
             elif isinstance(item, ResidualItem):
                 self.section(item)
+            elif isinstance(item, IfItem):
+                self.conditional(item)
             elif isinstance(item, Invalid):
                 raise CodegenError("the block holds a statement that does not lower (a bug: check passed it)")
 
@@ -163,7 +172,7 @@ class BodyWriter:
             return
         if kind is OpKind.RELU:
             if not self.relu_done:
-                self.init.append("self.relu = nn.ReLU(inplace=True)")
+                self.top_init.append("self.relu = nn.ReLU(inplace=True)")
                 self.relu_done = True
             # ReLU's backward reads its output: nothing may change that output in place afterwards.
             self.assign(f"self.relu({self.cur})" if self.fresh else f"torch.relu({self.cur})", False)
@@ -174,6 +183,28 @@ class BodyWriter:
             self.assign(f"self.{attr}({self.cur})", False)
             return
         attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
+        if kind is OpKind.DROPOUT:
+            self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
+            self.assign(f"self.{attr}({self.cur})", self.fresh)
+            return
+        if kind is OpKind.FC:
+            self.check_fc_input(item)
+            out = tr.whole(a["out"])
+            bias = "" if tr(a["bias"]) == "True" else f", bias={tr(a['bias'])}"
+            self.init.append(f"self.{attr} = nn.Linear({self.channels}, {out}{bias})")
+            self.assign(f"self.{attr}(torch.flatten({self.cur}, 1))", True)
+            self.channels = out
+            return
+        module = self.module_of(item)
+        if kind is OpKind.BN:
+            self.last_bn = attr
+        self.init.append(f"self.{attr} = {module}")
+        self.assign(f"self.{attr}({self.cur})", True)
+
+    def module_of(self, item: OpItem) -> str:
+        """The module of a conv, bn, pool or activation (a fresh one: not the class's shared ReLU);
+        a conv moves `channels` on."""
+        tr, a, kind = self.tr, item.args, item.kind
         if kind is OpKind.CONV:
             channels = tr.whole(a["channels"])
             pad = tr.whole(a["pad"])
@@ -185,28 +216,104 @@ class BodyWriter:
                 tr(a["bias"]), tr.whole(a["groups"]),
             )  # fmt: skip
             self.channels = channels
-        elif kind is OpKind.BN:
-            module = f"nn.BatchNorm2d({self.channels})"
-            self.last_bn = attr
-        elif kind is OpKind.GLOBAL_AVGPOOL:
-            module = "nn.AdaptiveAvgPool2d(1)"
-        elif kind is OpKind.ADAPTIVE_AVGPOOL:
-            module = f"nn.AdaptiveAvgPool2d({tr.whole(a['size'])})"
-        elif kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-            module = pool_module(kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]))
+            return module
+        if kind is OpKind.BN:
+            return f"nn.BatchNorm{self.bn_dims(item)}d({self.channels})"  # after an fc: BatchNorm1d
+        if kind is OpKind.GLOBAL_AVGPOOL:
+            return "nn.AdaptiveAvgPool2d(1)"
+        if kind is OpKind.ADAPTIVE_AVGPOOL:
+            return f"nn.AdaptiveAvgPool2d({tr.whole(a['size'])})"
+        if kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
+            module = pool_module(
+                kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]),
+                tr(a["ceil"]), tr(a["count_pad"]) if "count_pad" in a else "True",
+            )  # fmt: skip
             if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
-                k = tr(a["kernel"])
-                module = f'nn.AdaptiveAvgPool2d(1) if {k} == "global" else {module}'
-        elif kind is OpKind.DROPOUT:
-            self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
-            self.assign(f"self.{attr}({self.cur})", self.fresh)
-            return
-        elif kind is OpKind.FC:
-            raise CodegenError("`fc` inside a block is not supported by the code generator; put it in the head")
-        else:
-            raise CodegenError(f"no code for op `{item.op}`")
-        self.init.append(f"self.{attr} = {module}")
-        self.assign(f"self.{attr}({self.cur})", True)
+                module = f'nn.AdaptiveAvgPool2d(1) if {tr(a["kernel"])} == "global" else {module}'
+            return module
+        if kind is OpKind.RELU:
+            return "nn.ReLU()"
+        if kind in ACTIVATION_MODULES:
+            return ACTIVATION_MODULES[kind]
+        if kind is OpKind.DROPOUT:
+            return f"nn.Dropout({tr(a['p'])})"
+        raise CodegenError(f"no code for op `{item.op}` here")
+
+    def path_lines(self, items: list[Item], attr: str) -> list[str]:
+        """__init__ lines appending a written shortcut's modules to the Sequential `self.<attr>`."""
+        lines: list[str] = []
+        for item in items:
+            if isinstance(item, OpItem):
+                if item.kind is OpKind.FC:
+                    raise CodegenError(f"`fc` at {item.span}: a `shortcut {{ }}` holds convolutions, not fcs")
+                lines.append(f"self.{attr}.append({self.module_of(item)})")
+            elif isinstance(item, IfItem):
+                test, before = self.tr(item.test), self.channels
+                then = self.path_lines(item.then, attr)
+                then_channels, self.channels = self.channels, before
+                orelse = self.path_lines(item.orelse, attr)
+                lines += [f"if {test}:"] + ["    " + line for line in then or ["pass"]]
+                if orelse:
+                    lines += ["else:"] + ["    " + line for line in orelse]
+                if then_channels != self.channels:
+                    self.channels = f"({then_channels} if {test} else {self.channels})"
+            else:
+                raise CodegenError("a `shortcut { }` holds a statement that does not lower (a bug: check passed it)")
+        return lines
+
+    def bn_dims(self, item: OpItem) -> int:
+        """2 for a CxHxW input, 1 after an fc; the same at every use of the block."""
+        dims = {len(op.in_shapes[0]) for op in self.gen.ops_of(item) if op.in_shapes and op.in_shapes[0]}
+        if dims == {1}:
+            return 1
+        if len(dims) > 1:
+            raise CodegenError(f"`bn` at {item.span} gets a vector at some uses of its block and CxHxW at others")
+        return 2
+
+    def check_fc_input(self, item: OpItem) -> None:
+        """A block's class knows its input channels, not its height and width: an fc in a block reads a
+        vector or a Cx1x1 tensor (after `avgpool global`) at every use."""
+        for op in self.gen.ops_of(item):
+            shape = op.in_shapes[0] if op.in_shapes else None
+            if shape is not None and len(shape) == 3 and shape[1:] != (1, 1):
+                raise CodegenError(
+                    f"`fc` at {item.span} gets {'x'.join(map(str, shape))} at a use of its block; an fc inside a "
+                    "block needs a vector or Cx1x1 input (put `avgpool global` before it, or move it to the head)"
+                )
+
+    def conditional(self, item: IfItem) -> None:
+        """`if` in a block: the test, stored at construction, picks the modules built and the lines run."""
+        self.conditions += 1
+        flag = self.names.get(f"cond{self.conditions}")
+        self.init.append(f"self.{flag} = {self.tr(item.test)}")
+        if self.cur != "out":
+            self.emit(f"out = {self.cur}")
+            self.cur = "out"
+        before = (self.channels, self.fresh, self.last_bn)
+        outer_init, outer_forward = self.init, self.forward
+        branches = []
+        for items in (item.then, item.orelse):
+            self.channels, self.fresh, self.last_bn = before
+            self.init, self.forward = [], []
+            self.indent += 1
+            self.body(items)
+            self.indent -= 1
+            self.cur = "out"
+            branches.append((self.init, self.forward, self.channels, self.fresh, self.last_bn))
+        self.init, self.forward = outer_init, outer_forward
+        (then_init, then_fwd, then_ch, then_fresh, then_bn), (else_init, else_fwd, else_ch, else_fresh, else_bn) = (
+            branches
+        )
+        self.init += [f"if self.{flag}:"] + ["    " + line for line in then_init or ["pass"]]
+        if else_init:
+            self.init += ["else:"] + ["    " + line for line in else_init]
+        pad = "    " * self.indent
+        self.forward += [f"{pad}if self.{flag}:"] + (then_fwd or [f"{pad}    pass"])
+        if else_fwd:
+            self.forward += [f"{pad}else:"] + else_fwd
+        self.channels = then_ch if then_ch == else_ch else f"({then_ch} if self.{flag} else {else_ch})"
+        self.fresh = then_fresh and else_fresh
+        self.last_bn = then_bn if then_bn == else_bn else None
 
     def named_attr(self, wanted: str) -> str:
         """The attribute a `name:` chose; two modules of one class cannot share it."""
@@ -219,7 +326,7 @@ class BodyWriter:
         """One stateless module per activation kind and class, like the shared `self.relu`."""
         if kind not in self.activations:
             self.activations[kind] = self.names.get(kind.value)
-            self.init.append(f"self.{self.activations[kind]} = {ACTIVATION_MODULES[kind]}")
+            self.top_init.append(f"self.{self.activations[kind]} = {ACTIVATION_MODULES[kind]}")
         return self.activations[kind]
 
     def invoke(self, item: CallItem) -> None:
@@ -297,6 +404,18 @@ class BodyWriter:
                 source = x
             self.emit(f"{sc} = {x} if self.downsample{suffix} is None else self.downsample{suffix}({source})")
             shortcut = sc
+        path_init: list[str] = []
+        if "path" in use.modes and item.shortcut is not None:  # written by hand: a Sequential of its ops
+            attr = self.names.get(f"downsample{suffix}")
+            lines = self.path_lines(item.shortcut, attr)
+            self.channels = in_channels
+            path_init = [f"self.{attr} = nn.Sequential()"]
+            if use.mixed_plain:  # the plain uses build none of its modules
+                path_init += [f"if not plain{suffix}:"] + ["    " + line for line in lines or ["pass"]]
+            else:
+                path_init += lines
+            self.emit(f"{sc} = self.{attr}({self.cur if item.preact is not None else x})")
+            shortcut = sc
         self.last_bn = None
         if use.stochastic:
             self.emit(f"if self.training and torch.rand(1).item() >= self.survival{suffix}:")
@@ -304,6 +423,7 @@ class BodyWriter:
             self.emit("else:")
             self.indent += 1
         self.body(item.body)
+        self.init += path_init  # registered after the body, as torchvision registers `downsample`
         if self.last_bn and self.last_bn not in self.last_bns:
             self.last_bns.append(self.last_bn)
         if use.stochastic:

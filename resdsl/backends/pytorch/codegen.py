@@ -69,6 +69,8 @@ class ModelView:
 def residual_mode(ir: NetworkIR, r: Residual) -> str:
     if r.kind != "add":
         return r.kind  # "concat" | "mul"
+    if r.path is not None:
+        return "path"  # a `shortcut { }` written by hand: its modules live in the block's class
     if r.shortcut is None:
         return "none"
     return ir.op(r.shortcut).shortcut.mode
@@ -438,7 +440,8 @@ class Generator:
             out = "NUM_CLASSES" if a["out"] == self.ir.classes else str(a["out"])
             return f"nn.Linear({n}, {out}" + ("" if a["bias"] else ", bias=False") + ")"
         if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-            return pool_module(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]))
+            ceil, count_pad = literal(a.get("ceil", False)), literal(a.get("count_pad", True))
+            return pool_module(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]), ceil, count_pad)
         if k is OpKind.GLOBAL_AVGPOOL:
             return "nn.AdaptiveAvgPool2d(1)"
         if k is OpKind.ADAPTIVE_AVGPOOL:

@@ -31,7 +31,7 @@ from resdsl.backends.viz.style import (
     VIEWS,
 )
 from resdsl.diagnostics import UsageError, did_you_mean
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, fmt_shape
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Role, Section, fmt_shape
 
 # ---------------------------------------------------------------- drawing
 
@@ -113,7 +113,8 @@ def _edge(target: graphviz.Digraph, a: str, b: str, shape: tuple[int, ...] | Non
 
 def _op_node(ctx: _Ctx, target: graphviz.Digraph, op: Op) -> None:
     ctx.kinds.add(op.kind)
-    attrs = {"fillcolor": COLOURS[op.kind], "id": ctx.nid(op.id), "tooltip": _tooltip(op), "group": ctx.nid("main")}
+    group = ctx.nid("shortcut" if op.role is Role.SHORTCUT else "main")  # a written shortcut's ops beside the body
+    attrs = {"fillcolor": COLOURS[op.kind], "id": ctx.nid(op.id), "tooltip": _tooltip(op), "group": group}
     if op.kind in (OpKind.ADD, OpKind.CONCAT, OpKind.MUL):
         label = {OpKind.ADD: "+", OpKind.CONCAT: "C", OpKind.MUL: "×"}[op.kind]
         r = ctx.ir.residuals[op.residual] if op.residual is not None else None
@@ -197,6 +198,16 @@ def _draw_ops(
                 )
                 continue
             shown = not ctx.sparse_labels or _shape_changes(ir, src_op) or src_op.scope != op.scope
+            if op.role is Role.SHORTCUT or (op.kind is OpKind.ADD and port == 1):  # a `shortcut { }` written by hand
+                ctx.shortcut_edges = True
+                identity = op.kind is OpKind.ADD and src_op.role is not Role.SHORTCUT
+                style = {
+                    "color": SHORTCUT_COLOUR,
+                    "fontcolor": SHORTCUT_COLOUR,
+                    "style": "dashed" if identity else "solid",
+                }
+                _edge(edges, a, ctx.nid(n), src_op.shape if shown else None, **style)
+                continue
             _edge(edges, a, ctx.nid(n), src_op.shape if shown else None)
 
 
