@@ -446,7 +446,7 @@ def test_compile_writes_verifies_and_reports(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["compile", str(SPECS / "resnet152.rd"), "-o", str(out), "--verify"])
     assert result.exit_code == 0, result.output
     note, wrote = result.stderr.splitlines()
-    assert note.startswith("note: resnet152's strided blocks put their stride where stride_at = \"first\" says;")
+    assert note.startswith('note: resnet152\'s strided blocks put their stride where stride_at = "first" says;')
     assert wrote == f"wrote {out}: resnet152, 152 layers, 60,192,808 params, verified"
     assert out.read_text() == generated("resnet152")[1].replace("specs/resnet152.rd", str(SPECS / "resnet152.rd"))
 

@@ -404,7 +404,9 @@ def test_info_table_like_table1() -> None:
         "layers 34   params 21,797,672 (21.80M)   FLOPs 3,663,761,408 (3.66G multiply-adds)",
         "acts 3,939,816 (3.94M) per image, 15.8 MB in float32 (outputs of convs, fcs, projections and pools)",
     ]
-    assert lines[14] == "training memory at batch 256: about 16.3 GB (float32 estimate, without the data set)"  # its recipe's batch
+    assert (
+        lines[14] == "training memory at batch 256: about 16.3 GB (float32 estimate, without the data set)"
+    )  # its recipe's batch
 
 
 # ---------------------------------------------------------------- check, libraries, train

@@ -39,6 +39,8 @@ PUBLISHED = {
     "preact_resnet18_cifar": (11_171_146, None, 18, "kuangliu/pytorch-cifar"),
     "mobilenet_v2": (3_504_872, 0.30, 53, "torchvision"),
     "seresnet50": (28_088_024, None, 82, "timm 1.0 seresnet50 (layers: 50 + two 1x1 convs per gate)"),
+    # timm's 4.35 GMACs also count BN and pooling (its resnet50: 4.11 against torchvision's 4.09)
+    "resnet50d": (25_576_264, None, 52, "timm 1.0 resnet50d (layers: 50 + two more stem convs)"),
 }
 V15 = {"resnet50", "resnet101", "resnet152"}
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None

@@ -304,9 +304,12 @@ class BodyWriter:
         (then_init, then_fwd, then_ch, then_fresh, then_bn), (else_init, else_fwd, else_ch, else_fresh, else_bn) = (
             branches
         )
-        self.init += [f"if self.{flag}:"] + ["    " + line for line in then_init or ["pass"]]
-        if else_init:
-            self.init += ["else:"] + ["    " + line for line in else_init]
+        if then_init:
+            self.init += [f"if self.{flag}:"] + ["    " + line for line in then_init]
+            if else_init:
+                self.init += ["else:"] + ["    " + line for line in else_init]
+        elif else_init:
+            self.init += [f"if not self.{flag}:"] + ["    " + line for line in else_init]
         pad = "    " * self.indent
         self.forward += [f"{pad}if self.{flag}:"] + (then_fwd or [f"{pad}    pass"])
         if else_fwd:
