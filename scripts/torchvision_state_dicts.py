@@ -1,6 +1,6 @@
 """Write tests/golden/torchvision_state_dicts.json: the state_dict keys and shapes of torchvision's
-resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, resnext101_32x8d, vgg16, vgg19 and
-densenet121, in state_dict order, buffers included (BN running_mean/var and
+resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, resnext101_32x8d, vgg16, vgg19,
+densenet121 and mobilenet_v2, in state_dict order, buffers included (BN running_mean/var and
 num_batches_tracked, whose shape is []).
 
 tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (with
@@ -8,7 +8,10 @@ tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (w
 (whose `name:` options choose torchvision's module names) have exactly these keys and shapes, so
 that torchvision's weights load with strict=True. The vgg and densenet121 entries were first
 written from torchvision 0.29's source (models/vgg.py, densenet.py) without torchvision at hand;
-the published parameter counts (138,357,544, 143,667,240, 7,978,856) agree with them.
+the published parameter counts (138,357,544, 143,667,240, 7,978,856) agree with them, and
+torchvision 0.28's own models gave the same file when it was regenerated with mobilenet_v2 added.
+mobilenet_v2's keys are not the generated module's: `resdsl weights rename` maps them by
+position (tests/test_weights.py).
 torchvision is needed only to regenerate the file, never in CI. Regenerate it, in a throwaway environment, with:
 
     python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch torchvision
@@ -38,6 +41,7 @@ MODELS = [
     "vgg16",
     "vgg19",
     "densenet121",
+    "mobilenet_v2",
 ]
 
 

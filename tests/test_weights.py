@@ -242,3 +242,64 @@ def test_names_place_modules_in_containers(tmp_path: Path) -> None:
         "classifier.1.weight",
     ]  # fmt: skip
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 2)
+
+
+# ---------------------------------------------------------------- weights rename: another naming, by position
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def torchvision_mobilenet_v2_state_dict() -> dict[str, torch.Tensor]:
+    """Random tensors with the keys and shapes of torchvision's mobilenet_v2 (golden), in its order."""
+    import json
+
+    golden = json.loads((ROOT / "tests" / "golden" / "torchvision_state_dicts.json").read_text())["mobilenet_v2"]
+    torch.manual_seed(0)
+    return {key: torch.randn(shape) if shape else torch.tensor(7) for key, shape in golden}
+
+
+def test_torchvision_mobilenet_v2_weights_load_after_rename(tmp_path: Path) -> None:
+    theirs = torchvision_mobilenet_v2_state_dict()
+    source = tmp_path / "tv.pt"
+    torch.save(theirs, source)
+    spec = str(ROOT / "specs" / "mobilenet_v2.rd")
+    check = CliRunner().invoke(main, ["weights", "check", spec, str(source)])
+    assert check.exit_code == 1
+    assert "314 missing keys, 314 unexpected" in check.stderr and "`resdsl weights rename`" in check.stderr
+    out, key_map = tmp_path / "ours.pt", tmp_path / "map.json"
+    result = CliRunner().invoke(main, ["weights", "rename", spec, str(source), "-o", str(out), "--map", str(key_map)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote {out}: 314 tensors in mobilenet_v2's names (314 renamed, shapes checked)\n"
+    renamed = torch.load(out, weights_only=True)
+    for (their_key, value), (our_key, ours) in zip(theirs.items(), renamed.items()):
+        torch.testing.assert_close(ours, value, msg=f"{their_key} -> {our_key}")
+    import json
+
+    pairs = json.loads(key_map.read_text())
+    assert list(pairs.items())[:2] == [("features.0.0.weight", "conv1.weight"), ("features.0.1.weight", "bn1.weight")]
+    assert pairs["classifier.1.weight"] == "fc.weight"
+    assert pairs["features.1.conv.0.0.weight"] == "layer1.0.conv2.weight"  # t = 1: no expansion conv1
+    check = CliRunner().invoke(main, ["weights", "check", spec, str(out)])
+    assert check.stdout == f"{out}: ok: 314 tensors load into mobilenet_v2 with strict=True\n"
+
+
+def test_rename_refuses_weights_that_do_not_pair(tmp_path: Path) -> None:
+    theirs = torchvision_mobilenet_v2_state_dict()
+    spec = str(ROOT / "specs" / "mobilenet_v2.rd")
+    short = dict(list(theirs.items())[1:])
+    torch.save(short, tmp_path / "short.pt")
+    result = CliRunner().invoke(main, ["weights", "rename", spec, str(tmp_path / "short.pt"), "-o", "x.pt"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {tmp_path / 'short.pt'} has 313 tensors, the model 314: they cannot be paired by position\n"
+        "  hint: check the spec against the network the weights come from (`resdsl weights check` lists keys)\n"
+    )
+    theirs["features.1.conv.1.weight"] = torch.randn(16, 32, 3, 3)
+    torch.save(theirs, tmp_path / "other.pt")
+    result = CliRunner().invoke(main, ["weights", "rename", spec, str(tmp_path / "other.pt"), "-o", "x.pt"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {tmp_path / 'other.pt'}: tensor 13 of 314 does not fit: features.1.conv.1.weight is "
+        "[16, 32, 3, 3], the model's layer1.0.conv3.weight is [16, 32, 1, 1]\n"
+        "  hint: the two networks differ there (or list their modules in another order)\n"
+    )

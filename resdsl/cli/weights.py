@@ -1,5 +1,6 @@
 """`resdsl weights check`: does a state_dict load into a spec's generated module, and (given a
-reference) does the module compute what the original did?"""
+reference) does the module compute what the original did? `resdsl weights rename`: weights named
+another way, given the module's names by position."""
 
 from __future__ import annotations
 
@@ -69,6 +70,40 @@ def check_command(spec: Path, weights: Path, sets: tuple[str, ...], reference: P
             f"  {SAME_FUNCTION_HINT}"
         )
     click.echo(f"{reference}: ok: max abs diff {diff:.3g} <= tolerance {tolerance:g} over {want.numel():,} outputs")
+
+
+@weights_group.command("rename")
+@spec_argument
+@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The renamed state_dict."
+)
+@click.option(
+    "--map", "map_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the key map (JSON)."
+)
+def rename_command(spec: Path, weights: Path, sets: tuple[str, ...], output: Path, map_file: Path | None) -> None:
+    """Give WEIGHTS the generated module's keys, pairing tensors in order (every shape must agree):
+    for weights named another way, such as torchvision's mobilenet_v2. Then `weights check` with
+    --reference tells whether the function is the same."""
+    import json
+
+    import torch
+
+    from resdsl.backends.pytorch.codegen import render_model
+    from resdsl.backends.pytorch.verify import load_module
+    from resdsl.backends.pytorch.weights import read_state_dict, rename_by_position
+
+    ir = load(spec, sets)
+    state_dict = read_state_dict(weights)
+    with torch.device("meta"):
+        model = load_module(render_model(ir, spec)).build_model()
+    renamed, pairs = rename_by_position(model, state_dict, str(weights))
+    torch.save(renamed, output)
+    if map_file is not None:
+        map_file.write_text(json.dumps(dict(pairs), indent=1) + "\n")
+    moved = sum(1 for theirs, ours in pairs if theirs != ours)
+    click.echo(f"wrote {output}: {len(pairs)} tensors in {ir.name}'s names ({moved} renamed, shapes checked)")
 
 
 def _read_reference(path: Path):

@@ -71,6 +71,11 @@ def fit_problems(model, state_dict: dict[str, Any]) -> tuple[str, list[str]]:
         f"shape: {k} is {list(state_dict[k].shape)} in the file, {list(ours[k].shape)} in the model"
         for k in shapes[:SHOWN]
     ] + _more(shapes)
+    if len(missing) == len(ours) and len(unexpected) == len(state_dict) == len(ours):
+        lines.append(
+            "hint: no key is shared but the counts agree: the weights follow another naming; "
+            "`resdsl weights rename` pairs them with the module's by position"
+        )
     if unexpected and all(k.startswith("module.") for k in state_dict):
         lines.append(
             "hint: the keys start with `module.` (saved from DataParallel/DDP): save model.module's state_dict"
@@ -85,6 +90,28 @@ def load_weights(model, state_dict: dict[str, Any], what: str, where: str) -> No
     if summary:
         raise InputError(f"{what} does not fit {where}: {summary}\n  " + "\n  ".join(lines))
     model.load_state_dict(state_dict, strict=True)
+
+
+def rename_by_position(model, state_dict: dict[str, Any], what: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A state_dict whose keys follow another naming (torchvision's `features.1.conv.0.0.weight`) with
+    the model's keys, pairing the entries in order: both list their modules in the order the
+    network computes them. Every pair must agree in shape; the first that does not is an error
+    naming both. Returns the renamed state_dict and the (theirs, ours) key pairs."""
+    ours = model.state_dict()
+    if len(ours) != len(state_dict):
+        raise InputError(
+            f"{what} has {len(state_dict)} tensors, the model {len(ours)}: they cannot be paired by position\n"
+            "  hint: check the spec against the network the weights come from (`resdsl weights check` lists keys)"
+        )
+    pairs = list(zip(state_dict, ours))
+    for k, (theirs, mine) in enumerate(pairs):
+        a, b = list(state_dict[theirs].shape), list(ours[mine].shape)
+        if a != b:
+            raise InputError(
+                f"{what}: tensor {k + 1} of {len(pairs)} does not fit: {theirs} is {a}, the model's {mine} is {b}\n"
+                "  hint: the two networks differ there (or list their modules in another order)"
+            )
+    return {mine: state_dict[theirs] for theirs, mine in pairs}, pairs
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
