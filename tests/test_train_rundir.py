@@ -321,6 +321,20 @@ def test_the_fingerprint_names_ops_shortcut_plans_and_survival() -> None:
     assert "survival probability of stage" in (fingerprint.difference(s1, s2) or "")
 
 
+def test_the_fingerprint_sees_module_names_and_written_shortcuts(tmp_path: Path) -> None:
+    vgg = ROOT / "specs" / "vgg16.rd"
+    named = fingerprint.network(load_network(vgg))
+    renamed = tmp_path / "vgg16.rd"
+    renamed.write_text(vgg.read_text().replace('name: "classifier.#"', 'name: "head.#"'))
+    assert named["names"] and fingerprint.difference(named, fingerprint.network(load_network(renamed))) == (
+        "the module names (`name:` options) differ from the run's: its checkpoint's keys would not fit"
+    )
+    assert "names" not in fp()  # unnamed networks keep the digest they had before names existed
+    d = fingerprint.network(load_network(ROOT / "specs" / "resnet50d.rd"))
+    assert d["units"][2]["shortcuts"] == ["written `shortcut { }` (2 ops)"]  # stage conv2 block 1
+    assert d["units"][3]["shortcuts"] == ["written `shortcut { }` (identity)"]
+
+
 def _size(*dims):
     from resdsl.lang.values import Size
 

@@ -33,6 +33,8 @@ def _op_text(op: Op, position: dict[int, int], ir: NetworkIR) -> str:
 
 
 def _residual_text(ir: NetworkIR, r) -> str:
+    if r.path is not None:
+        return f"written `shortcut {{ }}` ({len(r.path)} ops)" if r.path else "written `shortcut { }` (identity)"
     text = r.option.value if r.kind == "add" else "dense (concatenation)"
     if r.shortcut is not None and ir.op(r.shortcut).shortcut is not None:
         p = ir.op(r.shortcut).shortcut
@@ -85,6 +87,12 @@ def network(ir: NetworkIR) -> dict[str, Any]:
         "flops": int(ir.totals.flops),
         "layers": int(ir.totals.layers),
     }
+    # `name:` options choose the checkpoint's keys: a change is another network to resume into. Only
+    # present when used, so that the digests of runs made before names existed stay as they were.
+    names = [f"{s.name}: {s.module_name}" for s in ir.sections if s.module_name]
+    names += [f"%{position[op.id]}: {op.module_name}" for op in ir.ops() if op.module_name]
+    if names:
+        body["names"] = names
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {"digest": digest, **body}
 
@@ -156,6 +164,8 @@ def difference(run: dict[str, Any], here: dict[str, Any]) -> str | None:
             return f"{where} has {len(b['ops'])} ops here, {len(a['ops'])} in the run"
     if len(run["units"]) != len(here["units"]):
         return f"the network has {len(here['units'])} parts here, {len(run['units'])} in the run"
+    if run.get("names") != here.get("names"):
+        return "the module names (`name:` options) differ from the run's: its checkpoint's keys would not fit"
     return f"the network's wiring differs (fingerprint {here['digest'][:12]} here, {run['digest'][:12]} in the run)"
 
 
