@@ -11,7 +11,7 @@ from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.imports import Program
 from resdsl.lang.values import CallValue, Value, describe
 
-DATASETS = ("cifar10", "cifar100", "digits", "imagenet", "npz", "synthetic")
+DATASETS = ("cifar10", "cifar100", "mnist", "svhn", "digits", "imagenet", "npz", "synthetic")
 NORMALIZE = ("per_pixel_mean", "per_channel", "torchvision", "none")
 SCHEDULES = ("step", "cosine", "constant", "plateau")
 
