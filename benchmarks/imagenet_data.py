@@ -203,8 +203,8 @@ def print_report(args, root: Path, rates: dict, versions: str | None, why_not: s
         f"crops with flips; median of {args.rounds} rounds of {args.batches} batches after {args.warmup}, "
         "the pipelines interleaved.",
         "",
-        "| pipeline | augmentation | images/s | / torchvision |",
-        "|---|---|---:|---:|",
+        "| pipeline | augmentation | images/s | / torchvision | paired |",
+        "|---|---|---:|---:|---:|",
     ]
     what = {
         "resdsl, torchvision recipe": "RandomResizedCrop (area [0.08, 1]), flip; uint8 out",
@@ -213,9 +213,15 @@ def print_report(args, root: Path, rates: dict, versions: str | None, why_not: s
     }
     for name, rate in median.items():
         ratio = f"**{rate / ref:.2f}**" if ref else "-"
-        lines.append(f"| {name} | {what[name]} | {rate:.0f} | {ratio} |")
+        paired = f"{statistics.median(a / b for a, b in zip(rates[name], rates['torchvision'])):.2f}" if ref else "-"
+        lines.append(f"| {name} | {what[name]} | {rate:.0f} | {ratio} | {paired} |")
     spread = max((max(r) - min(r)) / statistics.median(r) for r in rates.values() if r)
-    lines += ["", f"Largest spread (max - min) / median of one pipeline's rounds: {spread:.0%}."]
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    lines += [
+        "",
+        "/ torchvision is the ratio of the medians; paired the median of the ratios within a round. Largest spread "
+        f"(max - min) / median of one pipeline's rounds: {spread:.0%}; load average (1, 5, 15 min) at the end: {load}.",
+    ]
     report("\n".join(lines), args.write, lambda text: replace_section(HEADING, text))
 
 
