@@ -12,8 +12,9 @@ sample photos, about 500x375, JPEG quality 90) over 10 classes, made once in a t
 
 torchvision: imported here if it is installed; else `--reference-python PY` runs the reference in an
 interpreter that has it (this file in its `--reference-only` mode imports no resdsl), for example a separate
-venv made as docs/benchmarks.md says (torchvision's PyPI wheels need a CUDA torch, not the CPU torch of the
-project's venv); else resdsl's pipeline is timed alone and the table says why.
+venv, `python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torchvision pillow` (torchvision's PyPI wheels need
+a CUDA torch, not the CPU torch of the project's venv); else resdsl's pipeline is timed alone and the table
+says why.
 
 Rates count images delivered to the training loop, ready to copy to the device: resdsl's batches are uint8
 (it normalises on the device), torchvision's float32 normalised by the workers, as the reference recipe does.
