@@ -45,7 +45,7 @@ train {
 
 
 def reference_box(height: int, width: int, scale, ratio, gen: torch.Generator):
-    """torchvision.transforms.RandomResizedCrop.get_params (torchvision 0.15-0.20), verbatim but for `gen`
+    """torchvision.transforms.RandomResizedCrop.get_params, rewritten from torchvision's source with `gen`
     in place of torch's global generator."""
     area = height * width
     log_ratio = torch.log(torch.tensor(ratio))
