@@ -1440,7 +1440,7 @@ SET_CASES = [
         "bad_dataset",
         ["info", "cifar20.rd", "--set", "dataset=coco"],
         2,
-        "error: --set dataset: must be cifar10 | cifar100 | digits | imagenet | npz | synthetic, got the bare word "
+        "error: --set dataset: must be cifar10 | cifar100 | mnist | svhn | digits | imagenet | npz | synthetic, got the bare word "
         "`coco`\n",
     ),
     (  # was: "unknown name `abc`" at each of the three uses of n

@@ -439,7 +439,7 @@ def test_train_section_is_parsed() -> None:
         ("batch 12.5", "`batch` must be a positive whole number, got 12.5"),
         (
             "dataset coco",
-            "`dataset` must be cifar10 | cifar100 | digits | imagenet | npz | synthetic, got the bare word `coco`",
+            "`dataset` must be cifar10 | cifar100 | mnist | svhn | digits | imagenet | npz | synthetic, got the bare word `coco`",
         ),
         ("optimizer adam(lr: 0.1)", "`optimizer` must be sgd(...), got `adam(...)`"),
         ("optimizer sgd(lr: 0.1, momentun: 0.9)", "`optimizer` has no option `momentun`"),

@@ -22,8 +22,9 @@ POSITIVE = click.IntRange(min=1)
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
-    help="CIFAR python directory, .npz file or ImageNet folder (train/<class>/*.JPEG, val/<class>/*.JPEG); "
-    "default for CIFAR: ~/.cache/resdsl/data, downloaded if missing.",
+    help="CIFAR python directory, MNIST idx or SVHN .mat folder, .npz file or ImageNet folder "
+    "(train/<class>/*.JPEG, val/<class>/*.JPEG); default for CIFAR, MNIST, SVHN: ~/.cache/resdsl/data, "
+    "downloaded if missing.",
 )
 @click.option("--iterations", type=POSITIVE, help="Stop after N iterations (recipe: iterations).")
 @click.option("--batch", type=POSITIVE, help="Global batch size, split over processes (recipe: batch).")

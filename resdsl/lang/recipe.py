@@ -11,7 +11,7 @@ from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.imports import Program
 from resdsl.lang.values import CallValue, Value, describe
 
-DATASETS = ("cifar10", "cifar100", "digits", "imagenet", "npz", "synthetic")
+DATASETS = ("cifar10", "cifar100", "mnist", "svhn", "digits", "imagenet", "npz", "synthetic")
 NORMALIZE = ("per_pixel_mean", "per_channel", "torchvision", "none")
 SCHEDULES = ("step", "cosine", "constant", "plateau")
 
@@ -41,6 +41,10 @@ class Recipe:
     scale_min: int = 0  # ImageNet scale augmentation: the shorter side resized to a random size in
     scale_max: int = 0  # [scale_min, scale_max] (the paper: [256, 480]); 0: resized to the test size
     lighting: float = 0.0  # std of AlexNet's PCA colour noise (the paper: 0.1)
+    area_min: float = 0.0  # torchvision's RandomResizedCrop instead of scale: a box of a random fraction of
+    area_max: float = 0.0  # the image's area in [area_min, area_max] (torchvision: [0.08, 1]; 0: off)
+    ratio_min: float = 3 / 4  # and a random aspect ratio w/h in [ratio_min, ratio_max], log-uniform,
+    ratio_max: float = 4 / 3  # resized to crop x crop
     normalize: str = "per_pixel_mean"
     val: int = 0  # held-out training images (the paper: 5000 of 50000)
     eval_every: int = 1000
@@ -106,8 +110,8 @@ _EXAMPLES = {
     "`schedule plateau(factor: 0.1, patience: 5)`",
     "iterations": "e.g. `iterations 64000`",
     "warmup": "e.g. `warmup lr: 0.01, until_error: 0.8` or `warmup iterations: 400`",
-    "augment": "e.g. `augment pad: 4, crop: 32, flip: true` or `augment scale: [256, 480], crop: 224, flip: true, "
-    "lighting: 0.1`",
+    "augment": "e.g. `augment pad: 4, crop: 32, flip: true`, `augment scale: [256, 480], crop: 224, flip: true, "
+    "lighting: 0.1` or `augment area: [0.08, 1], ratio: [3/4, 4/3], crop: 224, flip: true`",
     "normalize": "e.g. `normalize per_pixel_mean`",
     "split": "e.g. `split val: 5000`",
     "eval_every": "e.g. `eval_every 1000`",
@@ -165,8 +169,15 @@ def _setting(r: _Reader, stmt: syntax.OpStmt, pos: list[Value], kw: dict[str, Va
             r.bad(stmt, "`augment` takes keyword options")
             return
         kw = dict(kw)
+        if "scale" in kw and "area" in kw:
+            r.bad(stmt, "`augment` takes `scale` (the paper's) or `area` (RandomResizedCrop's), not both")
+            return
         if "scale" in kw:
             _scale(r, stmt, kw.pop("scale"))
+        if "area" in kw:
+            _pair(r, stmt, "area", kw.pop("area"), hi=1.0, what="fractions of the image's area, 0 < min <= max <= 1")
+        if "ratio" in kw:
+            _pair(r, stmt, "ratio", kw.pop("ratio"), hi=None, what="aspect ratios w/h, 0 < min <= max")
         r.call_kwargs(stmt, kw, opts)
     elif name == "split":
         if pos or set(kw) - {"val"}:
@@ -188,6 +199,17 @@ def _scale(r: _Reader, stmt: syntax.OpStmt, v: Value) -> None:
         r.bad(stmt, f"`scale` must be [min, max], two sizes of the shorter side with min <= max, got {got}")
         return
     r.r.scale_min, r.r.scale_max = int(v[0]), int(v[1])
+
+
+def _pair(r: _Reader, stmt: syntax.OpStmt, name: str, v: Value, hi: float | None, what: str) -> None:
+    """`area: [0.08, 1]`, `ratio: [3/4, 4/3]`: a range of positive numbers, stored as NAME_min and NAME_max."""
+    numbers = isinstance(v, list) and len(v) == 2 and all(_float(i, 0.0) is not None for i in v)
+    if not numbers or not 0 < v[0] <= v[1] or (hi is not None and v[1] > hi):
+        got = "[" + ", ".join(map(str, v)) + "]" if isinstance(v, list) else describe(v)
+        r.bad(stmt, f"`{name}` must be [min, max], {what}, got {got}")
+        return
+    setattr(r.r, f"{name}_min", float(v[0]))
+    setattr(r.r, f"{name}_max", float(v[1]))
 
 
 def _schedule(r: _Reader, stmt: syntax.OpStmt, v: Value) -> None:

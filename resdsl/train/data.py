@@ -1,5 +1,5 @@
-"""Data sets for `resdsl train`: CIFAR-10/100 (local or downloaded), npz, scikit-learn digits, synthetic,
-and ImageNet as an image folder.
+"""Data sets for `resdsl train`: CIFAR-10/100, MNIST and SVHN (local or downloaded), npz, scikit-learn digits,
+synthetic, and ImageNet as an image folder.
 
 Every loader but ImageNet's returns uint8 images N x C x H x W and int64 labels as torch tensors
 (x_train, y_train, x_test, y_test), checked against the network's input shape and class count;
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from resdsl.diagnostics import InputError
-from resdsl.train import imagefolder, trainlib
+from resdsl.train import digitfiles, imagefolder, trainlib
 
 CACHE = Path(os.environ.get("RESDSL_DATA", Path.home() / ".cache" / "resdsl" / "data"))
 ARCHIVES = {
@@ -32,6 +32,22 @@ ARCHIVES = {
         "cifar-100-python",
     ),
 }
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's mirror of yann.lecun.com's files
+SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
+FILES = {  # data sets of separate files: (url, md5) of each, downloaded into CACHE/<name>
+    "mnist": {
+        "train-images-idx3-ubyte.gz": (MNIST_URL, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "train-labels-idx1-ubyte.gz": (MNIST_URL, "d53e105ee54ea40749a09fcbcd1e9432"),
+        "t10k-images-idx3-ubyte.gz": (MNIST_URL, "9fb629c4189551a2d022fa330f9573f3"),
+        "t10k-labels-idx1-ubyte.gz": (MNIST_URL, "ec29112dd5afa0611ce80d1b7f02629c"),
+    },
+    "svhn": {
+        "train_32x32.mat": (SVHN_URL, "e26dedcc434d2e4c54c9b2d4a06d8373"),
+        "test_32x32.mat": (SVHN_URL, "eb5a983be6a315427106f1b164d9cef3"),
+    },
+}
+READERS = {"mnist": digitfiles.read_mnist, "svhn": digitfiles.read_svhn}
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "svhn": (3, 32, 32)}
 DOWNLOAD_TIMEOUT = 5.0  # seconds to connect: without network the run fails at once
 DIGITS_TEST = 360  # of scikit-learn's 1797 digits, held out for testing (a fixed seeded split)
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 5000, 1000
@@ -65,6 +81,9 @@ def load(
         if name in ARCHIVES:
             precheck(name, path, input_shape)
             data = trainlib.read_cifar(cifar_dir(name, path, quiet))
+        elif name in FILES:
+            precheck(name, path, input_shape)
+            data = READERS[name](files_dir(name, path, quiet))
         elif name == "npz":
             if path is None:
                 raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
@@ -74,7 +93,9 @@ def load(
         elif name == "synthetic":
             data = synthetic(input_shape, classes)
         else:
-            raise InputError(f"unknown data set `{name}` (cifar10 | cifar100 | imagenet | npz | digits | synthetic)")
+            raise InputError(
+                f"unknown data set `{name}` (cifar10 | cifar100 | mnist | svhn | imagenet | npz | digits | synthetic)"
+            )
         trainlib.check_data(data, input_shape, classes)
     except trainlib.DataError as err:
         raise InputError(f"{err}; {_where_hint(name, path)}") from None
@@ -91,6 +112,12 @@ def precheck(name: str, path: Path | None, input_shape: tuple[int, ...]) -> None
             f"--dataset {name} has 32x32 images but the network takes {'x'.join(map(str, input_shape))}; "
             f"train it on ImageNet with --dataset imagenet --data DIR, or --set input=3x32x32"
         )
+    elif name in IMAGE_SHAPES and tuple(input_shape) != IMAGE_SHAPES[name]:
+        native = "x".join(map(str, IMAGE_SHAPES[name]))
+        raise InputError(
+            f"--dataset {name} has {native} images but the network takes {'x'.join(map(str, input_shape))}; "
+            f"use a spec made for them, or --set input={native}"
+        )
 
 
 def _where_hint(name: str, path: Path | None) -> str:
@@ -98,6 +125,8 @@ def _where_hint(name: str, path: Path | None) -> str:
         return f"use --data DIR with the python-pickle files of {name}, or remove them so they are downloaded again"
     if name == "imagenet":
         return imagefolder.LAYOUT
+    if name in FILES:
+        return f"use --data DIR holding {_file_list(name)}, or delete them from {CACHE / name} to download them again"
     if name == "npz":
         return "write uint8 x_train/x_test (N x C x H x W) and integer y_train/y_test with numpy.savez"
     return "use a data set whose images have the network's input shape and classes"
@@ -175,13 +204,14 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, target: Path, md5: str, quiet: bool = False) -> None:
-    """Fetch an archive with a progress bar, verify its md5, then move it into place."""
+def download(url: str, target: Path, md5: str, quiet: bool = False, where: str | None = None) -> None:
+    """Fetch an archive with a progress bar, verify its md5, then move it into place; `where` says what to do
+    instead (default: CIFAR's)."""
     import urllib.error
     import urllib.request
 
     folder = target.parent
-    where = (
+    where = where or (
         f"download {url} yourself and put the extracted folder in {folder} "
         f"(or pass --data DIR holding data_batch_1..5 and test_batch; RESDSL_DATA moves the cache)"
     )
@@ -211,6 +241,33 @@ def download(url: str, target: Path, md5: str, quiet: bool = False) -> None:
         partial.unlink(missing_ok=True)
         raise InputError(f"the download of {url} failed its md5 check (truncated?); run again or {where}")
     os.replace(partial, target)
+
+
+# ---------------------------------------------------------------------------------------- MNIST, SVHN
+
+
+def _file_list(name: str) -> str:
+    return ", ".join(FILES[name])
+
+
+def files_dir(name: str, path: Path | None, quiet: bool = False) -> Path:
+    """The folder holding a data set's files: --data, else the cache, where missing files are downloaded
+    (each md5-checked; an idx file already there without .gz counts)."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"--data {path}: no such directory; {_where_hint(name, path)}")
+        return path
+    folder = CACHE / name
+    for file, (url, md5) in FILES[name].items():
+        if (folder / file).is_file() or (folder / file.removesuffix(".gz")).is_file():
+            continue
+        where = (
+            f"download {url}{file} yourself and put it in {folder} (or pass --data DIR holding "
+            f"{_file_list(name)}; RESDSL_DATA moves the cache)"
+        )
+        download(url + file, folder / file, md5, quiet, where)
+    return folder
 
 
 # ---------------------------------------------------------------------------------------- small sets

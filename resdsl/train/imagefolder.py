@@ -11,6 +11,7 @@ images, the fastest of the ways measured.
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,12 +166,7 @@ def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
 
 def resize_shorter(image: Tensor, size: int) -> Tensor:
     """Antialiased bilinear resize of a uint8 C x H x W image to a shorter side of `size`."""
-    h, w = image.shape[1:]
-    target = shorter_side_size(h, w, size)
-    if target == (h, w):
-        return image
-    x = image[None].contiguous(memory_format=torch.channels_last)
-    return F.interpolate(x, size=target, mode="bilinear", antialias=True, align_corners=False)[0]
+    return resize(image, shorter_side_size(*image.shape[1:], size))
 
 
 def center_crop(image: Tensor, size: int) -> Tensor:
@@ -197,27 +193,74 @@ def test_size(crop: int) -> int:
 # ---------------------------------------------------------------------------------------- augmentation
 
 
+PARAMS = 8  # columns of draw_params
+
+
 def draw_params(n: int, cfg: dict, crop: int, gen: torch.Generator) -> Tensor:
-    """Per-image augmentation of a batch of n, float64 n x 7: shorter side, crop position in [0, 1) (y, x),
-    flip, and the three PCA noise coefficients (alpha ~ N(0, lighting))."""
+    """Per-image augmentation of a batch of n, float64 n x 8: shorter side, crop position in [0, 1) (y, x),
+    flip, the three PCA noise coefficients (alpha ~ N(0, lighting)) and, for RandomResizedCrop (`area`),
+    the seed of the image's box (drawn once its size is known: resized_crop_box)."""
     lo = int(cfg.get("scale_min") or 0) or test_size(crop)
     hi = int(cfg.get("scale_max") or 0) or lo
-    out = torch.zeros(n, 7, dtype=torch.float64)
+    out = torch.zeros(n, PARAMS, dtype=torch.float64)
     out[:, 0] = torch.randint(lo, hi + 1, (n,), generator=gen).double()
     out[:, 1:3] = torch.rand(n, 2, generator=gen, dtype=torch.float64)
     if cfg.get("flip"):
         out[:, 3] = torch.randint(0, 2, (n,), generator=gen).double()
     out[:, 4:7] = torch.randn(n, 3, generator=gen, dtype=torch.float64) * float(cfg.get("lighting") or 0.0)
+    if cfg.get("area_min"):  # drawn last: the other columns are those of a recipe without it
+        out[:, 7] = torch.randint(0, 2**52, (n,), generator=gen, dtype=torch.int64).double()
     return out
 
 
-def augment_image(image: Tensor, params: Tensor, crop: int) -> Tensor:
-    """Scale augmentation, a random crop x crop and a flip of one uint8 image (params: one row of draw_params)."""
-    image = resize_shorter(image, int(params[0]))
-    h, w = image.shape[1:]
-    top = min(int(float(params[1]) * (h - crop + 1)), h - crop)
-    left = min(int(float(params[2]) * (w - crop + 1)), w - crop)
-    out = image[:, top : top + crop, left : left + crop]
+def resized_crop_box(
+    h: int, w: int, area: tuple[float, float], ratio: tuple[float, float], gen: torch.Generator
+) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of torchvision's RandomResizedCrop on an h x w image, its sampling rule
+    with `gen` for the global generator: up to 10 tries of an area fraction uniform in `area` and an aspect
+    ratio w/h log-uniform in `ratio` that fit the image, else the centre crop of the ratio clamped to `ratio`."""
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = h * w * torch.empty(1).uniform_(area[0], area[1], generator=gen).item()
+        aspect = math.exp(torch.empty(1).uniform_(float(log_ratio[0]), float(log_ratio[1]), generator=gen).item())
+        cw = int(round(math.sqrt(target_area * aspect)))
+        ch = int(round(math.sqrt(target_area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(torch.randint(0, h - ch + 1, (1,), generator=gen).item())
+            left = int(torch.randint(0, w - cw + 1, (1,), generator=gen).item())
+            return top, left, ch, cw
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        cw, ch = w, int(round(w / min(ratio)))
+    elif in_ratio > max(ratio):
+        ch, cw = h, int(round(h * max(ratio)))
+    else:
+        ch, cw = h, w
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Antialiased bilinear resize of a uint8 C x H x W image (channels-last: the fastest of those measured)."""
+    if tuple(image.shape[1:]) == size:
+        return image
+    x = image[None].contiguous(memory_format=torch.channels_last)
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def augment_image(image: Tensor, params: Tensor, crop: int, cfg: dict | None = None) -> Tensor:
+    """One uint8 image augmented by one row of draw_params: the paper's scale augmentation and a random
+    crop x crop, or (cfg with `area_min`) RandomResizedCrop's box resized to crop x crop; then the flip."""
+    if cfg and cfg.get("area_min"):
+        area, ratio = (cfg["area_min"], cfg["area_max"]), (cfg["ratio_min"], cfg["ratio_max"])
+        gen = torch.Generator().manual_seed(int(params[7]))
+        top, left, ch, cw = resized_crop_box(*image.shape[1:], area, ratio, gen)
+        out = resize(image[:, top : top + ch, left : left + cw], (crop, crop))
+    else:
+        image = resize_shorter(image, int(params[0]))
+        h, w = image.shape[1:]
+        top = min(int(float(params[1]) * (h - crop + 1)), h - crop)
+        left = min(int(float(params[2]) * (w - crop + 1)), w - crop)
+        out = image[:, top : top + crop, left : left + crop]
     return out.flip(-1) if params[3] else out
 
 
@@ -265,7 +308,9 @@ class TrainBatches(torch.utils.data.Dataset):
     def __getitem__(self, iteration: int) -> tuple[Tensor, Tensor, Tensor]:
         lo, hi = self.rank * self.local, (self.rank + 1) * self.local
         idx, params = self.indices(iteration)[lo:hi], self.params(iteration)[lo:hi]
-        images = [augment_image(decode(self.folder.paths[i]), p, self.crop) for i, p in zip(idx.tolist(), params)]
+        images = [
+            augment_image(decode(self.folder.paths[i]), p, self.crop, self.cfg) for i, p in zip(idx.tolist(), params)
+        ]
         labels = torch.tensor([self.folder.labels[i] for i in idx.tolist()], dtype=torch.int64)
         return torch.stack(images), labels, params[:, 4:7].float()
 

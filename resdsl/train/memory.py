@@ -23,6 +23,8 @@ from resdsl.train.trainlib import EVAL_BATCH, fmt_bytes, memory_bytes
 DATA_IMAGES = {  # (train, test) images of the data sets whose size follows from the network's input
     "cifar10": (50000, 10000),
     "cifar100": (50000, 10000),
+    "mnist": (60000, 10000),
+    "svhn": (73257, 26032),
     "digits": (1437, 360),
     "synthetic": (5000, 1000),
 }
@@ -66,8 +68,10 @@ def data_bytes(dataset: str, input_shape: tuple[int, ...], npz_arrays: dict | No
     if dataset not in DATA_IMAGES:
         return 0
     n = sum(DATA_IMAGES[dataset])
-    if dataset in ("cifar10", "cifar100"):
+    if dataset in ("cifar10", "cifar100", "svhn"):
         image = 3 * 32 * 32  # the files' images, whatever the network takes (a mismatch is an error later)
+    elif dataset == "mnist":
+        image = 28 * 28
     total = 2 * n * (image + 8)
     if dataset == "digits":  # bilinear resizing in float32 before the uint8 conversion
         total += 2 * FLOAT * n * image

@@ -325,6 +325,11 @@ def _check_crop(plan: Plan, opts: Options) -> None:
     _, h, w = plan.ir.input_shape
     if plan.cfg["dataset"] == "imagenet":
         _check_scale(plan, h, w)
+    elif plan.cfg.get("area_min"):
+        raise InputError(
+            f"the recipe's `augment area` (RandomResizedCrop) is for image folders (--dataset imagenet), "
+            f"not {plan.cfg['dataset']}: use --set area_min=0"
+        )
     if crop and (crop != h or crop != w):
         source = f"the {'run' if opts.resume else 'recipe'}'s crop {crop}"
         fix = f"--set crop={h}" if h == w else "--set crop=0"
@@ -341,6 +346,18 @@ def _check_scale(plan: Plan, h: int, w: int) -> None:
         raise InputError(f"--dataset imagenet crops square images but {plan.ir.name} takes {h}x{w} images")
     if (lo or hi) and not (lo and hi and lo <= hi):
         raise InputError(f"the recipe's scale [{lo}, {hi}] is no range of sizes: set both, scale_min <= scale_max")
+    area = (float(plan.cfg.get("area_min") or 0), float(plan.cfg.get("area_max") or 0))
+    ratio = (float(plan.cfg.get("ratio_min") or 0), float(plan.cfg.get("ratio_max") or 0))
+    if area[0] and (lo or hi):
+        raise InputError(
+            f"the recipe has both scale [{lo}, {hi}] and area [{area[0]:g}, {area[1]:g}]: the paper's scale "
+            f"augmentation or RandomResizedCrop, not both (--set scale_min=0 --set scale_max=0, or --set area_min=0)"
+        )
+    if area[0] and not (0 < area[0] <= area[1] <= 1 and 0 < ratio[0] <= ratio[1]):
+        raise InputError(
+            f"the recipe's area [{area[0]:g}, {area[1]:g}] and ratio [{ratio[0]:g}, {ratio[1]:g}] are no ranges: "
+            f"0 < area_min <= area_max <= 1 and 0 < ratio_min <= ratio_max"
+        )
     if lo and lo < h:
         raise InputError(
             f"the recipe's scale [{lo}, {hi}] resizes the shorter side below the {h}x{w} crop that {plan.ir.name} "

@@ -1,0 +1,124 @@
+"""MNIST and SVHN in their official file formats, read into uint8 N x C x H x W images and int64 labels.
+
+- MNIST (LeCun et al.): four idx files, `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+  `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each gzipped (`.gz`, as distributed) or not.
+  An idx file is a big-endian header (two zero bytes, the element type 0x08 = unsigned byte, the
+  number of dimensions, then each dimension as a 32-bit integer) followed by the elements.
+  Fashion-MNIST and KMNIST ship the same four files.
+- SVHN (Netzer et al., format 2, cropped digits): `train_32x32.mat` and `test_32x32.mat`, MATLAB v5
+  files with `X` (32 x 32 x 3 x N uint8) and `y` (N x 1, labels 1..10 where 10 is the digit 0),
+  read with scipy.io.loadmat.
+
+Every problem is a DataError of one line naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from resdsl.train.trainlib import DataError
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+IDX_UBYTE = 0x08
+
+
+def idx_path(root: Path, name: str) -> Path | None:
+    """root/name.gz or root/name, whichever exists (the gzipped one first, as distributed)."""
+    for candidate in (root / f"{name}.gz", root / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """An idx file of unsigned bytes with `dims` dimensions, gzipped or not, as a uint8 array."""
+    try:
+        raw = path.read_bytes()
+        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{path} is a corrupt or truncated gzip file ({err})") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err})") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != IDX_UBYTE:
+        raise DataError(
+            f"{path} is not an idx file of unsigned bytes: it starts {data[:4].hex() or 'empty'}, not 000008"
+        )
+    if data[3] != dims:
+        raise DataError(f"{path} holds {data[3]}-dimensional data where MNIST has {dims}")
+    header = 4 + 4 * dims
+    if len(data) < header:
+        raise DataError(f"{path} is truncated: {len(data)} bytes, shorter than its header")
+    shape = struct.unpack(f">{dims}I", data[4:header])
+    expected, got = math.prod(shape), len(data) - header
+    if got != expected:
+        raise DataError(
+            f"{path} holds {got} bytes of data but its header ({' x '.join(map(str, shape))}) says {expected}"
+            + (" (truncated)" if got < expected else "")
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_mnist(root: str | Path) -> dict[str, Tensor]:
+    """MNIST's four idx files in `root`: images 1 x 28 x 28, labels 0..9."""
+    root = Path(root)
+    arrays = []
+    for name in MNIST_FILES:
+        path = idx_path(root, name)
+        if path is None:
+            raise DataError(f"{root} has no {name}.gz (or {name})")
+        arrays.append(read_idx(path, 3 if "images" in name else 1))
+    x_train, y_train, x_test, y_test = arrays
+    return {
+        "x_train": torch.from_numpy(x_train.copy())[:, None],
+        "y_train": torch.from_numpy(y_train.astype(np.int64)),
+        "x_test": torch.from_numpy(x_test.copy())[:, None],
+        "y_test": torch.from_numpy(y_test.astype(np.int64)),
+    }
+
+
+def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
+    """One SVHN .mat file: images N x 3 x 32 x 32 and labels 0..9 (SVHN's 10 is the digit 0)."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise DataError("--dataset svhn reads MATLAB files with scipy: pip install 'resdsl[svhn]'") from None
+    if not path.is_file():
+        raise DataError(f"{path.parent} has no {path.name}")
+    try:
+        mat = loadmat(path, variable_names=["X", "y"])
+    except Exception:  # noqa: BLE001 - scipy raises many kinds (ValueError, TypeError, OSError, ...) on a bad file
+        raise DataError(f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)") from None
+    x, y = mat.get("X"), mat.get("y")
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        raise DataError(f"{path} has no `X` and `y` arrays (SVHN's X is 32 x 32 x 3 x N, y is N x 1)")
+    if x.ndim != 4 or x.dtype != np.uint8:
+        raise DataError(f"{path}'s X is {x.dtype} {' x '.join(map(str, x.shape))}, not SVHN's uint8 32 x 32 x 3 x N")
+    labels = y.reshape(-1).astype(np.int64)
+    if labels.size != x.shape[3]:
+        raise DataError(f"{path} has {x.shape[3]} images and {labels.size} labels")
+    if labels.size and (labels.min() < 1 or labels.max() > 10):
+        raise DataError(f"{path}'s labels run {labels.min()}..{labels.max()}, not SVHN's 1..10")
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
+    return images, torch.from_numpy(labels % 10)
+
+
+def read_svhn(root: str | Path) -> dict[str, Tensor]:
+    """SVHN's train_32x32.mat and test_32x32.mat in `root` (the `extra` set is not used)."""
+    root = Path(root)
+    x_train, y_train = read_svhn_mat(root / SVHN_FILES[0])
+    x_test, y_test = read_svhn_mat(root / SVHN_FILES[1])
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
