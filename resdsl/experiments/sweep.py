@@ -91,12 +91,15 @@ def default_parallel(device: str | None) -> tuple[int, int]:
 
         if torch.cuda.is_available():
             gpus = 1 if device and ":" in device else torch.cuda.device_count()
-            return gpus, max(1, cores // gpus)
+            return gpus, threads_for(gpus)
     parallel = max(1, cores // 4)
-    return parallel, max(1, cores // parallel)
+    return parallel, threads_for(parallel)
 
 
 def threads_for(parallel: int) -> int:
+    """torch threads per run: OMP_NUM_THREADS when set, else the cores shared out."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores // parallel)
 
