@@ -253,15 +253,22 @@ def test_report_of_run_directories_over_seeds(tmp_path: Path) -> None:
         (run / "recipe.json").write_text(json.dumps(recipe))
         (run / "summary.json").write_text(json.dumps({"final_test_error": error, "iterations": 100}))
         (run / "metrics.csv").write_text(
-            "iteration,lr,train_loss,train_error,test_loss,test_error\n"
-            f"50,0.1,1,0.5,1,0.4\n100,0.1,1,0.2,1,{error}\n"
+            f"iteration,lr,train_loss,train_error,test_loss,test_error\n50,0.1,1,0.5,1,0.4\n100,0.1,1,0.2,1,{error}\n"
         )
     written = report.write([tmp_path], tmp_path / "rep")
     pct = [100 * e for e in errors]
     expected = f"{min(pct):.2f} ({statistics.mean(pct):.2f}±{statistics.stdev(pct):.2f})"
     assert expected == "8.75 (9.02±0.28)"
     row = written.table_text.splitlines()[2].split("  ")
-    assert [c.strip() for c in row if c.strip()] == ["cifar10", "ResNet-20", "20", "269.7K", "3", expected, "8.75 (Table 6)"]
+    assert [c.strip() for c in row if c.strip()] == [
+        "cifar10",
+        "ResNet-20",
+        "20",
+        "269.7K",
+        "3",
+        expected,
+        "8.75 (Table 6)",
+    ]
     html = (tmp_path / "rep" / "report.html").read_text()
     assert "Table 6: He et al. 2015, Table 6" in html
 

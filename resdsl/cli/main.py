@@ -134,5 +134,13 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch:
         click.echo(printable(report.table(ir, str(spec), batch)))
 
 
-for _command in (compile_command, viz_command, train_command, plot_command, eval_command, weights_group, *EXPERIMENT_COMMANDS):
+for _command in (
+    compile_command,
+    viz_command,
+    train_command,
+    plot_command,
+    eval_command,
+    weights_group,
+    *EXPERIMENT_COMMANDS,
+):
     main.add_command(_command)

@@ -168,7 +168,9 @@ def reap(study) -> None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         gone = attrs.get(HOST) == host and PID in attrs and not _pid_alive(int(attrs[PID]))
-        unclaimed = HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > GRACE_S
+        unclaimed = (
+            HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > GRACE_S
+        )
         if gone or unclaimed:
             with contextlib.suppress(Exception):  # another worker failed it first
                 storage.set_trial_user_attr(trial._trial_id, STOPPED, "its worker process died")
