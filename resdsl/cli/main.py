@@ -13,6 +13,7 @@ import click
 from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
+from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
@@ -133,5 +134,13 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch:
         click.echo(printable(report.table(ir, str(spec), batch)))
 
 
-for _command in (compile_command, viz_command, train_command, plot_command, eval_command, weights_group):
+for _command in (
+    compile_command,
+    viz_command,
+    train_command,
+    plot_command,
+    eval_command,
+    weights_group,
+    *EXPERIMENT_COMMANDS,
+):
     main.add_command(_command)

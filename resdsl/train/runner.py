@@ -609,6 +609,8 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
             **runtime,
             "model_params": int(ir.totals.params),
             "model_flops": int(ir.totals.flops),
+            "model_layers": int(ir.totals.layers),
+            "model_shortcut": ir.shortcut.value,  # the network's option: `none` is the plain counterpart
         }
     resolved["fingerprint"] = {
         "network": plan.network["digest"],
@@ -921,44 +923,60 @@ def check_plot_output(output: Path) -> str:
     return fmt
 
 
-def plot_runs(runs: list[Path], output: Path) -> None:
-    """Train (dashed) and test (solid) error against iterations, one colour per run (the paper's Fig. 6)."""
-    fmt = check_plot_output(output)
-    curves = []
-    for run_dir in runs:
-        metrics = Path(run_dir) / rundir.METRICS
-        rows = read_metrics(metrics)
-        if not rows:
-            raise InputError(f"{run_dir} has no metrics.csv rows; is it a resdsl run directory?")
-        missing = [c for c in ("train_error", "test_error") if c not in rows[0]]
-        if missing:
-            raise InputError(f"{metrics}:1: no {' or '.join(missing)} column; is it a resdsl metrics.csv?")
-        curves.append((Path(run_dir), rows))
+def read_curves(run_dir: Path) -> list[dict[str, float]]:
+    """A run's metrics.csv rows, checked to hold the train and test error."""
+    metrics = Path(run_dir) / rundir.METRICS
+    rows = read_metrics(metrics)
+    if not rows:
+        raise InputError(f"{run_dir} has no metrics.csv rows; is it a resdsl run directory?")
+    missing = [c for c in ("train_error", "test_error") if c not in rows[0]]
+    if missing:
+        raise InputError(f"{metrics}:1: no {' or '.join(missing)} column; is it a resdsl metrics.csv?")
+    return rows
 
+
+def pyplot():
+    """matplotlib's pyplot on the Agg back end (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (run_dir, rows) in enumerate(curves):
-        colour = f"C{i % 10}"
-        its = [r["iteration"] for r in rows]
-        label = _run_label(run_dir)
-        ax.plot(its, [100 * r["train_error"] for r in rows], "--", color=colour, linewidth=1, label=f"{label} train")
-        ax.plot(its, [100 * r["test_error"] for r in rows], "-", color=colour, linewidth=2, label=f"{label} test")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("error (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("train (dashed) and test (solid) error")
-    fig.tight_layout()
+    return plt
+
+
+def draw_error_curves(ax, rows: list[dict[str, float]], colour: str, label: str) -> None:
+    """One run's train error (dashed, thin) and test error (solid, bold) against iterations, in %."""
+    its = [r["iteration"] for r in rows]
+    ax.plot(its, [100 * r["train_error"] for r in rows], "--", color=colour, linewidth=1, label=f"{label} train")
+    ax.plot(its, [100 * r["test_error"] for r in rows], "-", color=colour, linewidth=2, label=f"{label} test")
+
+
+def save_figure(fig, output: Path, fmt: str) -> None:
+    """Write a figure atomically (its directory made) and close it."""
+    plt = pyplot()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         rundir.atomic_write(output, lambda f: fig.savefig(f, format=fmt, dpi=120))
     finally:
         plt.close(fig)
+
+
+def plot_runs(runs: list[Path], output: Path) -> None:
+    """Train (dashed) and test (solid) error against iterations, one colour per run (the paper's Fig. 6)."""
+    fmt = check_plot_output(output)
+    curves = [(Path(run_dir), read_curves(run_dir)) for run_dir in runs]
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
+    for i, (run_dir, rows) in enumerate(curves):
+        draw_error_curves(ax, rows, f"C{i % 10}", _run_label(run_dir))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("error (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("train (dashed) and test (solid) error")
+    fig.tight_layout()
+    save_figure(fig, output, fmt)
 
 
 def _run_label(run_dir: Path) -> str:
