@@ -96,5 +96,5 @@ def test_blocks_inside_blocks(tmp_path: Path) -> None:
     assert sorted(p for p in paths.values() if p.startswith("layer1.1.")) == [
         "layer1.1.basic.bn1", "layer1.1.basic.bn2", "layer1.1.basic.conv1", "layer1.1.basic.conv2",
         "layer1.1.basic_.bn1", "layer1.1.basic_.bn2", "layer1.1.basic_.conv1", "layer1.1.basic_.conv2",
-        "layer1.1.bn", "layer1.1.conv",
+        "layer1.1.bn1", "layer1.1.conv1",
     ]  # fmt: skip
