@@ -148,8 +148,8 @@ def test_json_table_and_figure(runs, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     payload = json.loads(r.output)
     assert [run["label"] for run in payload["runs"]] == [
-        "mixed (tiny flip=false pad=0 crop=8)",
-        "plain (tiny flip=false pad=0 crop=8 shortcut=none)",
+        "mixed (tiny)",
+        "plain (tiny shortcut=none)",
     ]
     for run in payload["runs"]:
         stds = [layer["std"] for layer in run["layers"]]
@@ -166,7 +166,7 @@ def test_json_table_and_figure(runs, tmp_path: Path) -> None:
         assert list(bottom.lines[k].get_xdata()) == list(range(1, 8))
 
     text = cli("responses", runs["mixed"]).output
-    assert text.splitlines()[0] == "mixed (tiny flip=false pad=0 crop=8): 7 3x3 layers, digits test set (360 images)"
+    assert text.splitlines()[0] == "mixed (tiny): 7 3x3 layers, digits test set (360 images)"
     assert "    6  b block 1  layer2.0.bn1  bn     " in text
 
 

@@ -29,8 +29,11 @@ class Run:
 
     @property
     def label(self) -> str:
-        """`plain20 (cifar_resnet20 n=3 shortcut=none)`: the directory's name and what it trained."""
-        sets = " ".join(self.recipe.get("sets") or [])
+        """`plain20 (cifar_resnet20 n=3 shortcut=none)`: the directory's name and the network it trained (the
+        --set values of params and network settings; those of recipe fields are left out)."""
+        from resdsl.lang.recipe import FIELDS
+
+        sets = " ".join(s for s in self.recipe.get("sets") or [] if s.split("=")[0].strip() not in FIELDS)
         return f"{self.path.name} ({self.ir.name}{' ' + sets if sets else ''})"
 
 
