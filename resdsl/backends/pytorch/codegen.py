@@ -389,8 +389,10 @@ class Generator:
         """The network class with the module paths the spec's `name:` options chose (tree.py)."""
         writer = TreeWriter(self)
         for e in writer.entries:
-            paths = self.instance_paths if isinstance(e.item, BlockInstance) else self.op_paths
-            paths[id(e.item) if isinstance(e.item, BlockInstance) else e.item.id] = ".".join(e.path)
+            if isinstance(e.item, BlockInstance):
+                self.instance_paths[id(e.item)] = ".".join(e.path)
+            else:
+                self.op_paths[e.item.id] = ".".join(e.path)
         init = writer.init_lines() + self.init_weights_lines()
         forward = writer.forward_lines()
         if len(self.ir.op(self.ir.output_node).shape) > 1:
