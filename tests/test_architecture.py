@@ -1,5 +1,5 @@
 """The package's shape: every module imports on its own (no import cycles), and the layers
-contract of pyproject.toml (cli -> train -> backends -> ir -> lang -> diagnostics) holds."""
+contract of pyproject.toml (cli -> experiments -> train -> backends -> ir -> lang -> diagnostics) holds."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def test_the_package_has_its_layers() -> None:
         "resdsl.backends",
         "resdsl.backends.pytorch",
         "resdsl.train",
+        "resdsl.experiments",
         "resdsl.cli",
     ):
         assert package in modules

@@ -1,4 +1,4 @@
-"""The `resdsl` command: check and info here; compile, viz, train and plot from their modules."""
+"""The `resdsl` command: check and info here; compile, viz, train, plot, responses and maps from their modules."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from resdsl.cli.analysis import COMMANDS as ANALYSIS_COMMANDS
 from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
@@ -142,5 +143,6 @@ for _command in (
     eval_command,
     weights_group,
     *EXPERIMENT_COMMANDS,
+    *ANALYSIS_COMMANDS,
 ):
     main.add_command(_command)

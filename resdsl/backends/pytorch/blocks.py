@@ -45,6 +45,7 @@ _BASE = {
     OpKind.FC: "fc",
     OpKind.DROPOUT: "dropout",
 }
+OWN_MODULE = frozenset(_BASE)  # op kinds that get a module of their own (ReLU and other activations may be shared)
 
 
 # Activations other than ReLU (which is shared and in place where that is safe): stateless modules.
@@ -183,6 +184,7 @@ class BodyWriter:
             self.assign(f"self.{attr}({self.cur})", False)
             return
         attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
+        self.gen.item_attrs[id(item)] = attr
         if kind is OpKind.DROPOUT:
             self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
             self.assign(f"self.{attr}({self.cur})", self.fresh)
@@ -363,6 +365,7 @@ class BodyWriter:
                 args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
         attr = self.names.get(safe_local(item.block))
+        self.gen.item_attrs[id(item)] = attr
         self.init.append(f"self.{attr} = {cls}({', '.join(args)})")
         self.assign(f"self.{attr}({self.cur})", False)
         self.channels = f"self.{attr}.out_channels"

@@ -122,6 +122,11 @@ class Generator:
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
         self._ops_at: dict[tuple[int, int, int], list[Op]] | None = None  # ops by source position (ops_of)
+        # Where modules go (read by modpaths.module_paths): id(OpItem | CallItem) -> its attribute in its block's
+        # class; a stem or head op's id -> its path; id(BlockInstance) of a stem, head or stage use -> its path.
+        self.item_attrs: dict[int, str] = {}
+        self.op_paths: dict[int, str] = {}
+        self.instance_paths: dict[int, str] = {}
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -321,6 +326,8 @@ class Generator:
                 stage_no += 1
                 attr = names.get(f"layer{stage_no}")
                 plan = plans[id(s)]
+                built = [inst for inst in s.blocks if inst.nodes]  # the Sequential's elements, in order
+                self.instance_paths.update((id(inst), f"{attr}.{j}") for j, inst in enumerate(built))
                 if plan is not None and tracked_in != plan.in_channels:
                     init.append(f"self.in_channels = {plan.in_channels}  # make_stage's input width")
                 if plan is not None and plan.first_unit is not None and tracked_units != plan.first_unit - 1:
@@ -341,6 +348,7 @@ class Generator:
             for item in self.section_items(s):
                 if isinstance(item, BlockInstance):
                     attr = names.get(safe_local(item.definition))
+                    self.instance_paths[id(item)] = attr
                     init.append(f"self.{attr} = {self.call(item, self.in_channels(item))[0]}")
                     forward.append(f"x = self.{attr}(x)")
                     fresh = False
@@ -361,6 +369,7 @@ class Generator:
                     fresh = False
                     continue
                 attr = names.get(attr_name(base_name(op.kind), kinds_count, counters))
+                self.op_paths[op.id] = attr
                 in_shape = op.in_shapes[0]
                 init.append(f"self.{attr} = {self.module_literal(op, in_shape)}")
                 if op.kind is OpKind.FC and len(in_shape) > 1:
@@ -381,6 +390,11 @@ class Generator:
     def named_network(self) -> BlockClass:
         """The network class with the module paths the spec's `name:` options chose (tree.py)."""
         writer = TreeWriter(self)
+        for e in writer.entries:
+            if isinstance(e.item, BlockInstance):
+                self.instance_paths[id(e.item)] = ".".join(e.path)
+            else:
+                self.op_paths[e.item.id] = ".".join(e.path)
         init = writer.init_lines() + self.init_weights_lines()
         forward = writer.forward_lines()
         if len(self.ir.op(self.ir.output_node).shape) > 1:
