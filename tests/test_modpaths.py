@@ -77,7 +77,8 @@ def check(ir) -> int:
         ("seresnet50.rd", {}),  # a gate inside each residual branch
         ("densenet40.rd", {}),  # modules named with `name:` (the tree layout)
         ("vgg16.rd", {}),  # named, features.N / classifier.N
-        ("mobilenet_v2.rd", {}),
+        ("mobilenet_v2.rd", {}),  # `if` in a block
+        ("resnet50d.rd", {}),  # written shortcuts: downsample.0, .1, ... as each use builds them
         ("nin_cifar10.rd", {}),
         ("stochdepth110.rd", {}),
         ("wrn28_10.rd", {}),

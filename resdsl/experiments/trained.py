@@ -14,7 +14,15 @@ from typing import Any
 from resdsl.diagnostics import InputError, ResdslError
 from resdsl.train import rundir
 
-IN_MEMORY = ("cifar10", "cifar100", "npz", "digits", "mnist", "svhn", "synthetic")  # data sets whose test images fit in memory
+IN_MEMORY = (
+    "cifar10",
+    "cifar100",
+    "npz",
+    "digits",
+    "mnist",
+    "svhn",
+    "synthetic",
+)  # data sets whose test images fit in memory
 
 
 @dataclass

@@ -413,6 +413,7 @@ class BodyWriter:
         path_init: list[str] = []
         if "path" in use.modes and item.shortcut is not None:  # written by hand: a Sequential of its ops
             attr = self.names.get(f"downsample{suffix}")
+            self.gen.item_attrs[id(item)] = attr  # its ops are `attr.0`, `attr.1`, ... in the order they run
             lines = self.path_lines(item.shortcut, attr)
             self.channels = in_channels
             path_init = [f"self.{attr} = nn.Sequential()"]

@@ -12,8 +12,8 @@ its source position, a nested use by the template's n-th block call.
 from __future__ import annotations
 
 from resdsl.backends.pytorch.blocks import OWN_MODULE
-from resdsl.ir.graph import BlockInstance, NetworkIR
-from resdsl.ir.template import CallItem, OpItem, walk
+from resdsl.ir.graph import BlockInstance, NetworkIR, Role
+from resdsl.ir.template import CallItem, OpItem, ResidualItem, walk
 
 
 def module_paths(ir: NetworkIR) -> dict[int, str]:
@@ -34,6 +34,9 @@ def _inside(ir: NetworkIR, attrs: dict[int, str], inst: BlockInstance, prefix: s
     items = list(walk(ir.blocks[inst.definition].body))
     calls = [item for item in items if isinstance(item, CallItem)]
     at = {_position(item.span): item for item in items if isinstance(item, OpItem)}
+    written = {
+        _position(item.shortcut_span): item for item in items if isinstance(item, ResidualItem) and item.shortcut
+    }
     nested = set()
     for child, call in zip(inst.children, calls):
         nested.update(child.nodes)
@@ -41,6 +44,12 @@ def _inside(ir: NetworkIR, attrs: dict[int, str], inst: BlockInstance, prefix: s
     for node in inst.nodes:
         op = ir.op(node)
         if node in nested or op.kind not in OWN_MODULE:
+            continue
+        if op.role is Role.SHORTCUT:  # a written shortcut's Sequential holds one module per op that ran
+            r = ir.residuals[op.residual]
+            section = written.get(_position(ir.op(r.merge).span)) if r.merge is not None else None
+            if section is not None and id(section) in attrs:
+                out[node] = f"{prefix}.{attrs[id(section)]}.{r.path.index(node)}"
             continue
         item = at.get(_position(op.span))
         if item is not None and id(item) in attrs:
