@@ -363,3 +363,35 @@ def test_fc_in_a_block_on_a_feature_map_is_refused_by_compile(tmp_path: Path, mo
         "error: cannot generate PyTorch code: `fc` at bad.rd:2:5 gets 16x8x8 at a use of its block; an fc "
         "inside a block needs a vector or Cx1x1 input (put `avgpool global` before it, or move it to the head)\n"
     )
+
+
+def test_an_identity_written_after_preact_is_not_changed_in_place(tmp_path: Path) -> None:
+    """`preact { bn }` then `relu`: the empty written path is the pre-activated tensor itself, which an
+    in-place ReLU would overwrite (the generated code uses torch.relu there)."""
+    spec = """\
+block pb(w) {
+    residual {
+        preact { bn }
+        relu; conv 3x3, w
+        shortcut { }
+    }
+}
+
+network net {
+    input 3x8x8
+    classes 3
+    stem { conv 3x3, 8 }
+    stage s = pb(8)
+    head { avgpool global; fc classes }
+}
+"""
+    ir = network(tmp_path, spec)
+    module = load_module(render_model(ir, "net.rd"))
+    torch.manual_seed(0)
+    block = module.PbBlock(8, 8).train()
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    pre = block.bn1(x)
+    expected = block.conv1(torch.relu(pre)) + pre
+    y = block(x)
+    torch.testing.assert_close(y, expected)
+    y.sum().backward()

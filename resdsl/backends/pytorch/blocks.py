@@ -423,6 +423,10 @@ class BodyWriter:
                 path_init += lines
             self.emit(f"{sc} = self.{attr}({self.cur if item.preact is not None else x})")
             shortcut = sc
+        if item.preact is not None and shortcut == sc:
+            # the shortcut read the pre-activated tensor (an empty written path is that tensor itself, and a
+            # projection's backward needs it): the body must not change it in place
+            self.fresh = False
         self.last_bn = None
         if use.stochastic:
             self.emit(f"if self.training and torch.rand(1).item() >= self.survival{suffix}:")
