@@ -4,14 +4,13 @@ densenet121 and mobilenet_v2, in state_dict order, buffers included (BN running_
 num_batches_tracked, whose shape is []).
 
 tests/test_codegen.py checks that the models generated from specs/resnetNN.rd (with
-`--set stride_at=middle` for the bottleneck ones) and specs/vgg16.rd, vgg19.rd and densenet121.rd
+`--set stride_at=middle` for the bottleneck ones) and specs/vgg16.rd, vgg19.rd, densenet121.rd and mobilenet_v2.rd
 (whose `name:` options choose torchvision's module names) have exactly these keys and shapes, so
 that torchvision's weights load with strict=True. The vgg and densenet121 entries were first
 written from torchvision 0.29's source (models/vgg.py, densenet.py) without torchvision at hand;
 the published parameter counts (138,357,544, 143,667,240, 7,978,856) agree with them, and
-torchvision 0.28's own models gave the same file when it was regenerated with mobilenet_v2 added.
-mobilenet_v2's keys are not the generated module's: `resdsl weights rename` maps them by
-position (tests/test_weights.py).
+torchvision 0.28's own models gave the same file when it was regenerated with mobilenet_v2 added
+(whose spec names its modules as torchvision does, `conv.0.0` inside its blocks).
 torchvision is needed only to regenerate the file, never in CI. Regenerate it, in a throwaway environment, with:
 
     python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch torchvision

@@ -113,7 +113,8 @@ def test_identity_or_none_adds_where_the_shape_is_kept() -> None:
     for plain in (False, True):
         block = module.InvertedResidualBlock(8, 8, plain=plain).eval()
         x = torch.randn(1, 8, 6, 6)
-        branch = block.bn3(block.conv3(block.relu6(block.bn2(block.conv2(block.relu6(block.bn1(block.conv1(x))))))))
+        c = block.conv  # torchvision's names: conv.0.0, conv.0.1, conv.1.0, conv.1.1, conv.2, conv.3
+        branch = c[3](c[2](block.relu6(c[1][1](c[1][0](block.relu6(c[0][1](c[0][0](x))))))))
         torch.testing.assert_close(block(x), branch if plain else branch + x)
 
 

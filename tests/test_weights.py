@@ -214,8 +214,8 @@ def test_bad_names_are_spec_errors(tmp_path: Path) -> None:
     result = run("check", str(spec))
     assert result.exit_code == 1
     assert result.output == (
-        f"{spec}:3:24: error: bad module name 'a.b': a name inside a block is one attribute: letters, digits "
-        "and underscores, not a Python keyword\n"
+        f"{spec}:3:24: error: bad module name 'a.b': a name inside a block is one attribute, or a container and "
+        "positions in it (`conv.0.1`)\n"
         '    3 |     conv 3x3, 4, name: "a.b"\n'
         "      |                        ^^^^^\n"
         '  hint: e.g. `bn name: "norm1"`\n'
@@ -249,57 +249,94 @@ def test_names_place_modules_in_containers(tmp_path: Path) -> None:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def torchvision_mobilenet_v2_state_dict() -> dict[str, torch.Tensor]:
-    """Random tensors with the keys and shapes of torchvision's mobilenet_v2 (golden), in its order."""
+def timm_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """Random tensors with the keys and shapes of timm's model (golden), in its order."""
     import json
 
-    golden = json.loads((ROOT / "tests" / "golden" / "torchvision_state_dicts.json").read_text())["mobilenet_v2"]
+    golden = json.loads((ROOT / "tests" / "golden" / "timm_state_dicts.json").read_text())[name]
     torch.manual_seed(0)
     return {key: torch.randn(shape) if shape else torch.tensor(7) for key, shape in golden}
 
 
-def test_torchvision_mobilenet_v2_weights_load_after_rename(tmp_path: Path) -> None:
-    theirs = torchvision_mobilenet_v2_state_dict()
-    source = tmp_path / "tv.pt"
+def test_timm_resnet50d_weights_load_after_rename(tmp_path: Path) -> None:
+    theirs = timm_state_dict("resnet50d")
+    source = tmp_path / "timm.pt"
     torch.save(theirs, source)
-    spec = str(ROOT / "specs" / "mobilenet_v2.rd")
+    spec = str(ROOT / "specs" / "resnet50d.rd")
     check = CliRunner().invoke(main, ["weights", "check", spec, str(source)])
     assert check.exit_code == 1
-    assert "314 missing keys, 314 unexpected" in check.stderr and "`resdsl weights rename`" in check.stderr
+    assert "18 missing keys, 18 unexpected, 5 shape mismatches" in check.stderr
     out, key_map = tmp_path / "ours.pt", tmp_path / "map.json"
     result = CliRunner().invoke(main, ["weights", "rename", spec, str(source), "-o", str(out), "--map", str(key_map)])
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"wrote {out}: 314 tensors in mobilenet_v2's names (314 renamed, shapes checked)\n"
+    assert result.stdout == f"wrote {out}: 332 tensors in resnet50d's names (24 renamed, shapes checked)\n"
     renamed = torch.load(out, weights_only=True)
     for (their_key, value), (our_key, ours) in zip(theirs.items(), renamed.items()):
         torch.testing.assert_close(ours, value, msg=f"{their_key} -> {our_key}")
     import json
 
     pairs = json.loads(key_map.read_text())
-    assert list(pairs.items())[:2] == [("features.0.0.weight", "conv1.weight"), ("features.0.1.weight", "bn1.weight")]
-    assert pairs["classifier.1.weight"] == "fc.weight"
-    assert pairs["features.1.conv.0.0.weight"] == "layer1.0.conv2.weight"  # t = 1: no expansion conv1
+    assert pairs["conv1.0.weight"] == "conv1.weight" and pairs["conv1.3.weight"] == "conv2.weight"
+    assert pairs["bn1.weight"] == "bn3.weight"  # timm's stem ends with the model's bn1
+    assert pairs["layer1.0.downsample.1.weight"] == "layer1.0.downsample.0.weight"  # no pool at stride 1 here
+    assert pairs["layer2.0.downsample.1.weight"] == "layer2.0.downsample.1.weight"  # behind the pool
     check = CliRunner().invoke(main, ["weights", "check", spec, str(out)])
-    assert check.stdout == f"{out}: ok: 314 tensors load into mobilenet_v2 with strict=True\n"
+    assert check.stdout == f"{out}: ok: 332 tensors load into resnet50d with strict=True\n"
+
+
+def test_a_different_naming_is_pointed_at_rename(tmp_path: Path) -> None:
+    theirs = timm_state_dict("seresnet50")
+    torch.save(theirs, tmp_path / "se.pt")
+    check = CliRunner().invoke(
+        main, ["weights", "check", str(ROOT / "specs" / "seresnet50.rd"), str(tmp_path / "se.pt")]
+    )
+    assert check.exit_code == 1
+    assert check.stderr.startswith("error: ") and "88 missing keys, 88 unexpected, 0 shape mismatches" in check.stderr
+    renamed = {f"m{i}.weight": v for i, v in enumerate(theirs.values())}  # nothing shared, counts agree
+    torch.save(renamed, tmp_path / "other.pt")
+    check = CliRunner().invoke(
+        main, ["weights", "check", str(ROOT / "specs" / "seresnet50.rd"), str(tmp_path / "other.pt")]
+    )
+    assert check.stderr.endswith(
+        "  hint: no key is shared but the counts agree: the weights follow another naming; "
+        "`resdsl weights rename` pairs them with the module's by position\n"
+    )
 
 
 def test_rename_refuses_weights_that_do_not_pair(tmp_path: Path) -> None:
-    theirs = torchvision_mobilenet_v2_state_dict()
-    spec = str(ROOT / "specs" / "mobilenet_v2.rd")
+    theirs = timm_state_dict("resnet50d")
+    spec = str(ROOT / "specs" / "resnet50d.rd")
     short = dict(list(theirs.items())[1:])
     torch.save(short, tmp_path / "short.pt")
     result = CliRunner().invoke(main, ["weights", "rename", spec, str(tmp_path / "short.pt"), "-o", "x.pt"])
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: {tmp_path / 'short.pt'} has 313 tensors, the model 314: they cannot be paired by position\n"
+        f"error: {tmp_path / 'short.pt'} has 331 tensors, the model 332: they cannot be paired by position\n"
         "  hint: check the spec against the network the weights come from (`resdsl weights check` lists keys)\n"
     )
-    theirs["features.1.conv.1.weight"] = torch.randn(16, 32, 3, 3)
+    theirs["conv1.3.weight"] = torch.randn(32, 32, 1, 1)
     torch.save(theirs, tmp_path / "other.pt")
     result = CliRunner().invoke(main, ["weights", "rename", spec, str(tmp_path / "other.pt"), "-o", "x.pt"])
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: {tmp_path / 'other.pt'}: tensor 13 of 314 does not fit: features.1.conv.1.weight is "
-        "[16, 32, 3, 3], the model's layer1.0.conv3.weight is [16, 32, 1, 1]\n"
+        f"error: {tmp_path / 'other.pt'}: tensor 7 of 332 does not fit: conv1.3.weight is "
+        "[32, 32, 1, 1], the model's conv2.weight is [32, 32, 3, 3]\n"
         "  hint: the two networks differ there (or list their modules in another order)\n"
     )
+
+
+def test_positions_in_a_block_run_in_order(tmp_path: Path) -> None:
+    spec = tmp_path / "p.rd"
+    spec.write_text(
+        'block b() {\n    conv 3x3, 4, name: "conv.0"; bn name: "conv.2"\n}\nnetwork t {\n    input 3x8x8\n'
+        "    classes 2\n    stage s = b()\n    head { avgpool global; fc classes }\n}\n"
+    )
+    result = run("compile", str(spec), "-o", str(tmp_path / "m.py"))
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: cannot generate PyTorch code: `conv.2`: `conv` holds 1 modules here, so its next is `conv.1` "
+        "(a block's containers are numbered in the order their modules run)\n"
+    )
+    spec.write_text(spec.read_text().replace('"conv.2"', '"conv.1"'))
+    model = build(spec)
+    assert list(model.state_dict())[:3] == ["layer1.0.conv.0.weight", "layer1.0.conv.1.weight", "layer1.0.conv.1.bias"]

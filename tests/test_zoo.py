@@ -72,7 +72,7 @@ def test_the_published_table_can_fail(tmp_path: Path) -> None:
 
 
 TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121", "mobilenet_v2"]
-BY_POSITION = {"mobilenet_v2"}  # torchvision's names are not the module's: `resdsl weights rename`
+HAS_TIMM = importlib.util.find_spec("timm") is not None
 
 
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")
@@ -83,10 +83,7 @@ def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
     torch.manual_seed(0)
     theirs = getattr(torchvision.models, spec)(weights=None)
     ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
-    weights = theirs.state_dict()
-    if spec in BY_POSITION:
-        weights, _ = rename_by_position(ours, weights, spec)
-    ours.load_state_dict(weights, strict=True)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)
     for mode in ("eval", "train"):
         getattr(theirs, mode)()
@@ -96,6 +93,29 @@ def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
             expected = theirs(x)
             torch.manual_seed(1)
             torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_TIMM, reason="timm is not installed (optional: pip install timm)")
+@pytest.mark.parametrize("spec", ["resnet50d", "seresnet50"])
+def test_outputs_equal_timm_after_renaming_by_position(spec: str) -> None:
+    """timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them."""
+    import timm
+
+    torch.manual_seed(0)
+    theirs = timm.create_model(spec, pretrained=False)
+    for m in theirs.modules():  # BN statistics that matter
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2)
+    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
+    weights, _ = rename_by_position(ours, theirs.state_dict(), spec)
+    ours.load_state_dict(weights, strict=True)
+    x = torch.randn(2, 3, 67, 67)  # odd sizes: the ceil-mode pools of ResNet-D's shortcuts matter
+    for mode in ("eval", "train"):
+        getattr(theirs, mode)()
+        getattr(ours, mode)()
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
 def test_docs_zoo_table_is_current() -> None:

@@ -1,7 +1,8 @@
 """Module names: the `name:` options that choose the generated module's attribute paths, and so
 its state_dict keys (torchvision's `features.0`, `features.denseblock1.denselayer1.norm1`).
 
-An op in a block names its attribute in the block's class (`bn name: "norm1"`). An op in the
+An op in a block names its attribute in the block's class (`bn name: "norm1"`), or a position in
+nn.Sequential containers of the class (`conv 1x1, c, name: "conv.0.0"`: torchvision's MobileNetV2). An op in the
 stem or head, a stage (`stage dense1(name: "features.denseblock1.denselayer{n}")`) and the stem or
 head as a whole (`head(name: "classifier.#")`) name paths from the network: dotted parts, each
 an identifier; in a stage `{i}` is the use's index in the stage (0, 1, ...) and `{n}` its number
@@ -32,11 +33,14 @@ def path_problem(text: str, *, dotted: bool, indexed: bool = False) -> str | Non
                 return "`#` (the next position of a container) is the last part of a path, after the container"
             continue
         filled = part.replace("{i}", "0").replace("{n}", "1") if indexed else part
-        if filled.isdigit() and part != filled:
-            continue  # `layer1.{i}`: a position
+        if filled.isdigit() and k > 0 and (part != filled or str(int(part)) == part):
+            continue  # `layer1.{i}`, `features.18.0`: a position in a container
         if not _IDENT.match(filled) or keyword.iskeyword(filled):
             allowed = ", `{i}`, `{n}`" if indexed else ""
-            return f"`{part}` is not a module name: each part is letters, digits and underscores{allowed} or a last `#`"
+            return (
+                f"`{part}` is not a module name: each part is letters, digits and underscores{allowed}, "
+                "a position after the first (`features.0`) or a last `#`"
+            )
     return None
 
 

@@ -276,7 +276,9 @@ def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, SpecError
         return None, SpecError("`name` is given twice", arg.span)
     if not isinstance(arg.value, syntax.String):
         return None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
-    problem = path_problem(arg.value.value, dotted=where != "block")
+    problem = path_problem(arg.value.value, dotted=True)
+    if problem is None and where == "block" and not all(p.isdigit() for p in arg.value.value.split(".")[1:]):
+        problem = "a name inside a block is one attribute, or a container and positions in it (`conv.0.1`)"
     if problem is not None:
         hint = 'e.g. `bn name: "norm1"`' if where == "block" else EXAMPLE
         return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)

@@ -90,6 +90,11 @@ def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "F
     return f"{cls}({', '.join(args)})"
 
 
+def _ref(parts: list[str]) -> str:
+    """`conv.0.0` as Python reaches it from `self`: `conv[0][0]`."""
+    return parts[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts[1:])
+
+
 def kind_totals(items: list[Item]) -> dict[str, int]:
     """How many modules of each base name a body writes itself (for numbering)."""
     totals: dict[str, int] = {}
@@ -130,6 +135,9 @@ class BodyWriter:
         self.last_bn: str | None = None
         self.top_init = self.init  # stateless shared modules are declared here, never inside an `if`
         self.conditions = 0
+        # `name: "conv.0.0"`: nn.Sequential containers made so far, and how many modules each holds
+        self.containers: dict[str, int | None] = {}  # None: an `if` filled it differently in its branches
+        self.dotted: set[str] = set()  # references (`conv[0][0]`) registered with add_module
 
     def emit(self, line: str) -> None:
         self.forward.append("    " * self.indent + line)
@@ -167,7 +175,7 @@ class BodyWriter:
         if item.module_name is not None and (kind is OpKind.RELU or kind in ACTIVATION_MODULES):
             attr = self.named_attr(item.module_name)  # its own stateless module, as torchvision's relu1
             module = "nn.ReLU(inplace=True)" if kind is OpKind.RELU else ACTIVATION_MODULES[kind]
-            self.init.append(f"self.{attr} = {module}")
+            self.put(attr, module)
             call = f"self.{attr}({self.cur})"
             self.assign(call if self.fresh or kind is not OpKind.RELU else f"torch.relu({self.cur})", False)
             return
@@ -184,24 +192,32 @@ class BodyWriter:
             self.assign(f"self.{attr}({self.cur})", False)
             return
         attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
-        self.gen.item_attrs[id(item)] = attr
+        self.gen.item_attrs[id(item)] = item.module_name or attr
         if kind is OpKind.DROPOUT:
-            self.init.append(f"self.{attr} = nn.Dropout({tr(a['p'])})")
+            self.put(attr, f"nn.Dropout({tr(a['p'])})")
             self.assign(f"self.{attr}({self.cur})", self.fresh)
             return
         if kind is OpKind.FC:
             self.check_fc_input(item)
             out = tr.whole(a["out"])
             bias = "" if tr(a["bias"]) == "True" else f", bias={tr(a['bias'])}"
-            self.init.append(f"self.{attr} = nn.Linear({self.channels}, {out}{bias})")
+            self.put(attr, f"nn.Linear({self.channels}, {out}{bias})")
             self.assign(f"self.{attr}(torch.flatten({self.cur}, 1))", True)
             self.channels = out
             return
         module = self.module_of(item)
         if kind is OpKind.BN:
             self.last_bn = attr
-        self.init.append(f"self.{attr} = {module}")
+        self.put(attr, module)
         self.assign(f"self.{attr}({self.cur})", True)
+
+    def put(self, ref: str, module: str) -> None:
+        """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`)."""
+        if ref not in self.dotted:
+            self.init.append(f"self.{ref} = {module}")
+            return
+        parent, _, last = ref.rpartition("[")
+        self.init.append(f'self.{parent}.add_module("{last.rstrip("]")}", {module})')
 
     def module_of(self, item: OpItem) -> str:
         """The module of a conv, bn, pool or activation (a fresh one: not the class's shared ReLU);
@@ -293,16 +309,26 @@ class BodyWriter:
             self.cur = "out"
         before = (self.channels, self.fresh, self.last_bn)
         outer_init, outer_forward = self.init, self.forward
-        branches = []
+        taken, containers = set(self.names.taken), dict(self.containers)  # each branch names modules afresh
+        branches, filled = [], []
         for items in (item.then, item.orelse):
             self.channels, self.fresh, self.last_bn = before
+            self.names.taken, self.containers = set(taken), dict(containers)
             self.init, self.forward = [], []
             self.indent += 1
             self.body(items)
             self.indent -= 1
             self.cur = "out"
             branches.append((self.init, self.forward, self.channels, self.fresh, self.last_bn))
+            filled.append((self.names.taken, self.containers))
         self.init, self.forward = outer_init, outer_forward
+        (then_taken, then_containers), (else_taken, else_containers) = filled
+        self.names.taken = then_taken | else_taken
+        self.containers = {  # a container both branches fill alike goes on as they left it
+            c: n if else_containers.get(c, -1) == n else None
+            for c, n in then_containers.items()
+            if c in else_containers
+        }
         (then_init, then_fwd, then_ch, then_fresh, then_bn), (else_init, else_fwd, else_ch, else_fresh, else_bn) = (
             branches
         )
@@ -321,11 +347,42 @@ class BodyWriter:
         self.last_bn = then_bn if then_bn == else_bn else None
 
     def named_attr(self, wanted: str) -> str:
-        """The attribute a `name:` chose; two modules of one class cannot share it."""
-        attr = self.names.get(wanted)
-        if attr != wanted:
-            raise CodegenError(f"two modules of one block are named `{wanted}` (or it is a name the class uses)")
-        return attr
+        """The reference (from `self`) of the module a `name:` chose: an attribute (`norm1`), or a path of
+        nn.Sequential containers numbered as torchvision's (`conv.0.0` -> `conv[0][0]`), made as needed.
+        Two modules of one class cannot share a name; a container's numbers run 0, 1, ... in order."""
+        parts = wanted.split(".")
+        if len(parts) == 1 or parts[0] not in self.containers:
+            if self.names.get(parts[0]) != parts[0]:
+                raise CodegenError(f"two modules of one block are named `{parts[0]}` (or it is a name the class uses)")
+            if len(parts) == 1:
+                return wanted
+            self.init.append(f"self.{parts[0]} = nn.Sequential()")
+            self.containers[parts[0]] = 0
+        for k in range(1, len(parts)):
+            container, part = ".".join(parts[:k]), parts[k]
+            path = f"{container}.{part}"
+            last = k == len(parts) - 1
+            if path in self.containers and not last:
+                continue
+            count = self.containers.get(container)
+            if count is None:
+                raise CodegenError(f"`{wanted}`: an `if` fills `{container}` differently; name its modules in the `if`")
+            if part.isdigit() and int(part) != count:
+                raise CodegenError(
+                    f"`{wanted}`: `{container}` holds {count} modules here, so its next is `{container}.{count}` "
+                    "(a block's containers are numbered in the order their modules run)"
+                )
+            if not part.isdigit() or path in self.containers:
+                raise CodegenError(
+                    f"`{wanted}`: inside a block, a container's modules are numbered (`{container}.{count}`)"
+                )
+            self.containers[container] = count + 1
+            ref = _ref(parts[: k + 1])
+            self.dotted.add(ref)
+            if not last:
+                self.containers[path] = 0
+                self.put(ref, "nn.Sequential()")
+        return _ref(parts)
 
     def activation(self, kind: OpKind) -> str:
         """One stateless module per activation kind and class, like the shared `self.relu`."""

@@ -18,11 +18,11 @@ from resdsl.backends.pytorch.names import Names, attr_name
 from resdsl.backends.pytorch.pyexpr import CodegenError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section
 from resdsl.ir.modnames import fill
+from resdsl.ir.template import ResidualItem, walk
 
 if TYPE_CHECKING:
     from resdsl.backends.pytorch.codegen import Generator
 
-_MERGES = (OpKind.SHORTCUT, OpKind.ADD, OpKind.CONCAT)
 _TAKEN = {"forward", "training", "modules", "children", "parameters", "state_dict", "in_channels", "units"}
 
 
@@ -74,17 +74,13 @@ def layout(ir: NetworkIR) -> tuple[list[Entry], Node]:
                 if not inst.nodes:
                     continue  # an empty block is the identity: nothing to build
                 path = fill(pattern, i)
-                if not path.endswith(".#"):
+                # `features.#`: a plain chain of ops takes a position per module (VGG's conv_relu), a block
+                # with a residual, dense or gate section one position as a whole (MobileNetV2's blocks)
+                if not path.endswith(".#") or _has_sections(ir, inst.definition):
                     entries.append(_place(root, path, inst, s))
                     continue
                 for n in inst.nodes:
-                    op = ir.op(n)
-                    if op.kind in _MERGES:
-                        raise CodegenError(
-                            f"stage `{s.name}` lays its blocks out op by op ({s.module_name!r}), but "
-                            f"`{inst.definition}` has a residual or dense section; number its uses with `{{i}}` instead"
-                        )
-                    entries.append(_place(root, path, op, s))
+                    entries.append(_place(root, path, ir.op(n), s))
             continue
         seen: set[int] = set()
         for n in s.nodes:
@@ -100,6 +96,11 @@ def layout(ir: NetworkIR) -> tuple[list[Entry], Node]:
                 path = defaults.get(attr_name(base_name(op.kind), kinds, counters))
             entries.append(_place(root, path, op, s))
     return entries, root
+
+
+def _has_sections(ir: NetworkIR, block: str) -> bool:
+    """Whether a block's template holds a residual, dense or gate section (used or not at this use)."""
+    return any(isinstance(item, ResidualItem) for item in walk(ir.blocks[block].body))
 
 
 def _top_ops(ir: NetworkIR, s: Section) -> list[Op]:
@@ -181,8 +182,10 @@ class TreeWriter:
         kids = list(child.children.items())
         if all(isinstance(c, Entry) for _, c in kids) and [k for k, _ in kids] == [str(i) for i in range(len(kids))]:
             items = ["    " + self.exprs[id(c)] + "," for _, c in kids]
-            first = self.assign(owner, name, "nn.Sequential(")
-            return [first, *items, ")"]
+            if name.isdigit():  # as ruff formats it
+                inner = ["    " + line for line in items]
+                return [f"{owner}.add_module(", f'    "{name}",', "    nn.Sequential(", *inner, "    ),", ")"]
+            return [self.assign(owner, name, "nn.Sequential("), *items, ")"]
         lines = [self.assign(owner, name, "nn.Sequential()")]
         for kid, c in kids:
             lines += self.build([*prefix, name], kid, c)
