@@ -192,7 +192,13 @@ class Generator:
         template = self.ir.blocks[bname]
         uses = self.slot_uses[bname]
         locals_ = self.locals_of(bname)
-        tr = Translator({**locals_, "in.channels": "in_channels"})  # the class's first parameter
+        floats = frozenset(
+            name
+            for inst in self.instances[bname]
+            for name, value in inst.args.items()
+            if isinstance(value, float) and not isinstance(value, bool)
+        )
+        tr = Translator({**locals_, "in.channels": "in_channels"}, floats)  # in_channels: the class's first parameter
         params: list[tuple[str, str]] = []
         for f in template.formals:
             hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])

@@ -49,8 +49,9 @@ _FUNCS = {"min": "min", "max": "max", "int": "int", "round": "round", "floor": "
 class Translator:
     """Expressions of a block's body -> Python expressions over the block's arguments."""
 
-    def __init__(self, locals_: dict[str, str]) -> None:
+    def __init__(self, locals_: dict[str, str], floats: frozenset[str] = frozenset()) -> None:
         self.locals = locals_  # formal -> Python local name
+        self.floats = floats  # formals given a fraction at some use (`t = 0.5`): their products are not whole
         self.uses_math = False
 
     def is_constant(self, e: E.Expr) -> bool:
@@ -84,17 +85,20 @@ class Translator:
         raise CodegenError(f"an expression at {e.span} cannot be written in Python inside a block")
 
     def whole(self, e: E.Expr) -> str:
-        """A whole-number argument (channels, strides): `int(...)` where the spec divides."""
+        """A whole-number argument (channels, strides): `int(...)` where the spec divides or multiplies by a
+        fraction (the analysis checked the result is whole)."""
         text = self(e)
-        if not self.is_constant(e) and _divides(e):
+        if not self.is_constant(e) and _divides(e, self.floats):
             return f"int({text})"
         return text
 
 
-def _divides(e: E.Expr) -> bool:
+def _divides(e: E.Expr, floats: frozenset[str] = frozenset()) -> bool:
     if isinstance(e, E.BinOp) and e.op in ("/", "**"):
         return True
     if isinstance(e, (E.Number, E.Literal)) and isinstance(e.value, float):
         return True
+    if isinstance(e, E.Name) and e.id in floats:
+        return True
     children = [getattr(e, k) for k in ("left", "right", "operand", "test", "then", "orelse") if hasattr(e, k)]
-    return any(_divides(c) for c in children)
+    return any(_divides(c, floats) for c in children)
