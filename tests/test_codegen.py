@@ -145,23 +145,7 @@ def torchvision_state_dicts() -> dict[str, list]:
     return json.loads((GOLDEN / "torchvision_state_dicts.json").read_text())
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        "resnet18",
-        "resnet34",
-        "resnet50",
-        "resnet101",
-        "resnet152",
-        "wide_resnet50_2",
-        "resnext50_32x4d",
-        "resnext101_32x8d",
-        "vgg16",
-        "vgg19",
-        "densenet121",
-        "mobilenet_v2",
-    ],
-)
+@pytest.mark.parametrize("spec", list(torchvision_state_dicts()))  # every network in the golden
 def test_state_dict_matches_torchvision(spec: str) -> None:
     """Keys, order and shapes of torchvision's model (golden made by scripts/torchvision_state_dicts.py),
     so torchvision's weights load with strict=True."""

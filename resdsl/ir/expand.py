@@ -205,7 +205,7 @@ class Builder:
                 )
                 return
         for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
-            if attrs.get(name, not default) == default:
+            if name in attrs and attrs[name] == default:
                 del attrs[name]
         if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
             kind, attrs = OpKind.GLOBAL_AVGPOOL, {}

@@ -219,15 +219,15 @@ class Templates:
         )
         if written:
             path = self.shortcut_path(stmt, written, folder, where)
-            if path and isinstance(path[0], Invalid):  # reported at every use, whatever the shortcut option
-                item.body.extend(path)
+            if isinstance(path, Invalid):  # in the body: reported at every use, whatever the shortcut option
+                item.body.append(path)
             else:
                 item.shortcut, item.shortcut_span = path, written[0].name_span
         return item
 
     def shortcut_path(
         self, stmt: syntax.SectionStmt, written: list[syntax.SectionStmt], folder: Folder, where: str
-    ) -> list[Item]:
+    ) -> list[Item] | Invalid:
         """A residual's `shortcut { }`: ops (and `if`s) from the residual's input to its addition."""
         first = written[0]
         problem = None
@@ -246,12 +246,12 @@ class Templates:
                 "keep one: the written path replaces the option",
             )
         if problem is not None:
-            return [Invalid([problem])]
+            return Invalid([problem])
         items = self.body(first.body, folder, where)
         for item in walk(items):
             if isinstance(item, (ResidualItem, CallItem)):
                 span = item.call.span if isinstance(item, CallItem) else item.name_span
-                return [Invalid([SpecError("a `shortcut { }` holds ops only (and `if`)", span)])]
+                return Invalid([SpecError("a `shortcut { }` holds ops only (and `if`)", span)])
         return items
 
 

@@ -96,7 +96,7 @@ def resolve(opts: EvalOptions) -> Target:
         )
     ckpt = checkpoint_path(target)
     run_dir = ckpt.parent
-    recipe = _read_json(run_dir / rundir.RECIPE)
+    recipe = rundir.read_json(run_dir / rundir.RECIPE)
     if recipe is None or not (run_dir / rundir.MODEL).exists():
         raise InputError(
             f"{target} is not a resdsl run directory or checkpoint (no {rundir.RECIPE} and {rundir.MODEL})"
@@ -109,14 +109,6 @@ def resolve(opts: EvalOptions) -> Target:
     return Target(
         ir, run_dir / rundir.MODEL, state["trainer"]["model"], state.get("normalize"), run_dir, data, str(ckpt)
     )
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _read_weights(path: Path) -> dict[str, Any]:
@@ -195,7 +187,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "scales": list(opts.scales) or None,
     }
     if target.run_dir is not None and opts.weights is None:
-        results = _read_json(target.run_dir / EVAL_FILE) or {}
+        results = rundir.read_json(target.run_dir / EVAL_FILE) or {}
         results[result["mode"]] = result
         rundir.atomic_write(target.run_dir / EVAL_FILE, json.dumps(results, indent=2) + "\n")
     if not opts.quiet:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from resdsl.diagnostics import InputError
 
@@ -181,6 +182,15 @@ class Lock:
 
 
 # ---------------------------------------------------------------------------------------- metrics.csv
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object the run wrote (recipe.json, summary.json, eval.json); None if missing or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -381,7 +381,7 @@ def _prepare_resume(plan: Plan, opts: Options, given: dict[str, str], lock: bool
         plan.lock = rundir.Lock(out)  # before reading: no one advances the run while this one starts
         if out.resolve() != source.resolve():
             rundir.check_new(out)
-    previous = _read_recipe_json(recipe_file)
+    previous = rundir.read_json(recipe_file)
     here = plan.network
     if ckpt.exists():
         state = load_checkpoint(ckpt)
@@ -450,21 +450,9 @@ def _prepare_resume(plan: Plan, opts: Options, given: dict[str, str], lock: bool
             raise InputError(f"{err}; repair or delete it to resume (its rows are then lost)") from None
         plan.rows = [r for r in rows if r["iteration"] <= plan.start]
     if target == plan.start and plan.start and out.resolve() == source.resolve():
-        summary = _read_json(out / rundir.SUMMARY)
+        summary = rundir.read_json(out / rundir.SUMMARY)
         if summary and summary.get("iterations") == plan.start:
             plan.finished = summary
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _read_recipe_json(path: Path) -> dict[str, Any] | None:
-    return _read_json(path)
 
 
 # ---------------------------------------------------------------------------------------- the run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.names import Names, attr_name, safe_local
+from resdsl.backends.pytorch.names import Names, attr_name, reach, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
 from resdsl.ir.graph import OpKind
 from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, ResidualItem
@@ -90,11 +90,6 @@ def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "F
     return f"{cls}({', '.join(args)})"
 
 
-def _ref(parts: list[str]) -> str:
-    """`conv.0.0` as Python reaches it from `self`: `conv[0][0]`."""
-    return parts[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts[1:])
-
-
 def kind_totals(items: list[Item]) -> dict[str, int]:
     """How many modules of each base name a body writes itself (for numbering)."""
     totals: dict[str, int] = {}
@@ -137,7 +132,7 @@ class BodyWriter:
         self.conditions = 0
         # `name: "conv.0.0"`: nn.Sequential containers made so far, and how many modules each holds
         self.containers: dict[str, int | None] = {}  # None: an `if` filled it differently in its branches
-        self.dotted: set[str] = set()  # references (`conv[0][0]`) registered with add_module
+        self.positions: dict[str, tuple[str, str]] = {}  # `conv[0][0]` -> (`conv[0]`, "0"): made with add_module
 
     def emit(self, line: str) -> None:
         self.forward.append("    " * self.indent + line)
@@ -213,11 +208,11 @@ class BodyWriter:
 
     def put(self, ref: str, module: str) -> None:
         """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`)."""
-        if ref not in self.dotted:
+        if ref not in self.positions:
             self.init.append(f"self.{ref} = {module}")
             return
-        parent, _, last = ref.rpartition("[")
-        self.init.append(f'self.{parent}.add_module("{last.rstrip("]")}", {module})')
+        parent, position = self.positions[ref]
+        self.init.append(f'self.{parent}.add_module("{position}", {module})')
 
     def module_of(self, item: OpItem) -> str:
         """The module of a conv, bn, pool or activation (a fresh one: not the class's shared ReLU);
@@ -358,31 +353,26 @@ class BodyWriter:
                 return wanted
             self.init.append(f"self.{parts[0]} = nn.Sequential()")
             self.containers[parts[0]] = 0
-        for k in range(1, len(parts)):
-            container, part = ".".join(parts[:k]), parts[k]
-            path = f"{container}.{part}"
+        for k in range(1, len(parts)):  # the parts after the first are positions (checked with the spec)
+            container, path = ".".join(parts[:k]), ".".join(parts[: k + 1])
             last = k == len(parts) - 1
             if path in self.containers and not last:
                 continue
             count = self.containers.get(container)
             if count is None:
                 raise CodegenError(f"`{wanted}`: an `if` fills `{container}` differently; name its modules in the `if`")
-            if part.isdigit() and int(part) != count:
+            if int(parts[k]) != count:
                 raise CodegenError(
                     f"`{wanted}`: `{container}` holds {count} modules here, so its next is `{container}.{count}` "
                     "(a block's containers are numbered in the order their modules run)"
                 )
-            if not part.isdigit() or path in self.containers:
-                raise CodegenError(
-                    f"`{wanted}`: inside a block, a container's modules are numbered (`{container}.{count}`)"
-                )
             self.containers[container] = count + 1
-            ref = _ref(parts[: k + 1])
-            self.dotted.add(ref)
+            ref = reach(parts[: k + 1])
+            self.positions[ref] = (reach(parts[:k]), parts[k])
             if not last:
                 self.containers[path] = 0
                 self.put(ref, "nn.Sequential()")
-        return _ref(parts)
+        return reach(parts)
 
     def activation(self, kind: OpKind) -> str:
         """One stateless module per activation kind and class, like the shared `self.relu`."""

@@ -65,3 +65,8 @@ def attr_name(base: str, totals: dict[str, int], counters: dict[str, int]) -> st
     if base in ("conv", "bn") or totals.get(base, 0) > 1:
         return f"{base}{counters[base]}"
     return base
+
+
+def reach(parts: list[str]) -> str:
+    """A module path as Python reaches it: `conv.0.0` -> `conv[0][0]`, `self.features.3` -> `self.features[3]`."""
+    return parts[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts[1:])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, base_name
-from resdsl.backends.pytorch.names import Names, attr_name
+from resdsl.backends.pytorch.names import Names, attr_name, reach
 from resdsl.backends.pytorch.pyexpr import CodegenError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section
 from resdsl.ir.modnames import fill
@@ -141,7 +141,7 @@ def stage_modules(ir: NetworkIR) -> dict[str, tuple[str, str]]:
 
 def access(path: list[str]) -> str:
     """`self.features.denseblock1`, `self.features[3]`."""
-    return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path)
+    return reach(["self", *path])
 
 
 class TreeWriter:
@@ -176,7 +176,7 @@ class TreeWriter:
         return lines
 
     def build(self, prefix: list[str], name: str, child: Node | Entry) -> list[str]:
-        owner = prefix[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in prefix[1:])
+        owner = reach(prefix)
         if isinstance(child, Entry):
             return [self.assign(owner, name, self.exprs[id(child)])]
         kids = list(child.children.items())
