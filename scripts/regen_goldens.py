@@ -17,7 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # (spec, --set values): the generated model.py files kept as goldens.
-MODEL_GOLDENS = [("cifar20", ()), ("resnet50", ("stride_at=middle",)), ("preact_resnet164", ())]
+MODEL_GOLDENS = [
+    ("cifar20", ()),
+    ("resnet50", ("stride_at=middle",)),
+    ("preact_resnet164", ()),
+    ("densenet121", ()),
+    ("mobilenet_v2", ()),
+    ("stochdepth110", ()),
+    ("resnet50d", ()),
+    ("seresnet50", ()),
+]
 
 
 def model_golden(spec: str, sets: tuple[str, ...]) -> str:

@@ -436,11 +436,59 @@ def test_compile_writes_verifies_and_reports(tmp_path: Path) -> None:
     assert out.read_text() == generated("resnet152")[1].replace("specs/resnet152.rd", str(SPECS / "resnet152.rd"))
 
 
+def test_stride_note_not_printed_once_chosen(tmp_path: Path) -> None:
+    """`--set stride_at=...` is the choice the note asks for: no note then."""
+    out = tmp_path / "model.py"
+    result = CliRunner().invoke(
+        main, ["compile", str(SPECS / "resnet50.rd"), "-o", str(out), "--set", "stride_at=middle"]
+    )
+    assert (result.exit_code, result.stderr) == (0, f"wrote {out}: resnet50, 50 layers, 25,557,032 params\n")
+
+
+@pytest.mark.parametrize(
+    ("spec", "listed"),
+    [
+        ("cifar110", "n = 18"),
+        ("stochdepth110", "n = 18"),
+        ("densenet121", "k = 32"),
+        ("resnet50", 'stride_at = "first"'),
+    ],
+)
+def test_header_lists_the_params_the_network_reads(spec: str, listed: str) -> None:
+    """std.rd's `stride_at` is listed only where a block the network uses reads it."""
+    header = [line for line in generated(spec)[1].splitlines() if line.startswith("# Spec params")]
+    assert header == [f"# Spec params (folded into the code below): {listed}."]
+
+
+def test_network_class_names_read_like_torchvision() -> None:
+    from resdsl.backends.pytorch.names import network_class_name
+
+    names = ["resnet50", "densenet121", "mobilenet_v2", "cifar_resnet20", "wide_resnet50_2", "resnext50_32x4d"]
+    assert [network_class_name(n) for n in names] == [
+        "ResNet50", "DenseNet121", "MobileNetV2", "CifarResNet20", "WideResNet50_2", "ResNeXt50_32x4d",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", ["nin_digits", "nin_cifar10"])
+def test_nin_output_is_the_logits_in_the_ir_and_the_module(spec: str) -> None:
+    """NIN ends with a 10x1x1 global average: the IR's output is the 10 logits the module returns."""
+    import json
+
+    torch = pytest.importorskip("torch")
+    from resdsl.backends.pytorch.verify import load_module
+
+    info = CliRunner().invoke(main, ["info", str(SPECS / f"{spec}.rd"), "--json"])
+    assert json.loads(info.stdout)["output"] == [10]
+    ir, source = generated(spec)
+    model = load_module(source).build_model().eval()
+    assert model(torch.zeros(2, *ir.input_shape)).shape == (2, 10)
+
+
 def test_compile_prints_without_output_file() -> None:
     result = CliRunner().invoke(main, ["compile", str(SPECS / "cifar20.rd"), "--set", "n=5"])
     assert result.exit_code == 0
     assert "# 32 layers, 464,154 parameters" in result.stdout
-    assert "class CifarResnet20(nn.Module):" in result.stdout
+    assert "class CifarResNet20(nn.Module):" in result.stdout
 
 
 def test_verify_mismatch_is_a_bug_report_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:

@@ -120,7 +120,7 @@ def test_writing_through_a_symlink_keeps_the_link_and_the_mode(work: Path) -> No
     result = CliRunner().invoke(main, ["compile", "p.rd", "-o", "model.py"])
     assert result.exit_code == 0, result.output
     assert (work / "model.py").is_symlink()
-    assert "class CifarResnet20(nn.Module):" in (work / "real.py").read_text()
+    assert "class CifarResNet20(nn.Module):" in (work / "real.py").read_text()
     assert (work / "real.py").stat().st_mode & 0o777 == 0o640
 
 

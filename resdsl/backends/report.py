@@ -49,7 +49,7 @@ def _memory_json(ir: NetworkIR, m: TrainingMemory | None) -> dict[str, Any] | No
 
 def to_json(ir: NetworkIR, spec: str, batch: int | None = None) -> dict[str, Any]:
     t = ir.totals
-    output = ir.op(ir.output_node).shape
+    output = ir.output_shape
     return {
         "name": ir.name,
         "spec": spec,

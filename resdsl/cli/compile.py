@@ -74,8 +74,9 @@ def compile_command(
                 f"{spec} (nothing was written):\n  " + "\n  ".join(problems) + "\nplease report this with the spec"
             )
     from resdsl.backends.pytorch.weights import stride_note
+    from resdsl.lang.overrides import parse_sets
 
-    note = stride_note(ir)
+    note = stride_note(ir, chosen=set(parse_sets(sets)))
     if note is not None:
         click.echo(note, err=True)
     if output is None:

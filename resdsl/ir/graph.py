@@ -200,9 +200,16 @@ class NetworkIR:
     output_node: int = -1
     totals: Totals = field(default_factory=Totals)  # written by the passes
     files: list[Path] = field(default_factory=list)  # the files read to build it: the spec and its imports
+    params_used: list[str] = field(default_factory=list)  # the params this network reads (std.rd's may go unread)
 
     def op(self, node: int) -> Op:
         return self.graph.nodes[node]["op"]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """What the network returns per image: `classes` logits. A last op of shape Cx1x1 (NIN's
+        `avgpool global` after a conv to `classes` channels) is flattened, as the generated module does."""
+        return (self.classes,)
 
     def ops(self) -> Iterator[Op]:
         """Ops in creation order, which is a topological order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, collect, did_you_mean, too_many
@@ -20,6 +21,7 @@ from resdsl.ir.params import evaluate_params
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, source_text, unknown_name
+from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import (
     OPS,
@@ -64,6 +66,8 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
             "check the repeat counts and params (e.g. --set n=...)",
         ) from None
     _check_sections(net, sections, errors)
+    blocks = builder.templates.all()
+    errors += builder.templates.naming_errors
     collect(errors)
     builder.residuals.sort(key=lambda r: r.id)  # ir.residuals[op.residual] is the op's residual
     _assign_survival(builder.residuals, settings["survival"])
@@ -77,13 +81,45 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
         sections=sections,
         residuals=builder.residuals,
         params=params,
-        blocks=builder.templates.all(),
+        blocks=blocks,
         span=net.span,
         expectations=expectations,
     )
     ir.output_node = builder.current
     ir.survival = settings["survival"]
+    ir.params_used = _params_used(program, net, sections, blocks, builder.templates.section_reads)
     return ir
+
+
+def _params_used(
+    program: Program, net: syntax.NetworkDef, sections: list[Section], blocks: dict, section_reads: set[str]
+) -> list[str]:
+    """The params the network reads: in its own statements (stage counts, arguments, settings), in the
+    stem and head, in the templates of the blocks it uses, and in the definitions of those params."""
+    used = set(section_reads) | _names(net.body)
+    stack = [inst for s in sections for inst in s.blocks]
+    while stack:
+        inst = stack.pop()
+        used |= blocks[inst.definition].params_read
+        stack += inst.children
+    todo = [p for p in used if p in program.params]
+    while todo:
+        for name in names_in(program.params[todo.pop()].value):
+            if name in program.params and name not in used:
+                used.add(name)
+                todo.append(name)
+    return [p for p in program.params if p in used]
+
+
+def _names(node: Any) -> set[str]:
+    """Every name read anywhere under a syntax node."""
+    if isinstance(node, syntax.Name):
+        return {node.id}
+    if isinstance(node, list):
+        return set().union(*map(_names, node)) if node else set()
+    if is_dataclass(node) and not isinstance(node, type):
+        return set().union(set(), *(_names(getattr(node, f.name)) for f in fields(node) if f.name != "span"))
+    return set()
 
 
 def _network_stmt(

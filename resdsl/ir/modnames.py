@@ -15,8 +15,31 @@ from __future__ import annotations
 import keyword
 import re
 
+# Public attributes and methods of torch.nn.Module (torch 2.13; tests/test_naming.py compares with
+# the installed torch): a module registered under one of them breaks the class or shadows a method.
+MODULE_ATTRIBUTES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+    dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half
+    ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+    to_empty train training type xpu zero_grad""".split()
+)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 EXAMPLE = 'e.g. `name: "features.denseblock1.denselayer{n}"` or `name: "features.#"`'
+
+
+def name_problem(name: str) -> str | None:
+    """Why one attribute name (a path's part) cannot name a module of a generated class, or None."""
+    if name.startswith("_"):
+        return "a module name may not begin with an underscore (Python's and nn.Module's own attributes)"
+    if name in MODULE_ATTRIBUTES:
+        return f"`{name}` is an attribute of every nn.Module; a module of that name would break the class"
+    if keyword.iskeyword(name):
+        return f"`{name}` is a Python keyword"
+    return None
 
 
 def path_problem(text: str, *, dotted: bool, indexed: bool = False) -> str | None:
@@ -25,7 +48,7 @@ def path_problem(text: str, *, dotted: bool, indexed: bool = False) -> str | Non
     if not dotted:
         if not _IDENT.match(text) or keyword.iskeyword(text):
             return "a name inside a block is one attribute: letters, digits and underscores, not a Python keyword"
-        return None
+        return name_problem(text)
     parts = text.split(".")
     for k, part in enumerate(parts):
         if part == "#":
@@ -41,6 +64,9 @@ def path_problem(text: str, *, dotted: bool, indexed: bool = False) -> str | Non
                 f"`{part}` is not a module name: each part is letters, digits and underscores{allowed}, "
                 "a position after the first (`features.0`) or a last `#`"
             )
+        problem = name_problem(filled)
+        if problem is not None:
+            return problem
     return None
 
 

@@ -35,6 +35,9 @@ class OpItem:
     name_span: Span
     derived: tuple[str, ...] = ()  # arguments not given whose default follows from the kernel (a conv's pad)
     module_name: str | None = None  # `name: "norm1"`: the module's attribute or path (resdsl.ir.modnames)
+    module_name_span: Span | None = None  # where that name is written
+    attr: str | None = None  # in a block: its attribute (or path) in the block's class (resdsl.ir.naming)
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # argument (keyword; "" positional) -> params read
 
 
 @dataclass
@@ -99,6 +102,7 @@ class BlockTemplate:
     header: str  # its first line as written: `block basic(width, stride = 1) {`
     constant_defaults: dict[str, Any] = field(default_factory=dict)  # formal -> value, where the default uses nothing
     reads_input: bool = False  # its body or defaults read `in.channels` (lowering infers the input's shape)
+    params_read: frozenset[str] = frozenset()  # the spec's params folded into it (its body and defaults)
 
     def formal(self, name: str) -> Formal | None:
         return next((f for f in self.formals if f.name == name), None)

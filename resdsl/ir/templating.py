@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from resdsl.diagnostics import SpecError, did_you_mean
+from resdsl.diagnostics import Span, SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
 from resdsl.ir.modnames import EXAMPLE, path_problem
+from resdsl.ir.naming import decide_block_names
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, IfItem, Invalid, Item, OpItem, ResidualItem, walk
 from resdsl.lang import syntax
@@ -58,6 +59,8 @@ class Templates:
         self.program = program
         self.params = params
         self._built: dict[str, BlockTemplate] = {}
+        self.naming_errors: list[SpecError] = []  # module-name collisions in the blocks built (ir/naming.py)
+        self.section_reads: set[str] = set()  # the params that stem and head bodies read
 
     def block(self, name: str) -> BlockTemplate:
         if name not in self._built:
@@ -80,6 +83,8 @@ class Templates:
             bdef.span.source.line(bdef.span.line).strip(),
         )
         template.reads_input = _mentions(bdef, "in.channels")
+        template.params_read = frozenset(folder.read)
+        self.naming_errors += decide_block_names(template)
         for f in template.formals:
             if f.default is not None and not names_in(f.default) and not isinstance(f.default, syntax.ListExpr):
                 try:
@@ -90,7 +95,10 @@ class Templates:
 
     def section(self, stmts: list[syntax.Stmt], names: dict[str, Value], where: str) -> list[Item]:
         """A stem or head body: no formals; the params and `names` (`classes`) folded."""
-        return self.body(stmts, Folder({**self.params, **names}, set()), where)
+        folder = Folder({**self.params, **names}, set())
+        items = self.body(stmts, folder, where)
+        self.section_reads |= folder.read & set(self.params)
+        return items
 
     # ---- statements
     def body(self, stmts: list[syntax.Stmt], folder: Folder, where: str) -> list[Item]:
@@ -136,10 +144,11 @@ class Templates:
         if name not in OPS:
             return Invalid([self.unknown_op(stmt, where)])
         sig = OPS[name]
-        module_name, error = _module_name(stmt, where)
+        module_name, name_span, error = _module_name(stmt, where)
         if error is not None:
             return Invalid([error])
         args = [syntax.Arg(a.name, folder.fold(a.value), a.span) for a in stmt.args if a.name != "name"]
+        reads = {a.name or "": r for a in stmt.args if a.name != "name" and (r := folder.reads(a.value))}
         binding = match(name, sig, args, stmt.span)
         given = binding.given()
         values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
@@ -155,7 +164,7 @@ class Templates:
                     values[arg] = _derived(kernel, rule, op, operand)
                     derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
-        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived), module_name)
+        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived), module_name, name_span, reads=reads)
 
     def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
         name = stmt.name
@@ -266,23 +275,23 @@ def _mentions(node: Any, name: str) -> bool:
     return False
 
 
-def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, SpecError | None]:
+def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, Span | None, SpecError | None]:
     """An op's `name: "..."` (resdsl.ir.modnames): one attribute in a block, a path in a stem or head."""
     given = [a for a in stmt.args if a.name == "name"]
     if not given:
-        return None, None
+        return None, None, None
     arg = given[-1]
     if len(given) > 1:
-        return None, SpecError("`name` is given twice", arg.span)
+        return None, None, SpecError("`name` is given twice", arg.span)
     if not isinstance(arg.value, syntax.String):
-        return None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
+        return None, None, SpecError("`name` must be a string", arg.value.span, 'e.g. `bn name: "norm1"`')
     problem = path_problem(arg.value.value, dotted=True)
     if problem is None and where == "block" and not all(p.isdigit() for p in arg.value.value.split(".")[1:]):
         problem = "a name inside a block is one attribute, or a container and positions in it (`conv.0.1`)"
     if problem is not None:
         hint = 'e.g. `bn name: "norm1"`' if where == "block" else EXAMPLE
-        return None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)
-    return arg.value.value, None
+        return None, None, SpecError(f"bad module name {arg.value.value!r}: {problem}", arg.value.span, hint)
+    return arg.value.value, arg.value.span, None
 
 
 def _default(p: Param) -> syntax.Expr | None:
@@ -338,10 +347,16 @@ class Folder:
     def __init__(self, params: dict[str, Value], formals: set[str]) -> None:
         self.params = params
         self.formals = formals
+        self.read: set[str] = set()  # the params folded in so far
+
+    def reads(self, e: syntax.Expr) -> tuple[str, ...]:
+        """The params an expression reads (those `fold` replaces)."""
+        return tuple(dict.fromkeys(n for n in names_in(e) if n not in self.formals and n in self.params))
 
     def fold(self, e: syntax.Expr) -> syntax.Expr:
         if isinstance(e, syntax.Name):
             if e.id not in self.formals and e.id in self.params:
+                self.read.add(e.id)
                 return syntax.Literal(e.span, self.params[e.id], e.id)
             return e
         if isinstance(e, syntax.BinOp):

@@ -2,7 +2,7 @@
 # Network resnet50: input 3x224x224, 1000 classes, shortcut option B.
 # 50 layers, 25,557,032 parameters, 4,089,184,256 FLOPs (multiply-adds) per image.
 # Spec params (folded into the code below): stride_at = "middle".
-"""Resnet50 in PyTorch: `build_model()` returns a fresh, initialised model."""
+"""ResNet50 in PyTorch: `build_model()` returns a fresh, initialised model."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class BottleneckBlock(nn.Module):
 
 
 # specs/resnet50.rd:5: network resnet50 {
-class Resnet50(nn.Module):
+class ResNet50(nn.Module):
     def __init__(self, zero_init_residual: bool = False) -> None:
         super().__init__()
         # stem
@@ -136,5 +136,5 @@ class Resnet50(nn.Module):
 
 
 def build_model(zero_init_residual: bool = False) -> nn.Module:
-    """A fresh Resnet50; `zero_init_residual` zeroes the last BN of every residual branch."""
-    return Resnet50(zero_init_residual=zero_init_residual)
+    """A fresh ResNet50; `zero_init_residual` zeroes the last BN of every residual branch."""
+    return ResNet50(zero_init_residual=zero_init_residual)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.names import Names, attr_name, reach, safe_local
+from resdsl.backends.pytorch.names import Names, reach, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
 from resdsl.ir.graph import OpKind
 from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, ResidualItem
@@ -35,19 +35,6 @@ class SlotUse:
         return "none" in self.modes and len(self.modes) > 1
 
 
-_BASE = {
-    OpKind.CONV: "conv",
-    OpKind.BN: "bn",
-    OpKind.MAXPOOL: "maxpool",
-    OpKind.AVGPOOL: "avgpool",
-    OpKind.GLOBAL_AVGPOOL: "avgpool",
-    OpKind.ADAPTIVE_AVGPOOL: "avgpool",
-    OpKind.FC: "fc",
-    OpKind.DROPOUT: "dropout",
-}
-OWN_MODULE = frozenset(_BASE)  # op kinds that get a module of their own (ReLU and other activations may be shared)
-
-
 # Activations other than ReLU (which is shared and in place where that is safe): stateless modules.
 ACTIVATION_MODULES = {
     OpKind.RELU6: "nn.ReLU6()",
@@ -56,10 +43,6 @@ ACTIVATION_MODULES = {
     OpKind.HARDSWISH: "nn.Hardswish()",
     OpKind.GELU: "nn.GELU()",
 }
-
-
-def base_name(kind: OpKind) -> str:
-    return _BASE.get(kind, kind.value)
 
 
 def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str) -> str:
@@ -90,19 +73,6 @@ def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "F
     return f"{cls}({', '.join(args)})"
 
 
-def kind_totals(items: list[Item]) -> dict[str, int]:
-    """How many modules of each base name a body writes itself (for numbering)."""
-    totals: dict[str, int] = {}
-    for item in items:
-        if isinstance(item, OpItem):
-            totals[base_name(item.kind)] = totals.get(base_name(item.kind), 0) + 1
-        elif isinstance(item, (ResidualItem, IfItem)):
-            inner = (item.preact or []) + item.body if isinstance(item, ResidualItem) else item.then + item.orelse
-            for name, n in kind_totals(inner).items():
-                totals[name] = totals.get(name, 0) + n
-    return totals
-
-
 class BodyWriter:
     """Walks a block's template: __init__ lines (modules) and forward lines (their use)."""
 
@@ -115,8 +85,6 @@ class BodyWriter:
         self.init: list[str] = []
         self.forward: list[str] = []
         self.indent = 0
-        self.counters: dict[str, int] = {}
-        self.totals: dict[str, int] = {}
         self.relu_done = False
         self.activations: dict[OpKind, str] = {}  # kind -> the attribute of its module
         self.channels = "in_channels"
@@ -141,7 +109,6 @@ class BodyWriter:
         return self.forward + [f"return {self.cur}"]
 
     def write(self, items: list[Item]) -> None:
-        self.totals = kind_totals(items)
         self.body(items)
 
     def body(self, items: list[Item]) -> None:
@@ -160,9 +127,6 @@ class BodyWriter:
     def assign(self, expr: str, fresh: bool) -> None:
         self.emit(f"out = {expr}")
         self.cur, self.fresh = "out", fresh
-
-    def attr(self, base: str) -> str:
-        return self.names.get(attr_name(base, self.totals, self.counters))
 
     def op(self, item: OpItem) -> None:
         tr, a = self.tr, item.args
@@ -186,7 +150,12 @@ class BodyWriter:
             # Not in place, and the output is not changed in place afterwards: sigmoid's backward reads it.
             self.assign(f"self.{attr}({self.cur})", False)
             return
-        attr = self.attr(base_name(kind)) if item.module_name is None else self.named_attr(item.module_name)
+        if item.module_name is not None:
+            attr = self.named_attr(item.module_name)
+        elif item.attr is not None and self.names.get(item.attr) == item.attr:
+            attr = item.attr  # decided by the IR (resdsl.ir.naming)
+        else:
+            raise CodegenError(f"`{item.op}` at {item.span} has no module name of its own (a bug: check named it)")
         self.gen.item_attrs[id(item)] = item.module_name or attr
         if kind is OpKind.DROPOUT:
             self.put(attr, f"nn.Dropout({tr(a['p'])})")

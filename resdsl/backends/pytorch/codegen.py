@@ -14,22 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, SlotUse, base_name, conv_module, pool_module
+from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, SlotUse, conv_module, pool_module
 from resdsl.backends.pytorch.layout import finish, generator_lines
 from resdsl.backends.pytorch.names import (
     MODULE_NAMES,
     RESERVED,
     Names,
-    attr_name,
     camel,
     clean_comment,
     local_names,
+    network_class_name,
     safe_local,
 )
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
 from resdsl.backends.pytorch.tree import TreeWriter, named
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
+from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
 
@@ -105,7 +106,7 @@ class Generator:
         for bname in ir.blocks:
             wanted = camel(bname)
             self.class_names[bname] = names.get(wanted if wanted.endswith("Block") else wanted + "Block")
-        self.network_class = names.get(camel(ir.name))
+        self.network_class = names.get(network_class_name(ir.name))
         self.by_start = residual_starts(ir)
         self.instances: dict[str, list[BlockInstance]] = {}
         self.slot_uses: dict[str, list[SlotUse]] = {}
@@ -575,8 +576,8 @@ class Generator:
             f"shortcut option {ir.shortcut.value}.",
             f"{t.layers} layers, {t.params:,} parameters, {t.flops:,} FLOPs (multiply-adds) per image.",
         ]
-        if ir.params:
-            values = ", ".join(f"{p} = {clean_comment(literal(v))}" for p, v in ir.params.items())
+        if ir.params_used:
+            values = ", ".join(f"{p} = {clean_comment(literal(ir.params[p]))}" for p in ir.params_used)
             lines.append(f"Spec params (folded into the code below): {values}.")
         return lines
 

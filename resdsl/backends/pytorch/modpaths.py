@@ -11,8 +11,8 @@ its source position, a nested use by the template's n-th block call.
 
 from __future__ import annotations
 
-from resdsl.backends.pytorch.blocks import OWN_MODULE
 from resdsl.ir.graph import BlockInstance, NetworkIR, Role
+from resdsl.ir.naming import OWN_MODULE
 from resdsl.ir.template import CallItem, OpItem, ResidualItem, walk
 
 

@@ -19,6 +19,29 @@ MODULE_NAMES = {"ZeroPadShortcut", "projection", "survival_probability", "INPUT_
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
+# How the literature writes the families' names (torchvision's and timm's class names).
+FAMILY_NAMES = {
+    "resnet": "ResNet", "resnext": "ResNeXt", "seresnet": "SEResNet", "seresnext": "SEResNeXt",
+    "densenet": "DenseNet", "mobilenet": "MobileNet", "vgg": "VGG", "nin": "NIN", "preact": "PreAct",
+    "wrn": "WRN", "stochdepth": "StochDepth", "efficientnet": "EfficientNet", "convnext": "ConvNeXt",
+    "regnet": "RegNet", "shufflenet": "ShuffleNet", "squeezenet": "SqueezeNet", "googlenet": "GoogLeNet",
+    "mnasnet": "MNASNet", "pyramidnet": "PyramidNet", "res2net": "Res2Net", "alexnet": "AlexNet",
+}  # fmt: skip
+_WORD = re.compile(r"([A-Za-z]+)(.*)\Z", re.S)
+
+
+def network_class_name(name: str) -> str:
+    """The network's class: `resnet50` -> `ResNet50`, `mobilenet_v2` -> `MobileNetV2`,
+    `wide_resnet50_2` -> `WideResNet50_2` (an underscore stays only between two numbers)."""
+    out = ""
+    for part in (p for p in name.split("_") if p):
+        m = _WORD.match(part)
+        word, rest = (m.group(1), m.group(2)) if m else ("", part)
+        cased = FAMILY_NAMES.get(word.lower(), word[:1].upper() + word[1:]) + rest
+        out += ("_" if out[-1:].isdigit() and cased[:1].isdigit() else "") + cased
+    return out or "Network"
+
+
 def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Block"
 
@@ -56,15 +79,6 @@ class Names:
             name += "_"
         self.taken.add(name)
         return name
-
-
-def attr_name(base: str, totals: dict[str, int], counters: dict[str, int]) -> str:
-    """torchvision's names: conv1, bn1, ... always numbered; maxpool, avgpool, fc, dropout only
-    when their scope (a class) has several."""
-    counters[base] = counters.get(base, 0) + 1
-    if base in ("conv", "bn") or totals.get(base, 0) > 1:
-        return f"{base}{counters[base]}"
-    return base
 
 
 def reach(parts: list[str]) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, base_name
-from resdsl.backends.pytorch.names import Names, attr_name, reach
+from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES
+from resdsl.backends.pytorch.names import Names, reach
 from resdsl.backends.pytorch.pyexpr import CodegenError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section
 from resdsl.ir.modnames import fill
+from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import ResidualItem, walk
 
 if TYPE_CHECKING:

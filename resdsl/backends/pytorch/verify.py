@@ -103,8 +103,8 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
         want = ir.op(sections[0].nodes[-1]).shape
         if got["shapes"].get("<stem>") != want:
             problems.append(f"stem: the module gives {got['shapes'].get('<stem>')}, the IR {want}")
-    if got["output"] != (ir.classes,):
-        problems.append(f"output: the module gives {got['output']}, the IR ({ir.classes},)")
+    if got["output"] != ir.output_shape:
+        problems.append(f"output: the module gives {got['output']}, the IR {ir.output_shape}")
     if got["macs"] != ir.totals.flops:
         problems.append(f"FLOPs: the module's convs and linears do {got['macs']:,}, the IR {ir.totals.flops:,}")
     return problems

@@ -8,12 +8,12 @@ downloaded weights. torch is imported inside the functions: importing this modul
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from resdsl.diagnostics import InputError
 from resdsl.ir.graph import NetworkIR
+from resdsl.ir.template import OpItem, walk
 
 SHOWN = 5  # keys listed per kind of problem; the rest are counted
 
@@ -124,26 +124,28 @@ def _more(keys: list[str]) -> list[str]:
 
 def stride_choices(ir: NetworkIR) -> list[str]:
     """The spec params that decide where a strided block puts its stride (std.rd's `stride_at`):
-    those named on a `stride` line of a block used with a stride above 1. A state_dict cannot tell
-    the choices apart: the weights load either way."""
-    strided = set()
-    for section in ir.sections:
-        for inst in section.blocks:
-            if any(v != 1 for k, v in inst.args.items() if k == "stride" and isinstance(v, int)):
-                strided.add(inst.definition)
-    found: list[str] = []
-    for name in strided:
-        span = ir.blocks[name].span
-        text = "\n".join(span.source.line(n) for n in range(span.line, span.end_line + 1))
-        for expr in re.findall(r"\bstride\s*:\s*([^;,\n]*)", text):  # `stride: stride if stride_at == ...`
-            found += [p for p in ir.params if p not in found and re.search(rf"\b{re.escape(p)}\b", expr)]
+    those a `stride:` argument reads in a block used with a stride above 1 (the template records
+    them). A state_dict cannot tell the choices apart: the weights load either way."""
+    strided = {
+        inst.definition
+        for section in ir.sections
+        for inst in section.blocks
+        if any(v != 1 for k, v in inst.args.items() if k == "stride" and isinstance(v, int))
+    }
+    found = {
+        p
+        for name in strided
+        for item in walk(ir.blocks[name].body)
+        if isinstance(item, OpItem)
+        for p in item.reads.get("stride", ())
+    }
     return sorted(found)
 
 
-def stride_note(ir: NetworkIR) -> str | None:
-    """compile's note on stderr, or None."""
+def stride_note(ir: NetworkIR, chosen: set[str] = frozenset()) -> str | None:
+    """compile's note on stderr, or None where no param decides it or `--set` chose them all."""
     params = stride_choices(ir)
-    if not params:
+    if not params or set(params) <= chosen:
         return None
     values = ", ".join(f"{p} = {json.dumps(ir.params[p])}" for p in params)
     return (
