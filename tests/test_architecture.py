@@ -57,6 +57,48 @@ def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _imports_of_every_module() -> dict[str, set[str]]:
+    """resdsl module -> the resdsl modules it imports anywhere: at the top, inside functions and
+    under TYPE_CHECKING (a package's own submodules importing it are not counted)."""
+    import ast
+
+    root = Path(resdsl.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name and not name.startswith(target + "."):
+                    graph[name].add(target)
+    return graph
+
+
+def test_no_import_cycle_among_the_modules() -> None:
+    """Function-level and TYPE_CHECKING imports included: the code generator's writers take a
+    protocol (backends/pytorch/context.py), the op kinds live apart from the graph (ir/ops.py)."""
+    import networkx as nx
+
+    graph = nx.DiGraph([(a, b) for a, targets in _imports_of_every_module().items() for b in targets])
+    assert graph.number_of_edges() > 100  # the walk found the imports
+    assert sorted(" -> ".join(c) for c in nx.simple_cycles(graph)) == []
+
+
 def test_import_linter_contracts_hold() -> None:
     lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     if lint is None:

@@ -24,6 +24,7 @@ from resdsl.ir.graph import (
     ShortcutOption,
     inputs_of,
 )
+from resdsl.ir.ops import OPS
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
@@ -33,7 +34,6 @@ from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import (
-    OPS,
     evaluate_binding,
 )
 from resdsl.lang.values import Value, describe

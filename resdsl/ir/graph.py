@@ -16,36 +16,10 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from resdsl.diagnostics import Span
+from resdsl.ir.ops import ACTIVATIONS, COUNTED_ACTS, WEIGHTED, OpKind  # noqa: F401 (the kinds live in ir/ops.py)
 
 if TYPE_CHECKING:
     from resdsl.ir.template import BlockTemplate
-
-
-class OpKind(Enum):
-    INPUT = "input"
-    CONV = "conv"
-    BN = "bn"
-    RELU = "relu"
-    RELU6 = "relu6"
-    SIGMOID = "sigmoid"
-    SILU = "silu"
-    HARDSWISH = "hardswish"
-    GELU = "gelu"
-    MAXPOOL = "maxpool"
-    AVGPOOL = "avgpool"
-    GLOBAL_AVGPOOL = "global_avgpool"
-    ADAPTIVE_AVGPOOL = "adaptive_avgpool"  # average pooling to a fixed output size (VGG's 7x7 head)
-    FC = "fc"
-    DROPOUT = "dropout"
-    SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
-    ADD = "add"  # residual merge: body + shortcut
-    CONCAT = "concat"  # dense merge: [input, body] along channels
-    MUL = "mul"  # gate merge: input * body (a channel gate broadcast over the input)
-
-
-WEIGHTED = (OpKind.CONV, OpKind.FC)  # the paper's "layers"
-COUNTED_ACTS = (OpKind.CONV, OpKind.FC, OpKind.MAXPOOL, OpKind.AVGPOOL)  # pycls's "acts", with projections
-ACTIVATIONS = (OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU)
 
 
 class ShortcutOption(Enum):

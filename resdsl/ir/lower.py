@@ -17,6 +17,7 @@ from resdsl.ir.graph import (
     residual_units,
 )
 from resdsl.ir.modnames import is_indexed, path_problem
+from resdsl.ir.ops import OPS
 from resdsl.ir.params import evaluate_params
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
 from resdsl.lang import syntax
@@ -24,7 +25,6 @@ from resdsl.lang.evaluate import Env, source_text, unknown_name
 from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import (
-    OPS,
     SECTIONS_IN_BODY,
     Param,
     Signature,

@@ -19,22 +19,12 @@ import re
 from collections.abc import Iterator
 
 from resdsl.diagnostics import Span, SpecError
-from resdsl.ir.graph import OpKind
+from resdsl.ir.ops import ACTIVATIONS, REGISTRY, OpKind
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem
 
-# The base of the attribute name of each op kind that gets a module of its own.
-BASE_NAMES = {
-    OpKind.CONV: "conv",
-    OpKind.BN: "bn",
-    OpKind.MAXPOOL: "maxpool",
-    OpKind.AVGPOOL: "avgpool",
-    OpKind.GLOBAL_AVGPOOL: "avgpool",
-    OpKind.ADAPTIVE_AVGPOOL: "avgpool",
-    OpKind.FC: "fc",
-    OpKind.DROPOUT: "dropout",
-}
+BASE_NAMES = {kind: rule.module for kind, rule in REGISTRY.items() if rule.module}  # kinds with a module of their own
 OWN_MODULE = frozenset(BASE_NAMES)  # ReLU and the other activations share one stateless module per class
-ACTIVATION_KINDS = (OpKind.RELU, OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU)
+
 
 # What a generated block class stores besides its modules (its constructor's arguments and facts).
 BLOCK_CLASS_FIELDS = frozenset({"in_channels", "out_channels", "stride", "extra", "units"})
@@ -98,7 +88,7 @@ def decide_block_names(template: BlockTemplate) -> list[SpecError]:
             generated[item.attr] = f"the name resdsl gives the block's unnamed `{item.op}` at {_at(item.span)}"
         elif item.module_name is not None:
             item.attr = item.module_name
-        elif item.kind in ACTIVATION_KINDS:  # unnamed activations share one module per kind
+        elif item.kind in ACTIVATIONS:  # unnamed activations share one module per kind
             generated.setdefault(item.kind.value, f"the class's shared `{item.op}` module")
     for item in _calls(template.body):
         generated.setdefault(item.block, f"the attribute of the block `{item.block}` used inside this one")

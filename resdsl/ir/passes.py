@@ -10,9 +10,6 @@ from typing import Protocol
 
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.ir.graph import (
-    ACTIVATIONS,
-    COUNTED_ACTS,
-    WEIGHTED,
     NetworkIR,
     Op,
     OpKind,
@@ -23,6 +20,7 @@ from resdsl.ir.graph import (
     Totals,
     fmt_shape,
 )
+from resdsl.ir.ops import COUNTED_ACTS, REGISTRY, WEIGHTED, OpProblem, numel
 
 Shape = tuple[int, ...]
 
@@ -69,77 +67,23 @@ def _shape_of(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
     k = op.kind
     if k is OpKind.INPUT:
         return tuple(op.attrs["shape"])
-    x = ins[0]
-    if k in (OpKind.BN, OpKind.DROPOUT) or k in ACTIVATIONS:
-        return x
-    if k is OpKind.FC:
-        return (op.attrs["out"],)
-    if len(x) != 3:
-        raise SpecError(
-            f"`{k.value}` needs a CxHxW input, but it gets {fmt_shape(x)} (after an fc)", op.span, "put fc last"
-        )
-    c, h, w = x
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return (c, 1, 1)
-    if k is OpKind.ADAPTIVE_AVGPOOL:
-        return (c, *op.attrs["size"])
-    if k in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
-        return _window(op, c, h, w)
     if k is OpKind.ADD:
         return _resolve_add(ir, op, ins)
     if k is OpKind.CONCAT:
         return _concat(op, ins)
     if k is OpKind.MUL:
         return _gate(op, ins)
-    raise AssertionError(f"no shape rule for {k}")
-
-
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
-    """A stride or padding, one number or (height, width), as (height, width)."""
-    return (v[0], v[1]) if isinstance(v, tuple) else (v, v)
-
-
-def _window(op: Op, c: int, h: int, w: int) -> Shape:
-    kh, kw = op.attrs["kernel"]
-    (sh, sw), (ph, pw) = _pair(op.attrs["stride"]), _pair(op.attrs["pad"])
-    if kh > h + 2 * ph or kw > w + 2 * pw:
-        pad = f"{ph}x{pw}" if ph != pw else str(ph)
+    rule, x = REGISTRY[k], ins[0]
+    if rule.shape is None:
+        raise AssertionError(f"no shape rule for {k}")
+    if rule.image_input and len(x) != 3:
         raise SpecError(
-            f"{op.kind.value} kernel {kh}x{kw} is larger than its {h}x{w} input"
-            + (f" (padded by {pad})" if ph or pw else "")
-            + ": the output size would reach 0",
-            op.span,
-            "use a smaller kernel, more padding, or fewer downsampling steps before it",
+            f"`{k.value}` needs a CxHxW input, but it gets {fmt_shape(x)} (after an fc)", op.span, "put fc last"
         )
-    if sh > h + 2 * ph or sw > w + 2 * pw:
-        raise SpecError(
-            f"{op.kind.value} stride {sh}x{sw} is larger than its {h}x{w} input"
-            + (f" (padded by {ph}x{pw})" if ph or pw else ""),
-            op.span,
-            f"every stride past {h + 2 * ph}x{w + 2 * pw} gives the same 1x1 output; use at most that",
-        )
-    if op.kind in (OpKind.MAXPOOL, OpKind.AVGPOOL) and (ph > kh // 2 or pw > kw // 2):
-        raise SpecError(
-            f"{op.kind.value} padding {ph}x{pw} is more than half its {kh}x{kw} kernel",
-            op.span,
-            f"PyTorch's pools take at most half the kernel as padding: pad: {min(ph, kh // 2)} here",
-        )
-    if op.kind is OpKind.CONV:
-        groups = op.attrs["groups"]
-        if c % groups:
-            raise SpecError(f"{c} input channels do not split into {groups} groups", op.span)
-        c = op.attrs["channels"]
-    ceil = bool(op.attrs.get("ceil"))
-    return (c, _out_size(h, kh, sh, ph, ceil), _out_size(w, kw, sw, pw, ceil))
-
-
-def _out_size(n: int, k: int, s: int, p: int, ceil: bool) -> int:
-    """PyTorch's output size of a window: with ceil mode a partial last window counts, unless it would
-    start in the right padding."""
-    if not ceil:
-        return (n + 2 * p - k) // s + 1
-    out = -(-(n + 2 * p - k) // s) + 1
-    return out - 1 if (out - 1) * s >= n + p else out
+    try:
+        return rule.shape(op.attrs, x)
+    except OpProblem as problem:
+        raise SpecError(str(problem), op.span, problem.hint) from None
 
 
 def _resolve_add(ir: GraphView, op: Op, ins: list[Shape]) -> Shape:
@@ -266,23 +210,13 @@ def count_params(ir: NetworkIR) -> None:
 
 
 def _params_of(op: Op) -> int:
-    k = op.kind
-    if k is OpKind.CONV:
-        c_in = op.in_shapes[0][0]
-        kh, kw = op.attrs["kernel"]
-        out = op.attrs["channels"]
-        return c_in // op.attrs["groups"] * kh * kw * out + (out if op.attrs["bias"] else 0)
-    if k is OpKind.BN:
-        return 2 * op.in_shapes[0][0]
-    if k is OpKind.FC:
-        n_in = _numel(op.in_shapes[0])
-        return n_in * op.attrs["out"] + (op.attrs["out"] if op.attrs["bias"] else 0)
-    if k is OpKind.SHORTCUT:
+    if op.kind is OpKind.SHORTCUT:
         plan: ShortcutPlan = op.shortcut
         if plan.mode != "projection":
             return 0
         return plan.in_channels * plan.out_channels + (2 * plan.out_channels if plan.bn else 0)
-    return 0
+    rule = REGISTRY[op.kind].params
+    return rule(op.attrs, op.in_shapes[0]) if rule is not None else 0
 
 
 def count_flops(ir: NetworkIR) -> None:
@@ -292,18 +226,11 @@ def count_flops(ir: NetworkIR) -> None:
 
 
 def _flops_of(op: Op) -> int:
-    k = op.kind
-    if k is OpKind.CONV:
-        _, oh, ow = op.shape
-        c_in = op.in_shapes[0][0]
-        kh, kw = op.attrs["kernel"]
-        return oh * ow * op.attrs["channels"] * (c_in // op.attrs["groups"]) * kh * kw
-    if k is OpKind.FC:
-        return _numel(op.in_shapes[0]) * op.attrs["out"]
-    if k is OpKind.SHORTCUT and op.shortcut.mode == "projection":
+    if op.kind is OpKind.SHORTCUT and op.shortcut.mode == "projection":
         c, h, w = op.shape
         return h * w * c * op.shortcut.in_channels
-    return 0
+    rule = REGISTRY[op.kind].flops
+    return rule(op.attrs, op.in_shapes[0], op.shape) if rule is not None else 0
 
 
 def count_acts(ir: NetworkIR) -> None:
@@ -312,14 +239,7 @@ def count_acts(ir: NetworkIR) -> None:
     concatenations, identity and zero-pad shortcuts and global average pooling count zero."""
     for op in ir.ops():
         projection = op.kind is OpKind.SHORTCUT and op.shortcut.mode == "projection"
-        op.acts = _numel(op.shape) if op.kind in COUNTED_ACTS or projection else 0
-
-
-def _numel(shape: Shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+        op.acts = numel(op.shape) if op.kind in COUNTED_ACTS or projection else 0
 
 
 def count_layers(ir: NetworkIR) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from resdsl.diagnostics import Span, SpecError
-from resdsl.ir.graph import OpKind
+from resdsl.ir.ops import OpKind
 from resdsl.lang.expr import Call, Expr
 
 if TYPE_CHECKING:  # opaque to back ends: only lowering evaluates bindings

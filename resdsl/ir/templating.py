@@ -9,31 +9,15 @@ from resdsl.diagnostics import Span, SpecError, did_you_mean
 from resdsl.ir.graph import OpKind
 from resdsl.ir.modnames import EXAMPLE, path_problem
 from resdsl.ir.naming import decide_block_names
+from resdsl.ir.ops import KIND_OF, OP_ALIASES, OPS
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, IfItem, Invalid, Item, OpItem, ResidualItem, walk
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate
 from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
-from resdsl.lang.signatures import OP_ALIASES, OPS, SECTIONS_IN_BODY, Param, Signature, match
+from resdsl.lang.signatures import SECTIONS_IN_BODY, Param, Signature, match
 from resdsl.lang.values import Size, Value
-
-KINDS = {
-    "conv": OpKind.CONV,
-    "bn": OpKind.BN,
-    "relu": OpKind.RELU,
-    "relu6": OpKind.RELU6,
-    "sigmoid": OpKind.SIGMOID,
-    "silu": OpKind.SILU,
-    "hardswish": OpKind.HARDSWISH,
-    "gelu": OpKind.GELU,
-    "maxpool": OpKind.MAXPOOL,
-    "avgpool": OpKind.AVGPOOL,
-    "adaptive_avgpool": OpKind.ADAPTIVE_AVGPOOL,
-    "fc": OpKind.FC,
-    "dropout": OpKind.DROPOUT,
-}
-
 
 SECTION_KINDS = {"residual": "add", "dense": "concat", "gate": "mul"}  # a section -> how it merges
 SECTION_OF_KIND = {kind: section for section, kind in SECTION_KINDS.items()}
@@ -152,7 +136,7 @@ class Templates:
         binding = match(name, sig, args, stmt.span)
         given = binding.given()
         values = {s.param.name: given.get(s.param.name) or _default(s.param) for s in binding.slots}
-        kind = KINDS[name]
+        kind = KIND_OF[name]
         kernel = given.get("kernel")
         derived: list[str] = []
         if kind is OpKind.AVGPOOL and isinstance(kernel, syntax.Name) and kernel.id == "global":
@@ -164,7 +148,18 @@ class Templates:
                     values[arg] = _derived(kernel, rule, op, operand)
                     derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
-        return OpItem(name, kind, args_out, binding, stmt.span, stmt.name_span, tuple(derived), module_name, name_span, reads=reads)
+        return OpItem(
+            name,
+            kind,
+            args_out,
+            binding,
+            stmt.span,
+            stmt.name_span,
+            tuple(derived),
+            module_name,
+            name_span,
+            reads=reads,
+        )
 
     def unknown_op(self, stmt: syntax.OpStmt, where: str) -> SpecError:
         name = stmt.name

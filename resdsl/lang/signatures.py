@@ -1,131 +1,16 @@
-"""The op catalogue: each op's arguments, their checks and defaults, and binding a call to them."""
+"""Binding an op's or section's arguments to its signature (lang/argspec.py): matching, evaluation,
+checks and defaults. The ops themselves and their signatures are listed in resdsl.ir.ops."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, did_you_mean
 from resdsl.lang import syntax
+from resdsl.lang.argspec import MAX_SPATIAL, Param, Signature, _positive  # noqa: F401 (re-exported)
 from resdsl.lang.evaluate import Env, evaluate, source_text, unknown_name
-from resdsl.lang.values import Size, Value, describe
-
-MAX_SPATIAL = 1 << 16
-
-
-def _kernel(v: Value) -> tuple[int, int] | None:
-    if isinstance(v, Size) and len(v.dims) == 2 and all(0 < d <= MAX_SPATIAL for d in v.dims):
-        return v.dims  # type: ignore[return-value]
-    if _whole(v) is not None and 0 < _whole(v) <= MAX_SPATIAL:
-        return (_whole(v), _whole(v))
-    return None
-
-
-def _whole(v: Value) -> int | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    if isinstance(v, float):
-        return int(v) if v.is_integer() else None
-    return v
-
-
-def _positive(v: Value) -> int | None:
-    w = _whole(v)
-    return w if w is not None and w > 0 else None
-
-
-def _nonneg(v: Value) -> int | None:
-    w = _whole(v)
-    return w if w is not None and w >= 0 else None
-
-
-def _bool(v: Value) -> bool | None:
-    return v if isinstance(v, bool) else None
-
-
-def _prob(v: Value) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
-        return float(v)
-    return None
-
-
-def _pool_kernel(v: Value) -> Any:
-    return "global" if v == "global" else _kernel(v)
-
-
-@dataclass
-class Param:
-    name: str
-    check: Callable[[Value], Any]
-    expects: str
-    default: Any = None
-    required: bool = False
-
-
-@dataclass
-class Signature:
-    positional: list[Param]
-    keyword: list[Param] = field(default_factory=list)
-    example: str = ""
-
-    def params(self) -> list[Param]:
-        return self.positional + self.keyword
-
-
-_KERNEL = "a kernel size such as 3x3 or 3"
-OPS: dict[str, Signature] = {
-    "conv": Signature(
-        [
-            Param("kernel", _kernel, _KERNEL, required=True),
-            Param("channels", _positive, "a positive whole number of channels", required=True),
-        ],
-        [
-            Param("stride", _positive, "a positive whole number", 1),
-            Param("pad", _nonneg, "a whole number >= 0"),
-            Param("bias", _bool, "true or false", False),
-            Param("groups", _positive, "a positive whole number", 1),
-        ],
-        "conv 3x3, 64, stride: 2",
-    ),
-    "bn": Signature([]),
-    "relu": Signature([]),
-    "relu6": Signature([]),
-    "sigmoid": Signature([]),
-    "silu": Signature([]),
-    "hardswish": Signature([]),
-    "gelu": Signature([]),
-    "maxpool": Signature(
-        [Param("kernel", _kernel, _KERNEL, required=True)],
-        [
-            Param("stride", _positive, "a positive whole number"),
-            Param("pad", _nonneg, "a whole number >= 0", 0),
-            Param("ceil", _bool, "true or false", False),  # PyTorch's ceil_mode: a partial last window counts
-        ],
-        "maxpool 3x3, stride: 2, pad: 1",
-    ),
-    "avgpool": Signature(
-        [Param("kernel", _pool_kernel, "`global` or " + _KERNEL, required=True)],
-        [
-            Param("stride", _positive, "a positive whole number"),
-            Param("pad", _nonneg, "a whole number >= 0", 0),
-            Param("ceil", _bool, "true or false", False),
-            Param("count_pad", _bool, "true or false", True),  # count_include_pad: padding zeros in the mean
-        ],
-        "avgpool global",
-    ),
-    "adaptive_avgpool": Signature(
-        [Param("size", _kernel, "an output size such as 7x7 or 7", required=True)],
-        [],
-        "adaptive_avgpool 7x7",
-    ),
-    "fc": Signature(
-        [Param("out", _positive, "a positive whole number of outputs", required=True)],
-        [Param("bias", _bool, "true or false", True)],
-        "fc classes",
-    ),
-    "dropout": Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"),
-}
+from resdsl.lang.values import Value, describe
 
 SECTIONS_IN_BODY = ("residual", "dense", "gate")
 
@@ -264,27 +149,3 @@ def whole_hint(v: Value, expr: syntax.Expr) -> str | None:
         text = source_text(expr)
         return f"`{text}` is {v:g}; round it explicitly, e.g. `int({text})` or `round({text})`"
     return None
-
-
-# Names from other frameworks -> resdsl's op.
-OP_ALIASES = {
-    "batchnorm": "bn",
-    "batch_norm": "bn",
-    "bn2d": "bn",
-    "batchnorm2d": "bn",
-    "conv2d": "conv",
-    "convolution": "conv",
-    "linear": "fc",
-    "dense": "fc",
-    "maxpool2d": "maxpool",
-    "avgpool2d": "avgpool",
-    "pool": "maxpool",
-    "gap": "avgpool global",
-    "globalavgpool": "avgpool global",
-    "drop": "dropout",
-    "swish": "silu",
-    "hard_swish": "hardswish",
-    "hswish": "hardswish",
-    "relu_6": "relu6",
-    "logistic": "sigmoid",
-}

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach, safe_local
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
+from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
 from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, ResidualItem
 
 if TYPE_CHECKING:
-    from resdsl.backends.pytorch.codegen import Generator
-
-
-@dataclass
-class SlotUse:
-    """What one residual/dense section of a block does across all its uses (from the graph)."""
-
-    kind: str  # "add" | "concat" | "mul"
-    modes: set[str] = field(default_factory=set)  # "identity" | "pad" | "projection" | "none"
-    survivals: set[float] = field(default_factory=set)
-
-    @property
-    def takes_downsample(self) -> bool:
-        return bool(self.modes & {"pad", "projection"})
-
-    @property
-    def stochastic(self) -> bool:
-        return any(p < 1.0 for p in self.survivals)
-
-    @property
-    def mixed_plain(self) -> bool:
-        return "none" in self.modes and len(self.modes) > 1
+    from resdsl.backends.pytorch.context import GenContext
 
 
 # Activations other than ReLU (which is shared and in place where that is safe): stateless modules.
@@ -76,7 +55,7 @@ def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "F
 class BodyWriter:
     """Walks a block's template: __init__ lines (modules) and forward lines (their use)."""
 
-    def __init__(self, gen: Generator, tr: Translator, uses: list[SlotUse]) -> None:
+    def __init__(self, gen: GenContext, tr: Translator, uses: list[SlotUse]) -> None:
         self.gen = gen
         self.tr = tr
         self.uses = uses

@@ -10,11 +10,10 @@ the template only lays them out. It never reads the syntax tree or the op catalo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, SlotUse, conv_module, pool_module
+from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, conv_module, pool_module
 from resdsl.backends.pytorch.layout import finish, generator_lines
 from resdsl.backends.pytorch.names import (
     MODULE_NAMES,
@@ -27,71 +26,16 @@ from resdsl.backends.pytorch.names import (
     safe_local,
 )
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
+from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
 from resdsl.backends.pytorch.tree import TreeWriter, named
+from resdsl.backends.pytorch.view import BlockClass, ModelView
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
 from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import CallItem, OpItem, walk
 from resdsl.lang.values import Size
 
 __all__ = ["CodegenError", "ModelView", "render_model"]
-
-
-# ---------------------------------------------------------------- the view-model
-
-
-@dataclass
-class BlockClass:
-    name: str
-    cite: list[str]  # comment lines: where the block is defined, as written
-    signature: list[str]  # __init__ parameters after self
-    init: list[str]
-    forward: list[str]
-    methods: list[str] = field(default_factory=list)  # further methods' lines, after forward
-
-
-@dataclass
-class ModelView:
-    header: list[str]
-    input_shape: str
-    classes: int
-    uses_math: bool
-    uses_zero_pad: bool
-    uses_projection: bool
-    survival: list[str]  # the stochastic-depth helper's body lines, or []
-    blocks: list[BlockClass]
-    network: BlockClass
-    zero_init_default: str
-
-
-# ---------------------------------------------------------------- what the graph decided, per slot
-
-
-def residual_mode(ir: NetworkIR, r: Residual) -> str:
-    if r.kind != "add":
-        return r.kind  # "concat" | "mul"
-    if r.path is not None:
-        return "path"  # a `shortcut { }` written by hand: its modules live in the block's class
-    if r.shortcut is None:
-        return "none"
-    return ir.op(r.shortcut).shortcut.mode
-
-
-def instance_slots(ir: NetworkIR, inst: BlockInstance, by_node: dict[int, list[Residual]]) -> list[Residual]:
-    """The residual/dense sections inside one block use, outermost first, in spec order."""
-    nodes = set(inst.nodes)
-    found = {r.id: r for n in inst.nodes for r in by_node.get(n, ())}
-    rs = [r for r in found.values() if set(r.body) <= nodes]
-    return sorted(rs, key=lambda r: (min(r.preact + r.body), -len(r.body)))
-
-
-def residual_starts(ir: NetworkIR) -> dict[int, list[Residual]]:
-    """First node of each residual's preact+body -> the residuals starting there (several where a
-    section's body begins with another section: `residual { dense { ... }; ... }`)."""
-    out: dict[int, list[Residual]] = {}
-    for r in ir.residuals:
-        out.setdefault(min(r.preact + r.body), []).append(r)
-    return out
 
 
 # ---------------------------------------------------------------- generation

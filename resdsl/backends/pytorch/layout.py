@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resdsl.backends.pytorch.codegen import BlockClass
+    from resdsl.backends.pytorch.view import BlockClass
 
 
 def finish(cls: BlockClass) -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resdsl.backends.pytorch.slots import residual_mode
 from resdsl.ir.graph import BlockInstance, Section, ShortcutOption
 
 if TYPE_CHECKING:
-    from resdsl.backends.pytorch.codegen import Generator
+    from resdsl.backends.pytorch.context import GenContext
 
 _RULES = {
     ShortcutOption.A: "identity, zero-padded and subsampled where the shape changes (option A)",
@@ -47,7 +48,7 @@ class StagePlan:
     first_unit: int | None  # stochastic depth: the unit number of its first block
 
 
-def plan_stage(gen: Generator, s: Section) -> StagePlan | None:
+def plan_stage(gen: GenContext, s: Section) -> StagePlan | None:
     """The plan of a regular stage, or None where the stage must be written out."""
     insts = s.blocks
     if not insts or any(i.definition != insts[0].definition or i.children for i in insts):
@@ -93,9 +94,8 @@ def _types(args: dict) -> dict:
     return {k: type(v) for k, v in args.items()}
 
 
-def _follows(gen: Generator, inst: BlockInstance, r, stride) -> bool:
+def _follows(gen: GenContext, inst: BlockInstance, r, stride) -> bool:
     """Does this use's shortcut match its option's rule for its shape?"""
-    from resdsl.backends.pytorch.codegen import residual_mode
 
     mode = residual_mode(gen.ir, r)
     in_c = gen.in_channels(inst)
@@ -116,7 +116,7 @@ def _follows(gen: Generator, inst: BlockInstance, r, stride) -> bool:
     return True
 
 
-def make_stage_method(gen: Generator, block: str, method: str, rule: Rule, out_channels: str) -> list[str]:
+def make_stage_method(gen: GenContext, block: str, method: str, rule: Rule, out_channels: str) -> list[str]:
     """`def make_stage(self, width: int, blocks: int, stride: int = 1) -> nn.Sequential:` and its body."""
     template = gen.ir.blocks[block]
     cls = gen.class_names[block]

@@ -22,7 +22,7 @@ from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import ResidualItem, walk
 
 if TYPE_CHECKING:
-    from resdsl.backends.pytorch.codegen import Generator
+    from resdsl.backends.pytorch.context import GenContext
 
 _TAKEN = {"forward", "training", "modules", "children", "parameters", "state_dict", "in_channels", "units"}
 
@@ -148,7 +148,7 @@ def access(path: list[str]) -> str:
 class TreeWriter:
     """The network class's __init__ and forward lines for a named layout."""
 
-    def __init__(self, gen: Generator) -> None:
+    def __init__(self, gen: GenContext) -> None:
         self.gen = gen
         self.ir = gen.ir
         self.entries, self.root = layout(gen.ir)
