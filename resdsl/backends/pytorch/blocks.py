@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach, safe_local
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
 from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
@@ -12,44 +13,6 @@ from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, Residual
 
 if TYPE_CHECKING:
     from resdsl.backends.pytorch.context import GenContext
-
-
-# Activations other than ReLU (which is shared and in place where that is safe): stateless modules.
-ACTIVATION_MODULES = {
-    OpKind.RELU6: "nn.ReLU6()",
-    OpKind.SIGMOID: "nn.Sigmoid()",
-    OpKind.SILU: "nn.SiLU()",
-    OpKind.HARDSWISH: "nn.Hardswish()",
-    OpKind.GELU: "nn.GELU()",
-}
-
-
-def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str) -> str:
-    args = [c_in, c_out, kernel]
-    if stride != "1":
-        args.append(f"stride={stride}")
-    if pad != "0":
-        args.append(f"padding={pad}")
-    if groups != "1":
-        args.append(f"groups={groups}")
-    if bias != "True":
-        args.append(f"bias={bias}")
-    return f"nn.Conv2d({', '.join(args)})"
-
-
-def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "False", count_pad: str = "True") -> str:
-    """PyTorch's stride defaults to the kernel, as resdsl's does for square kernels."""
-    cls = "nn.MaxPool2d" if kind is OpKind.MAXPOOL else "nn.AvgPool2d"
-    args = [kernel]
-    if stride != kernel or kernel.startswith("("):
-        args.append(f"stride={stride}")
-    if pad != "0":
-        args.append(f"padding={pad}")
-    if ceil != "False":
-        args.append(f"ceil_mode={ceil}")
-    if count_pad != "True" and kind is OpKind.AVGPOOL:
-        args.append(f"count_include_pad={count_pad}")
-    return f"{cls}({', '.join(args)})"
 
 
 class BodyWriter:
@@ -112,8 +75,7 @@ class BodyWriter:
         kind = item.kind
         if item.module_name is not None and (kind is OpKind.RELU or kind in ACTIVATION_MODULES):
             attr = self.named_attr(item.module_name)  # its own stateless module, as torchvision's relu1
-            module = "nn.ReLU(inplace=True)" if kind is OpKind.RELU else ACTIVATION_MODULES[kind]
-            self.put(attr, module)
+            self.put(attr, module_text(kind, {}, self.channels))
             call = f"self.{attr}({self.cur})"
             self.assign(call if self.fresh or kind is not OpKind.RELU else f"torch.relu({self.cur})", False)
             return
@@ -137,16 +99,14 @@ class BodyWriter:
             raise CodegenError(f"`{item.op}` at {item.span} has no module name of its own (a bug: check named it)")
         self.gen.item_attrs[id(item)] = item.module_name or attr
         if kind is OpKind.DROPOUT:
-            self.put(attr, f"nn.Dropout({tr(a['p'])})")
+            self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}({self.cur})", self.fresh)
             return
         if kind is OpKind.FC:
             self.check_fc_input(item)
-            out = tr.whole(a["out"])
-            bias = "" if tr(a["bias"]) == "True" else f", bias={tr(a['bias'])}"
-            self.put(attr, f"nn.Linear({self.channels}, {out}{bias})")
+            self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}(torch.flatten({self.cur}, 1))", True)
-            self.channels = out
+            self.channels = tr.whole(a["out"])
             return
         module = self.module_of(item)
         if kind is OpKind.BN:
@@ -163,42 +123,29 @@ class BodyWriter:
         self.init.append(f'self.{parent}.add_module("{position}", {module})')
 
     def module_of(self, item: OpItem) -> str:
-        """The module of a conv, bn, pool or activation (a fresh one: not the class's shared ReLU);
-        a conv moves `channels` on."""
+        """The module of one op of the block (a fresh one: not the class's shared ReLU), its arguments
+        translated to expressions of the block's own (optable.py); a conv moves `channels` on."""
         tr, a, kind = self.tr, item.args, item.kind
+        args = {
+            name: tr(value) if name in ("bias", "ceil", "count_pad", "p") else tr.whole(value)
+            for name, value in a.items()
+        }
+        if (
+            kind is OpKind.CONV
+            and "pad" in item.derived
+            and not tr.is_constant(a["kernel"])
+            and self.gen.non_square(item)
+        ):
+            k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
+            args["pad"] = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
+        module = module_text(kind, args, self.channels, self.bn_dims(item) if kind is OpKind.BN else 2, inplace=False)
+        if module is None:
+            raise CodegenError(f"no code for op `{item.op}` here")
         if kind is OpKind.CONV:
-            channels = tr.whole(a["channels"])
-            pad = tr.whole(a["pad"])
-            if "pad" in item.derived and not tr.is_constant(a["kernel"]) and self.gen.non_square(item):
-                k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
-                pad = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
-            module = conv_module(
-                self.channels, channels, tr.whole(a["kernel"]), tr.whole(a["stride"]), pad,
-                tr(a["bias"]), tr.whole(a["groups"]),
-            )  # fmt: skip
-            self.channels = channels
-            return module
-        if kind is OpKind.BN:
-            return f"nn.BatchNorm{self.bn_dims(item)}d({self.channels})"  # after an fc: BatchNorm1d
-        if kind is OpKind.GLOBAL_AVGPOOL:
-            return "nn.AdaptiveAvgPool2d(1)"
-        if kind is OpKind.ADAPTIVE_AVGPOOL:
-            return f"nn.AdaptiveAvgPool2d({tr.whole(a['size'])})"
-        if kind in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-            module = pool_module(
-                kind, tr.whole(a["kernel"]), tr.whole(a["stride"]), tr.whole(a["pad"]),
-                tr(a["ceil"]), tr(a["count_pad"]) if "count_pad" in a else "True",
-            )  # fmt: skip
-            if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
-                module = f'nn.AdaptiveAvgPool2d(1) if {tr(a["kernel"])} == "global" else {module}'
-            return module
-        if kind is OpKind.RELU:
-            return "nn.ReLU()"
-        if kind in ACTIVATION_MODULES:
-            return ACTIVATION_MODULES[kind]
-        if kind is OpKind.DROPOUT:
-            return f"nn.Dropout({tr(a['p'])})"
-        raise CodegenError(f"no code for op `{item.op}` here")
+            self.channels = args["channels"]
+        if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
+            module = f'nn.AdaptiveAvgPool2d(1) if {tr(a["kernel"])} == "global" else {module}'
+        return module
 
     def path_lines(self, items: list[Item], attr: str) -> list[str]:
         """__init__ lines appending a written shortcut's modules to the Sequential `self.<attr>`."""

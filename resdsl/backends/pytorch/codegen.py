@@ -9,11 +9,12 @@ the template only lays them out. It never reads the syntax tree or the op catalo
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES, BodyWriter, conv_module, pool_module
+from resdsl.backends.pytorch.blocks import BodyWriter
 from resdsl.backends.pytorch.layout import finish, generator_lines
 from resdsl.backends.pytorch.names import (
     MODULE_NAMES,
@@ -25,6 +26,7 @@ from resdsl.backends.pytorch.names import (
     network_class_name,
     safe_local,
 )
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
@@ -391,29 +393,21 @@ class Generator:
         return ", ".join([*required, f"blocks={plan.count}", *optional])
 
     def module_literal(self, op: Op, in_shape: tuple[int, ...]) -> str:
-        """The nn module of a stem or head op, with the graph's values."""
-        a, k = op.attrs, op.kind
-        if k is OpKind.CONV:
-            return conv_module(str(in_shape[0]), str(a["channels"]), kernel_literal(a["kernel"]), str(a["stride"]),
-                               str(a["pad"]), literal(a["bias"]), str(a["groups"]))  # fmt: skip
-        if k is OpKind.BN:  # after an fc the IR has a vector: BatchNorm1d
-            return f"nn.BatchNorm{2 if len(in_shape) > 1 else 1}d({in_shape[0]})"
-        if k is OpKind.FC:
-            n = 1
-            for d in in_shape:
-                n *= d
-            out = "NUM_CLASSES" if a["out"] == self.ir.classes else str(a["out"])
-            return f"nn.Linear({n}, {out}" + ("" if a["bias"] else ", bias=False") + ")"
-        if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-            ceil, count_pad = literal(a.get("ceil", False)), literal(a.get("count_pad", True))
-            return pool_module(k, kernel_literal(a["kernel"]), str(a["stride"]), str(a["pad"]), ceil, count_pad)
-        if k is OpKind.GLOBAL_AVGPOOL:
-            return "nn.AdaptiveAvgPool2d(1)"
-        if k is OpKind.ADAPTIVE_AVGPOOL:
-            return f"nn.AdaptiveAvgPool2d({kernel_literal(a['size'])})"
-        if k is OpKind.DROPOUT:
-            return f"nn.Dropout({a['p']!r})"
-        raise CodegenError(f"no module for {k.value}")
+        """The nn module of a stem or head op, with the graph's values (optable.py)."""
+        a = op.attrs
+        args = {
+            name: kernel_literal(v) if name in ("kernel", "size") else str(v) if isinstance(v, tuple) else literal(v)
+            for name, v in a.items()
+        }
+        if op.kind is OpKind.FC and a["out"] == self.ir.classes:
+            args["out"] = "NUM_CLASSES"
+        if op.kind is OpKind.DROPOUT:
+            args["p"] = repr(a["p"])
+        c_in = str(in_shape[0]) if op.kind is not OpKind.FC else str(math.prod(in_shape))
+        module = module_text(op.kind, args, c_in, 2 if len(in_shape) > 1 else 1)
+        if module is None:
+            raise CodegenError(f"no module for {op.kind.value}")
+        return module
 
     def init_weights_lines(self) -> list[str]:
         lines = [

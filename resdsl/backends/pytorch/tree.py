@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.blocks import ACTIVATION_MODULES
 from resdsl.backends.pytorch.names import Names, reach
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section
 from resdsl.ir.modnames import fill
@@ -164,10 +164,8 @@ class TreeWriter:
         item = e.item
         if isinstance(item, BlockInstance):
             return self.gen.call(item, self.gen.in_channels(item))[0]
-        if item.kind is OpKind.RELU:
-            return "nn.ReLU(inplace=True)" if fresh else "nn.ReLU()"
-        if item.kind in ACTIVATION_MODULES:
-            return ACTIVATION_MODULES[item.kind]
+        if item.kind is OpKind.RELU or item.kind in ACTIVATION_MODULES:
+            return module_text(item.kind, {}, "", inplace=fresh)
         return self.gen.module_literal(item, item.in_shapes[0])
 
     def init_lines(self) -> list[str]:

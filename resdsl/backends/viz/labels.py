@@ -5,77 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from resdsl.backends.report import human
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, ShortcutPlan, fmt_shape
+from resdsl.backends.viz.style import LOOKS
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section, ShortcutPlan
 
 # ---------------------------------------------------------------- text for ops and sections
 
 
-ACTIVATION_NAMES = {
-    OpKind.RELU: "ReLU",
-    OpKind.RELU6: "ReLU6",
-    OpKind.SIGMOID: "sigmoid",
-    OpKind.SILU: "SiLU",
-    OpKind.HARDSWISH: "hswish",
-    OpKind.GELU: "GELU",
-}
-
-
 def op_label(op: Op) -> str:
-    """The paper's wording: `3x3 conv, 128, /2`, `BN`, `ReLU`, `fc 1000`."""
-    a = op.attrs
-    k = op.kind
-    if k is OpKind.CONV:
-        kh, kw = a["kernel"]
-        text = f"{kh}x{kw} conv, {a['channels']}"
-        if a["stride"] > 1:
-            text += f", /{a['stride']}"
-        if a.get("groups", 1) > 1:
-            text += f", groups {a['groups']}"
-        return text
-    if k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
-        kh, kw = a["kernel"]
-        text = f"{kh}x{kw} {'max' if k is OpKind.MAXPOOL else 'avg'} pool"
-        stride = a["stride"]
-        if isinstance(stride, tuple):  # a non-square kernel's default stride
-            return text + f", /{stride[0]}x{stride[1]}"
-        return text + (f", /{stride}" if stride > 1 else "")
-    if k is OpKind.GLOBAL_AVGPOOL:
-        return "global avg pool"
-    if k is OpKind.ADAPTIVE_AVGPOOL:
-        return "adaptive avg pool to {}x{}".format(*a["size"])
-    if k is OpKind.FC:
-        return f"fc {a['out']}"
-    if k is OpKind.DROPOUT:
-        return f"dropout {a['p']:g}"
-    if k is OpKind.INPUT:
-        return f"input {fmt_shape(op.shape)}"
-    return {OpKind.BN: "BN", OpKind.ADD: "+", OpKind.CONCAT: "concat", OpKind.MUL: "×", **ACTIVATION_NAMES}.get(
-        k, k.value
-    )
+    """The paper's wording: `3x3 conv, 128, /2`, `BN`, `ReLU`, `fc 1000` (style.LOOKS)."""
+    return LOOKS[op.kind].label(op)
 
 
 def op_abbrev(op: Op) -> str:
     """A few characters for the coloured strip of a collapsed node."""
-    k = op.kind
-    if k is OpKind.CONV:
-        kh, kw = op.attrs["kernel"]
-        return f"{kh}x{kw}" + ("/2" if op.attrs["stride"] == 2 else "")
-    if k is OpKind.MAXPOOL:
-        return "max"
-    if k is OpKind.AVGPOOL:
-        return "avg"
-    if k in (OpKind.GLOBAL_AVGPOOL, OpKind.ADAPTIVE_AVGPOOL):
-        return "gap" if k is OpKind.GLOBAL_AVGPOOL else "aap"
-    if k is OpKind.DROPOUT:
-        return "drop"
-    return {
-        OpKind.BN: "BN",
-        OpKind.ADD: "+",
-        OpKind.CONCAT: "cat",
-        OpKind.MUL: "×",
-        OpKind.FC: "fc",
-        **ACTIVATION_NAMES,
-    }.get(k, k.value)
+    return LOOKS[op.kind].abbrev(op)
 
 
 def _value_text(v: Any) -> str:

@@ -1,8 +1,11 @@
-"""The diagrams' look: colours by op kind, fonts, legend names (the paper's palette)."""
+"""The diagrams' look: one table of how each op kind is drawn (colour, legend, label), fonts (the paper's palette)."""
 
 from __future__ import annotations
 
-from resdsl.ir.graph import OpKind
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resdsl.ir.graph import Op, OpKind, fmt_shape
 
 VIEWS = ("collapsed", "block", "expanded")
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -13,48 +16,80 @@ INSTALL_HINT = (
 
 FONT = "Helvetica,Arial,sans-serif"
 
-# Fill colour per op kind (the legend shows the ones a diagram uses).
-COLOURS: dict[OpKind, str] = {
-    OpKind.INPUT: "#e5e5e5",
-    OpKind.CONV: "#9ecae1",
-    OpKind.BN: "#fdd49e",
-    OpKind.RELU: "#c7e9c0",
-    OpKind.RELU6: "#c7e9c0",
-    OpKind.SIGMOID: "#a1d99b",
-    OpKind.SILU: "#c7e9c0",
-    OpKind.HARDSWISH: "#c7e9c0",
-    OpKind.GELU: "#c7e9c0",
-    OpKind.MAXPOOL: "#fbb4c4",
-    OpKind.AVGPOOL: "#fbb4c4",
-    OpKind.GLOBAL_AVGPOOL: "#fbb4c4",
-    OpKind.ADAPTIVE_AVGPOOL: "#fbb4c4",
-    OpKind.FC: "#cbb8e3",
-    OpKind.DROPOUT: "#d9d9d9",
-    OpKind.SHORTCUT: "#d6604d",
-    OpKind.ADD: "#fdae6b",
-    OpKind.CONCAT: "#fdae6b",
-    OpKind.MUL: "#fd8d3c",
+
+@dataclass(frozen=True)
+class OpLook:
+    """How a diagram draws one op kind: its fill, its legend entry, its label in the paper's wording
+    (`3x3 conv, 128, /2`, `BN`, `fc 1000`) and a few characters for a collapsed node's strip."""
+
+    colour: str
+    legend: str | None  # None: not in the legend (the shortcut, drawn as an edge)
+    label: Callable[[Op], str]
+    abbrev: Callable[[Op], str]
+
+
+def _text(text: str) -> Callable[[Op], str]:
+    return lambda op: text
+
+
+def _conv_label(op: Op) -> str:
+    a = op.attrs
+    kh, kw = a["kernel"]
+    text = f"{kh}x{kw} conv, {a['channels']}"
+    if a["stride"] > 1:
+        text += f", /{a['stride']}"
+    if a.get("groups", 1) > 1:
+        text += f", groups {a['groups']}"
+    return text
+
+
+def _pool_label(kind: str) -> Callable[[Op], str]:
+    def label(op: Op) -> str:
+        kh, kw = op.attrs["kernel"]
+        text = f"{kh}x{kw} {kind} pool"
+        stride = op.attrs["stride"]
+        if isinstance(stride, tuple):  # a non-square kernel's default stride
+            return text + f", /{stride[0]}x{stride[1]}"
+        return text + (f", /{stride}" if stride > 1 else "")
+
+    return label
+
+
+def _conv_abbrev(op: Op) -> str:
+    kh, kw = op.attrs["kernel"]
+    return f"{kh}x{kw}" + ("/2" if op.attrs["stride"] == 2 else "")
+
+
+def _activation(name: str, colour: str = "#c7e9c0", legend: str | None = None) -> OpLook:
+    return OpLook(colour, legend or name, _text(name), _text(name))
+
+
+_POOL = "#fbb4c4"
+LOOKS: dict[OpKind, OpLook] = {
+    OpKind.INPUT: OpLook("#e5e5e5", "input", lambda op: f"input {fmt_shape(op.shape)}", _text("input")),
+    OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
+    OpKind.BN: OpLook("#fdd49e", "batch norm", _text("BN"), _text("BN")),
+    OpKind.RELU: _activation("ReLU"),
+    OpKind.RELU6: _activation("ReLU6"),
+    OpKind.SIGMOID: _activation("sigmoid", "#a1d99b"),
+    OpKind.SILU: _activation("SiLU"),
+    OpKind.HARDSWISH: _activation("hswish", legend="hardswish"),
+    OpKind.GELU: _activation("GELU"),
+    OpKind.MAXPOOL: OpLook(_POOL, "pooling", _pool_label("max"), _text("max")),
+    OpKind.AVGPOOL: OpLook(_POOL, "pooling", _pool_label("avg"), _text("avg")),
+    OpKind.GLOBAL_AVGPOOL: OpLook(_POOL, "pooling", _text("global avg pool"), _text("gap")),
+    OpKind.ADAPTIVE_AVGPOOL: OpLook(
+        _POOL, "pooling", lambda op: "adaptive avg pool to {}x{}".format(*op.attrs["size"]), _text("aap")
+    ),
+    OpKind.FC: OpLook("#cbb8e3", "fc", lambda op: f"fc {op.attrs['out']}", _text("fc")),
+    OpKind.DROPOUT: OpLook("#d9d9d9", "dropout", lambda op: f"dropout {op.attrs['p']:g}", _text("drop")),
+    OpKind.SHORTCUT: OpLook("#d6604d", None, _text("shortcut"), _text("shortcut")),
+    OpKind.ADD: OpLook("#fdae6b", "add / concat", _text("+"), _text("+")),
+    OpKind.CONCAT: OpLook("#fdae6b", "add / concat", _text("concat"), _text("cat")),
+    OpKind.MUL: OpLook("#fd8d3c", "gate (multiply)", _text("×"), _text("×")),
 }
-LEGEND_NAMES: dict[OpKind, str] = {
-    OpKind.INPUT: "input",
-    OpKind.CONV: "conv",
-    OpKind.BN: "batch norm",
-    OpKind.RELU: "ReLU",
-    OpKind.RELU6: "ReLU6",
-    OpKind.SIGMOID: "sigmoid",
-    OpKind.SILU: "SiLU",
-    OpKind.HARDSWISH: "hardswish",
-    OpKind.GELU: "GELU",
-    OpKind.MAXPOOL: "pooling",
-    OpKind.AVGPOOL: "pooling",
-    OpKind.GLOBAL_AVGPOOL: "pooling",
-    OpKind.ADAPTIVE_AVGPOOL: "pooling",
-    OpKind.FC: "fc",
-    OpKind.DROPOUT: "dropout",
-    OpKind.ADD: "add / concat",
-    OpKind.CONCAT: "add / concat",
-    OpKind.MUL: "gate (multiply)",
-}
+COLOURS: dict[OpKind, str] = {kind: look.colour for kind, look in LOOKS.items()}
+LEGEND_NAMES: dict[OpKind, str] = {kind: look.legend for kind, look in LOOKS.items() if look.legend}
 SHORTCUT_COLOUR = COLOURS[OpKind.SHORTCUT]
 EDGE_COLOUR = "#525252"
 LARGE = 1500  # ops in an expanded drawing beyond which dot's layout effort is bounded

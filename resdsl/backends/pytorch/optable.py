@@ -1,0 +1,84 @@
+"""How each op kind becomes a PyTorch module: one table for stems, heads, block classes and named
+trees. The arguments come as Python source text: literal values where the graph gives them (a stem
+or head op) or expressions of a block's own arguments (a block's class); `c_in` is the input's
+channels (an fc: its input features), `dims` 2 for a CxHxW input and 1 for a vector (BatchNorm1d).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from resdsl.ir.ops import ACTIVATIONS, OpKind
+
+Args = Mapping[str, str]
+
+
+def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str) -> str:
+    args = [c_in, c_out, kernel]
+    if stride != "1":
+        args.append(f"stride={stride}")
+    if pad != "0":
+        args.append(f"padding={pad}")
+    if groups != "1":
+        args.append(f"groups={groups}")
+    if bias != "True":
+        args.append(f"bias={bias}")
+    return f"nn.Conv2d({', '.join(args)})"
+
+
+def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "False", count_pad: str = "True") -> str:
+    """PyTorch's stride defaults to the kernel, as resdsl's does for square kernels."""
+    cls = "nn.MaxPool2d" if kind is OpKind.MAXPOOL else "nn.AvgPool2d"
+    args = [kernel]
+    if stride != kernel or kernel.startswith("("):
+        args.append(f"stride={stride}")
+    if pad != "0":
+        args.append(f"padding={pad}")
+    if ceil != "False":
+        args.append(f"ceil_mode={ceil}")
+    if count_pad != "True" and kind is OpKind.AVGPOOL:
+        args.append(f"count_include_pad={count_pad}")
+    return f"{cls}({', '.join(args)})"
+
+
+def _pool(kind: OpKind) -> Callable[[Args, str, int], str]:
+    return lambda a, c, d: pool_module(
+        kind, a["kernel"], a["stride"], a["pad"], a.get("ceil", "False"), a.get("count_pad", "True")
+    )
+
+
+def _fc(a: Args, c: str, d: int) -> str:
+    return f"nn.Linear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
+
+
+# Stateless activations: one module per kind and class, shared by its uses (ReLU: in place where safe).
+ACTIVATION_MODULES: dict[OpKind, str] = {
+    OpKind.RELU6: "nn.ReLU6()",
+    OpKind.SIGMOID: "nn.Sigmoid()",
+    OpKind.SILU: "nn.SiLU()",
+    OpKind.HARDSWISH: "nn.Hardswish()",
+    OpKind.GELU: "nn.GELU()",
+}
+assert set(ACTIVATION_MODULES) | {OpKind.RELU} == set(ACTIVATIONS), "every activation needs a module here"
+
+MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
+    OpKind.CONV: lambda a, c, d: conv_module(
+        c, a["channels"], a["kernel"], a["stride"], a["pad"], a["bias"], a["groups"]
+    ),
+    OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c})",
+    OpKind.MAXPOOL: _pool(OpKind.MAXPOOL),
+    OpKind.AVGPOOL: _pool(OpKind.AVGPOOL),
+    OpKind.GLOBAL_AVGPOOL: lambda a, c, d: "nn.AdaptiveAvgPool2d(1)",
+    OpKind.ADAPTIVE_AVGPOOL: lambda a, c, d: f"nn.AdaptiveAvgPool2d({a['size']})",
+    OpKind.FC: _fc,
+    OpKind.DROPOUT: lambda a, c, d: f"nn.Dropout({a['p']})",
+    **{kind: (lambda a, c, d, text=text: text) for kind, text in ACTIVATION_MODULES.items()},
+}
+
+
+def module_text(kind: OpKind, args: Args, c_in: str, dims: int = 2, inplace: bool = True) -> str | None:
+    """The module of one op, or None for a kind without one (the input, shortcuts, merges)."""
+    if kind is OpKind.RELU:
+        return "nn.ReLU(inplace=True)" if inplace else "nn.ReLU()"
+    rule = MODULES.get(kind)
+    return rule(args, c_in, dims) if rule is not None else None
