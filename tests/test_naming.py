@@ -22,7 +22,7 @@ CASES = [
     (
         "shared_relu",
         'block b(c) {\n    residual {\n        conv 3x3, c; bn name: "relu"; relu\n        conv 3x3, c; bn\n    }\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4; bn; relu }\n    stage s = b(4)\n    head { avgpool global; fc classes }\n}\n',
-        'bad.rd:3:31: error: bad module name \'relu\': `relu` is the class\'s shared `relu` module\n    3 |         conv 3x3, c; bn name: "relu"; relu\n      |                               ^^^^^^\n  hint: choose another name, e.g. `name: "norm1"`\n',
+        'bad.rd:3:31: error: bad module name \'relu\': `relu` is the class\'s shared `relu` module\n    3 |         conv 3x3, c; bn name: "relu"; relu\n      |                               ^^^^^^\n  hint: choose another name, e.g. `name: "bn_a"`\n',
     ),
     (
         "downsample",

@@ -24,11 +24,11 @@ from resdsl.ir.graph import (
     ShortcutOption,
     inputs_of,
 )
-from resdsl.ir.ops import OPS
+from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
-from resdsl.ir.templating import DERIVED, SECTION_OF_KIND, Templates
+from resdsl.ir.templating import SECTION_OF_KIND, Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
@@ -39,7 +39,6 @@ from resdsl.lang.signatures import (
 from resdsl.lang.values import Value, describe
 
 MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
-MAX_CHANNELS = 1 << 20
 MAX_CALL_DEPTH = 50  # blocks calling blocks; lowering recurses once per level
 
 
@@ -190,38 +189,30 @@ class Builder:
         if attrs is None:
             return
         self._derived(item, attrs)
-        kind = item.kind
-        if kind is OpKind.CONV:
-            if attrs["channels"] > MAX_CHANNELS:
-                self.error(
-                    f"{attrs['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}",
-                    item.binding.slots[1].expr.span,
-                    ctx=ctx,
-                )
-                return
-            if attrs["channels"] % attrs["groups"]:
-                self.error(
-                    f"{attrs['channels']} channels do not split into {attrs['groups']} groups", item.span, ctx=ctx
-                )
-                return
+        kind, rule = item.kind, REGISTRY[item.kind]
+        problem = rule.check(attrs) if rule.check is not None else None
+        if problem is not None:
+            message, slot = problem
+            self.error(message, item.span if slot is None else item.binding.slots[slot].expr.span, ctx=ctx)
+            return
         for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
             if name in attrs and attrs[name] == default:
                 del attrs[name]
-        if kind is OpKind.AVGPOOL and attrs["kernel"] == "global":
-            kind, attrs = OpKind.GLOBAL_AVGPOOL, {}
-        elif kind is OpKind.GLOBAL_AVGPOOL:
+        if rule.global_form is not None and attrs["kernel"] == "global":
+            kind, attrs = rule.global_form, {}
+        elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
             attrs = {}
         node = self.emit(kind, attrs, item.span, ctx)
         self.graph.nodes[node]["op"].module_name = item.module_name
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
         """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the
-        templates write (resdsl.ir.templating.DERIVED), applied to this use's kernel: per dimension,
+        templates write (resdsl.ir.ops: OpDef.derived), applied to this use's kernel: per dimension,
         so a non-square kernel, or one given through a block argument as a size, works too."""
         for name in item.derived:
             if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
-                rule = DERIVED[(item.kind, name)][0]
-                attrs[name] = rule(attrs["kernel"])
+                derive = REGISTRY[item.kind].derived[name][0]
+                attrs[name] = derive(attrs["kernel"])
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind

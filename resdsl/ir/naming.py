@@ -41,6 +41,9 @@ _FIELD_USES = {
 }
 
 
+_NUMBERED = {rule.module for rule in REGISTRY.values() if rule.numbered}
+
+
 def base_name(kind: OpKind) -> str:
     return BASE_NAMES.get(kind, kind.value)
 
@@ -49,7 +52,7 @@ def attr_name(base: str, totals: dict[str, int], counters: dict[str, int]) -> st
     """torchvision's names: conv1, bn1, ... always numbered; maxpool, avgpool, fc, dropout only
     when their scope (a class) has several."""
     counters[base] = counters.get(base, 0) + 1
-    if base in ("conv", "bn") or totals.get(base, 0) > 1:
+    if base in _NUMBERED or totals.get(base, 0) > 1:
         return f"{base}{counters[base]}"
     return base
 
@@ -158,8 +161,7 @@ def _calls(items: list[Item]) -> Iterator[CallItem]:
 
 
 def _rename_hint(item: OpItem) -> str:
-    suggestion = {OpKind.CONV: "conv_a", OpKind.BN: "norm1", OpKind.FC: "classifier"}.get(item.kind, f"{item.op}_a")
-    return f'choose another name, e.g. `name: "{suggestion}"`'
+    return f'choose another name, e.g. `name: "{base_name(item.kind)}_a"`'
 
 
 def _at(span: Span) -> str:

@@ -12,7 +12,7 @@ the passes resolve them from the graph. docs/contributing.md walks through addin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -76,6 +76,13 @@ class OpDef:
     layer: bool = False  # a weighted layer: counted in the paper's depth on the main path
     module: str | None = None  # the base of its module's attribute name; None: a stateless function
     activation: bool = False  # an activation function
+    numbered: bool = False  # its modules are always numbered (conv1, bn1), not only where a class has several
+    # Defaults that follow from the kernel: argument -> (the rule on the kernel's (height, width), and the
+    # operator and operand of the expression a template writes for a kernel that is a block argument:
+    # `k // 2`; None: `k` itself).
+    derived: dict[str, tuple[Callable[[tuple[int, int]], Any], str | None, Any]] = field(default_factory=dict)
+    global_form: OpKind | None = None  # the kind it takes with the kernel `global` (avgpool -> GLOBAL_AVGPOOL)
+    check: Callable[[Attrs], tuple[str, int | None] | None] | None = None  # a use's arguments: (message, slot)
 
 
 def _same(attrs: Attrs, x: Shape) -> Shape:
@@ -144,6 +151,29 @@ def _conv_flops(a: Attrs, x: Shape, y: Shape) -> int:
     return y[1] * y[2] * a["channels"] * (x[0] // a["groups"]) * kh * kw
 
 
+def same_padding(kernel: tuple[int, int]) -> int | tuple[int, int]:
+    """A conv's default padding: half the kernel in each dimension (`same` output at stride 1 for
+    odd kernels); one number for a square kernel, (height, width) for another."""
+    ph, pw = kernel[0] // 2, kernel[1] // 2
+    return ph if ph == pw else (ph, pw)
+
+
+def kernel_stride(kernel: tuple[int, int]) -> int | tuple[int, int]:
+    """A pool's default stride: its kernel (PyTorch's default too)."""
+    return kernel[0] if kernel[0] == kernel[1] else (kernel[0], kernel[1])
+
+
+MAX_CHANNELS = 1 << 20
+
+
+def _conv_check(a: Attrs) -> tuple[str, int | None] | None:
+    if a["channels"] > MAX_CHANNELS:
+        return f"{a['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}", 1
+    if a["channels"] % a["groups"]:
+        return f"{a['channels']} channels do not split into {a['groups']} groups", None
+    return None
+
+
 def _activation(kind: OpKind, name: str, *aliases: str) -> OpDef:
     return OpDef(kind, name, Signature([]), aliases, shape=_same, image_input=False, activation=True)
 
@@ -170,11 +200,12 @@ REGISTRY: dict[OpKind, OpDef] = {
             ),
             ("conv2d", "convolution"),
             shape=lambda a, x: _window("conv", a, x), params=_conv_params, flops=_conv_flops,
-            counts_acts=True, layer=True, module="conv",
+            counts_acts=True, layer=True, module="conv", numbered=True,
+            derived={"pad": (same_padding, "//", 2)}, check=_conv_check,
         ),
         OpDef(
             OpKind.BN, "bn", Signature([]), ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
-            shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn",
+            shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn", numbered=True,
         ),
         _activation(OpKind.RELU, "relu"),
         _activation(OpKind.RELU6, "relu6", "relu_6"),
@@ -193,6 +224,7 @@ REGISTRY: dict[OpKind, OpDef] = {
                 "maxpool 3x3, stride: 2, pad: 1",
             ),
             ("maxpool2d", "pool"), shape=lambda a, x: _window("maxpool", a, x), counts_acts=True, module="maxpool",
+            derived={"stride": (kernel_stride, None, None)},
         ),
         OpDef(
             OpKind.AVGPOOL, "avgpool", Signature(
@@ -206,6 +238,7 @@ REGISTRY: dict[OpKind, OpDef] = {
                 "avgpool global",
             ),
             ("avgpool2d",), shape=lambda a, x: _window("avgpool", a, x), counts_acts=True, module="avgpool",
+            derived={"stride": (kernel_stride, None, None)}, global_form=OpKind.GLOBAL_AVGPOOL,
         ),
         OpDef(
             OpKind.GLOBAL_AVGPOOL, aliases=("gap", "globalavgpool"), written="avgpool global",
@@ -248,3 +281,4 @@ OP_ALIASES: dict[str, str] = {
 WEIGHTED = tuple(k for k, d in REGISTRY.items() if d.layer)  # the paper's "layers"
 COUNTED_ACTS = tuple(k for k, d in REGISTRY.items() if d.counts_acts)  # pycls's "acts", with projections
 ACTIVATIONS = tuple(k for k, d in REGISTRY.items() if d.activation)
+GLOBAL_FORMS = frozenset(d.global_form for d in REGISTRY.values() if d.global_form)  # `avgpool global`

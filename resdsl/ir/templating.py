@@ -6,10 +6,9 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, did_you_mean
-from resdsl.ir.graph import OpKind
 from resdsl.ir.modnames import EXAMPLE, path_problem
 from resdsl.ir.naming import decide_block_names
-from resdsl.ir.ops import KIND_OF, OP_ALIASES, OPS
+from resdsl.ir.ops import KIND_OF, OP_ALIASES, OPS, REGISTRY
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
 from resdsl.ir.template import BlockTemplate, CallItem, Formal, IfItem, Invalid, Item, OpItem, ResidualItem, walk
 from resdsl.lang import syntax
@@ -139,12 +138,13 @@ class Templates:
         kind = KIND_OF[name]
         kernel = given.get("kernel")
         derived: list[str] = []
-        if kind is OpKind.AVGPOOL and isinstance(kernel, syntax.Name) and kernel.id == "global":
-            kind = OpKind.GLOBAL_AVGPOOL
+        global_form = REGISTRY[kind].global_form
+        if global_form is not None and isinstance(kernel, syntax.Name) and kernel.id == "global":
+            kind = global_form
             values = {}
         elif kernel is not None:
-            for (op_kind, arg), (rule, op, operand) in DERIVED.items():
-                if op_kind is kind and arg not in given:
+            for arg, (rule, op, operand) in REGISTRY[kind].derived.items():
+                if arg not in given:
                     values[arg] = _derived(kernel, rule, op, operand)
                     derived.append(arg)
         args_out = {k: v for k, v in values.items() if v is not None}
@@ -292,27 +292,6 @@ def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, Span | No
 def _default(p: Param) -> syntax.Expr | None:
     """The catalogue's default of a parameter as a literal expression (None: derived or required)."""
     return None if p.default is None else syntax.Literal(None, p.default)  # type: ignore[arg-type]
-
-
-def same_padding(kernel: tuple[int, int]) -> int | tuple[int, int]:
-    """A conv's default padding: half the kernel in each dimension (`same` output at stride 1 for
-    odd kernels); one number for a square kernel, (height, width) for another."""
-    ph, pw = kernel[0] // 2, kernel[1] // 2
-    return ph if ph == pw else (ph, pw)
-
-
-def kernel_stride(kernel: tuple[int, int]) -> int | tuple[int, int]:
-    """A pool's default stride: its kernel (PyTorch's default too)."""
-    return kernel[0] if kernel[0] == kernel[1] else (kernel[0], kernel[1])
-
-
-# Defaults that follow from the kernel: the rule (on the kernel's (height, width)), and the
-# expression the template writes for a kernel that is a block argument (`k // 2`; `k` itself).
-DERIVED: dict[tuple[OpKind, str], tuple[Any, str | None, Any]] = {
-    (OpKind.CONV, "pad"): (same_padding, "//", 2),
-    (OpKind.MAXPOOL, "stride"): (kernel_stride, None, None),
-    (OpKind.AVGPOOL, "stride"): (kernel_stride, None, None),
-}
 
 
 def _derived(kernel: syntax.Expr, rule, op: str | None, operand: Any) -> syntax.Expr:
