@@ -1,4 +1,7 @@
-"""Activations beyond ReLU (relu6, sigmoid, silu, hardswish, gelu): analysis, diagram and code."""
+"""Activations beyond ReLU (relu6, sigmoid, silu, hardswish, gelu, hardsigmoid): analysis, diagram and code.
+
+hardsigmoid was the first op added by docs/contributing.md's recipe: ir/ops.py, backends/pytorch/optable.py,
+backends/viz/style.py."""
 
 from __future__ import annotations
 
@@ -32,11 +35,11 @@ network acts {
     stem { conv 3x3, 8; bn; sigmoid }
     stage s1 = mixed(8) * 2
     stage s2 = mixed(16, stride: 2)
-    head { avgpool global; fc 32; gelu; fc classes }
+    head { avgpool global; fc 32; gelu; fc 32; hardsigmoid; fc classes }
 }
 """
 
-KINDS = {OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU}
+KINDS = {OpKind.RELU6, OpKind.SIGMOID, OpKind.SILU, OpKind.HARDSWISH, OpKind.GELU, OpKind.HARDSIGMOID}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_activations_keep_the_shape_and_add_no_params_or_flops(ir) -> None:
 
 def test_generated_module_uses_torch_activations_and_equals_ir(ir) -> None:
     source = render_model(ir, "acts.rd")
-    for module in ("nn.ReLU6()", "nn.Sigmoid()", "nn.SiLU()", "nn.Hardswish()", "nn.GELU()"):
+    for module in ("nn.ReLU6()", "nn.Sigmoid()", "nn.SiLU()", "nn.Hardswish()", "nn.GELU()", "nn.Hardsigmoid()"):
         assert module in source
     assert verify_model(ir, source) == []
     torch.manual_seed(0)
@@ -82,9 +85,19 @@ def test_the_block_applies_them_in_order(ir) -> None:
 
 
 def test_labels_and_aliases(ir, tmp_path: Path) -> None:
-    assert {op_label(op) for op in ir.ops() if op.kind in KINDS} == {"ReLU6", "sigmoid", "SiLU", "hswish", "GELU"}
+    assert {op_label(op) for op in ir.ops() if op.kind in KINDS} == {"ReLU6", "sigmoid", "SiLU", "hswish", "GELU", "hsigmoid"}
     bad = tmp_path / "bad.rd"
     bad.write_text(SPEC.replace("bn; silu", "bn; swish"))
     with pytest.raises(Exception) as info:
         load_network(bad)
     assert "unknown op `swish`" in info.value.render() and "resdsl calls it `silu`" in info.value.render()
+
+
+def test_hardsigmoid_is_relu6_of_x_plus_3_over_6(ir) -> None:
+    model = load_module(render_model(ir, "acts.rd")).build_model().eval()
+    x = torch.randn(4, 32)
+    assert torch.equal(model.hardsigmoid(x), torch.nn.functional.relu6(x + 3) / 6)
+    bad_alias = "hsigmoid"
+    from resdsl.ir.ops import OP_ALIASES
+
+    assert OP_ALIASES[bad_alias] == "hardsigmoid"

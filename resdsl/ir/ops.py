@@ -40,6 +40,7 @@ class OpKind(Enum):
     SIGMOID = "sigmoid"
     SILU = "silu"
     HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"  # relu6(x + 3) / 6: MobileNetV3's gate
     GELU = "gelu"
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
@@ -213,6 +214,7 @@ REGISTRY: dict[OpKind, OpDef] = {
         _activation(OpKind.SILU, "silu", "swish"),
         _activation(OpKind.HARDSWISH, "hardswish", "hard_swish", "hswish"),
         _activation(OpKind.GELU, "gelu"),
+        _activation(OpKind.HARDSIGMOID, "hardsigmoid", "hard_sigmoid", "hsigmoid"),
         OpDef(
             OpKind.MAXPOOL, "maxpool", Signature(
                 [Param("kernel", _kernel, _KERNEL, required=True)],

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach, safe_local
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
 from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
+from resdsl.ir.ops import REGISTRY
 from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, ResidualItem
 
 if TYPE_CHECKING:
@@ -71,15 +72,14 @@ class BodyWriter:
         self.cur, self.fresh = "out", fresh
 
     def op(self, item: OpItem) -> None:
-        tr, a = self.tr, item.args
-        kind = item.kind
-        if item.module_name is not None and (kind is OpKind.RELU or kind in ACTIVATION_MODULES):
+        kind, how = item.kind, behaviour(item.kind)
+        if item.module_name is not None and (how.shared_in_place or kind in ACTIVATION_MODULES):
             attr = self.named_attr(item.module_name)  # its own stateless module, as torchvision's relu1
             self.put(attr, module_text(kind, {}, self.channels))
             call = f"self.{attr}({self.cur})"
-            self.assign(call if self.fresh or kind is not OpKind.RELU else f"torch.relu({self.cur})", False)
+            self.assign(call if self.fresh or not how.shared_in_place else f"torch.{kind.value}({self.cur})", False)
             return
-        if kind is OpKind.RELU:
+        if how.shared_in_place:
             if not self.relu_done:
                 self.top_init.append("self.relu = nn.ReLU(inplace=True)")
                 self.relu_done = True
@@ -98,18 +98,17 @@ class BodyWriter:
         else:
             raise CodegenError(f"`{item.op}` at {item.span} has no module name of its own (a bug: check named it)")
         self.gen.item_attrs[id(item)] = item.module_name or attr
-        if kind is OpKind.DROPOUT:
+        if how.output_aliases_input:
             self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}({self.cur})", self.fresh)
             return
-        if kind is OpKind.FC:
+        if how.flattens:
             self.check_fc_input(item)
             self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}(torch.flatten({self.cur}, 1))", True)
-            self.channels = tr.whole(a["out"])
             return
         module = self.module_of(item)
-        if kind is OpKind.BN:
+        if how.ends_branch_norm:
             self.last_bn = attr
         self.put(attr, module)
         self.assign(f"self.{attr}({self.cur})", True)
@@ -130,20 +129,18 @@ class BodyWriter:
             name: tr(value) if name in ("bias", "ceil", "count_pad", "p") else tr.whole(value)
             for name, value in a.items()
         }
-        if (
-            kind is OpKind.CONV
-            and "pad" in item.derived
-            and not tr.is_constant(a["kernel"])
-            and self.gen.non_square(item)
-        ):
+        if "pad" in item.derived and not tr.is_constant(a["kernel"]) and self.gen.non_square(item):
             k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
             args["pad"] = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
-        module = module_text(kind, args, self.channels, self.bn_dims(item) if kind is OpKind.BN else 2, inplace=False)
+        how = behaviour(kind)
+        module = module_text(kind, args, self.channels, self.bn_dims(item) if how.vector_form else 2, inplace=False)
         if module is None:
             raise CodegenError(f"no code for op `{item.op}` here")
-        if kind is OpKind.CONV:
-            self.channels = args["channels"]
-        if kind is OpKind.AVGPOOL and self.gen.global_at_some_use(item):  # `avgpool k`, k = global there
+        if how.output_width is not None:
+            self.channels = args[how.output_width]
+        if REGISTRY[kind].global_form is not None and self.gen.global_at_some_use(
+            item
+        ):  # `avgpool k`, k = global there
             module = f'nn.AdaptiveAvgPool2d(1) if {tr(a["kernel"])} == "global" else {module}'
         return module
 
@@ -152,8 +149,8 @@ class BodyWriter:
         lines: list[str] = []
         for item in items:
             if isinstance(item, OpItem):
-                if item.kind is OpKind.FC:
-                    raise CodegenError(f"`fc` at {item.span}: a `shortcut {{ }}` holds convolutions, not fcs")
+                if behaviour(item.kind).flattens:
+                    raise CodegenError(f"`{item.op}` at {item.span}: a `shortcut {{ }}` holds convolutions, not fcs")
                 lines.append(f"self.{attr}.append({self.module_of(item)})")
             elif isinstance(item, IfItem):
                 test, before = self.tr(item.test), self.channels

@@ -26,7 +26,7 @@ from resdsl.backends.pytorch.names import (
     network_class_name,
     safe_local,
 )
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
@@ -307,7 +307,7 @@ class Generator:
                     fresh = False
                     continue
                 op = item
-                if op.kind is OpKind.RELU:
+                if behaviour(op.kind).shared_in_place:
                     if not relu_done:
                         init.append("self.relu = nn.ReLU(inplace=True)")
                         relu_done = True
@@ -325,10 +325,10 @@ class Generator:
                 self.op_paths[op.id] = attr
                 in_shape = op.in_shapes[0]
                 init.append(f"self.{attr} = {self.module_literal(op, in_shape)}")
-                if op.kind is OpKind.FC and len(in_shape) > 1:
+                if behaviour(op.kind).flattens and len(in_shape) > 1:
                     forward.append("x = torch.flatten(x, 1)")
                 forward.append(f"x = self.{attr}(x)")
-                fresh = op.kind is not OpKind.DROPOUT or fresh
+                fresh = not behaviour(op.kind).output_aliases_input or fresh
         out_shape = ir.op(ir.output_node).shape
         if len(out_shape) > 1:
             forward.append("x = torch.flatten(x, 1)")
@@ -399,11 +399,12 @@ class Generator:
             name: kernel_literal(v) if name in ("kernel", "size") else str(v) if isinstance(v, tuple) else literal(v)
             for name, v in a.items()
         }
-        if op.kind is OpKind.FC and a["out"] == self.ir.classes:
-            args["out"] = "NUM_CLASSES"
-        if op.kind is OpKind.DROPOUT:
-            args["p"] = repr(a["p"])
-        c_in = str(in_shape[0]) if op.kind is not OpKind.FC else str(math.prod(in_shape))
+        how = behaviour(op.kind)
+        if how.output_width is not None and how.flattens and a[how.output_width] == self.ir.classes:
+            args[how.output_width] = "NUM_CLASSES"
+        for name in how.float_args:
+            args[name] = repr(a[name])
+        c_in = str(math.prod(in_shape)) if how.flattens else str(in_shape[0])
         module = module_text(op.kind, args, c_in, 2 if len(in_shape) > 1 else 1)
         if module is None:
             raise CodegenError(f"no module for {op.kind.value}")

@@ -7,6 +7,7 @@ channels (an fc: its input features), `dims` 2 for a CxHxW input and 1 for a vec
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from resdsl.ir.ops import ACTIVATIONS, OpKind
 
@@ -58,6 +59,7 @@ ACTIVATION_MODULES: dict[OpKind, str] = {
     OpKind.SILU: "nn.SiLU()",
     OpKind.HARDSWISH: "nn.Hardswish()",
     OpKind.GELU: "nn.GELU()",
+    OpKind.HARDSIGMOID: "nn.Hardsigmoid()",
 }
 assert set(ACTIVATION_MODULES) | {OpKind.RELU} == set(ACTIVATIONS), "every activation needs a module here"
 
@@ -76,9 +78,38 @@ MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """What the writers must know of a kind beyond its module."""
+
+    shared_in_place: bool = False  # one module per class, in place where the input may change (ReLU)
+    stateless: bool = False  # no parameters or buffers: one module may serve every use of its kind
+    flattens: bool = False  # reads a vector: a CxHxW input is flattened first; its `c_in` is the input's size
+    output_width: str | None = None  # the argument giving its output's channels (features)
+    output_aliases_input: bool = False  # may return its input itself (dropout at test time): not fresh
+    ends_branch_norm: bool = False  # `zero_init_residual` zeroes it where it ends a residual branch
+    vector_form: bool = False  # has a 1-d form for the vector after an fc (`dims` 1: BatchNorm1d)
+    float_args: tuple[str, ...] = ()  # arguments written as Python floats (`0.0`, not `0`)
+
+
+BEHAVIOUR: dict[OpKind, Behaviour] = {
+    OpKind.CONV: Behaviour(output_width="channels"),
+    OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True),
+    OpKind.RELU: Behaviour(shared_in_place=True, stateless=True),
+    OpKind.FC: Behaviour(flattens=True, output_width="out"),
+    OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",)),
+    **{kind: Behaviour(stateless=True) for kind in ACTIVATION_MODULES},
+}
+PLAIN = Behaviour()
+
+
+def behaviour(kind: OpKind) -> Behaviour:
+    return BEHAVIOUR.get(kind, PLAIN)
+
+
 def module_text(kind: OpKind, args: Args, c_in: str, dims: int = 2, inplace: bool = True) -> str | None:
     """The module of one op, or None for a kind without one (the input, shortcuts, merges)."""
-    if kind is OpKind.RELU:
+    if behaviour(kind).shared_in_place:
         return "nn.ReLU(inplace=True)" if inplace else "nn.ReLU()"
     rule = MODULES.get(kind)
     return rule(args, c_in, dims) if rule is not None else None

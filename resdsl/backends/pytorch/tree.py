@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError
-from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Section
+from resdsl.ir.graph import BlockInstance, NetworkIR, Op, Section
 from resdsl.ir.modnames import fill
 from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import ResidualItem, walk
@@ -157,14 +157,13 @@ class TreeWriter:
         fresh = False
         for e in self.entries:
             self.exprs[id(e)] = self.module(e, fresh)
-            stateless = (OpKind.DROPOUT, OpKind.RELU, *ACTIVATION_MODULES)
-            fresh = isinstance(e.item, Op) and e.item.kind not in stateless  # may ReLU work in place?
+            fresh = isinstance(e.item, Op) and not behaviour(e.item.kind).stateless  # may ReLU work in place?
 
     def module(self, e: Entry, fresh: bool) -> str:
         item = e.item
         if isinstance(item, BlockInstance):
             return self.gen.call(item, self.gen.in_channels(item))[0]
-        if item.kind is OpKind.RELU or item.kind in ACTIVATION_MODULES:
+        if behaviour(item.kind).shared_in_place or item.kind in ACTIVATION_MODULES:
             return module_text(item.kind, {}, "", inplace=fresh)
         return self.gen.module_literal(item, item.in_shapes[0])
 
@@ -226,4 +225,4 @@ class TreeWriter:
 
     @staticmethod
     def _flattens(e: Entry) -> bool:
-        return isinstance(e.item, Op) and e.item.kind is OpKind.FC and len(e.item.in_shapes[0]) > 1
+        return isinstance(e.item, Op) and behaviour(e.item.kind).flattens and len(e.item.in_shapes[0]) > 1

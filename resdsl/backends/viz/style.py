@@ -75,6 +75,7 @@ LOOKS: dict[OpKind, OpLook] = {
     OpKind.SILU: _activation("SiLU"),
     OpKind.HARDSWISH: _activation("hswish", legend="hardswish"),
     OpKind.GELU: _activation("GELU"),
+    OpKind.HARDSIGMOID: _activation("hsigmoid", "#a1d99b", legend="hardsigmoid"),
     OpKind.MAXPOOL: OpLook(_POOL, "pooling", _pool_label("max"), _text("max")),
     OpKind.AVGPOOL: OpLook(_POOL, "pooling", _pool_label("avg"), _text("avg")),
     OpKind.GLOBAL_AVGPOOL: OpLook(_POOL, "pooling", _text("global avg pool"), _text("gap")),
