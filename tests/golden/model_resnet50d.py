@@ -28,7 +28,7 @@ class BottleneckDBlock(nn.Module):
             self.downsample.append(
                 nn.AvgPool2d(2, stride=stride, ceil_mode=True, count_include_pad=False)
             )
-        if (stride > 1) or (in_channels != (4 * width)):
+        if stride > 1 or in_channels != 4 * width:
             self.downsample.append(nn.Conv2d(in_channels, 4 * width, 1, bias=False))
             self.downsample.append(nn.BatchNorm2d(4 * width))
 

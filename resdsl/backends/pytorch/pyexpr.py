@@ -43,6 +43,14 @@ def paren(text: str) -> str:
     return text if re.fullmatch(r"[\w.]+", text) else f"({text})"
 
 
+# Python's precedence, lowest first (the grammar's levels are the same).
+_COND, _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POWER, _ATOM = range(1, 11)
+_BINARY = {
+    "or": _OR, "and": _AND,
+    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), _COMPARE),
+    "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "//": _PRODUCT, "%": _PRODUCT, "**": _POWER,
+}  # fmt: skip
+
 _FUNCS = {"min": "min", "max": "max", "int": "int", "round": "round", "floor": "math.floor", "ceil": "math.ceil"}
 
 
@@ -57,32 +65,47 @@ class Translator:
     def is_constant(self, e: E.Expr) -> bool:
         return not any(n in self.locals for n in E.names_in(e))
 
-    def __call__(self, e: E.Expr, top: bool = True) -> str:
+    def __call__(self, e: E.Expr) -> str:
+        return self.render(e)[0]
+
+    def render(self, e: E.Expr) -> tuple[str, int]:
+        """Python text and its precedence (Python's, which the grammar shares): an operand is
+        parenthesised only where the precedence of its place requires it."""
         if isinstance(e, E.Literal):
-            return literal(e.value)
+            return literal(e.value), _ATOM
         if isinstance(e, (E.Number, E.String, E.Bool)):
-            return literal(e.value)
+            return literal(e.value), _ATOM
         if isinstance(e, E.SizeLit):
-            return kernel_literal(e.dims)
+            return kernel_literal(e.dims), _ATOM
         if isinstance(e, E.Name):
-            return self.locals[e.id] if e.id in self.locals else literal(Symbol(e.id))
+            return (self.locals[e.id] if e.id in self.locals else literal(Symbol(e.id))), _ATOM
         if isinstance(e, E.ListExpr):
-            return "[" + ", ".join(self(i) for i in e.items) + "]"
+            return "[" + ", ".join(self(i) for i in e.items) + "]", _ATOM
         if isinstance(e, E.Call) and e.name in _FUNCS:
             self.uses_math |= e.name in ("floor", "ceil")
-            return f"{_FUNCS[e.name]}(" + ", ".join(self(a.value) for a in e.args) + ")"
+            return f"{_FUNCS[e.name]}(" + ", ".join(self(a.value) for a in e.args) + ")", _ATOM
         if isinstance(e, E.Unary):
-            inner = self(e.operand, top=False)
-            text = f"not {inner}" if e.op == "not" else f"-{inner}"
-            return text if top else f"({text})"
-        if isinstance(e, E.BinOp) and e.op != "~=":
-            text = f"{self(e.left, top=False)} {e.op} {self(e.right, top=False)}"
-            return text if top else f"({text})"
+            if e.op == "not":
+                return f"not {self.operand(e.operand, _NOT)}", _NOT
+            return f"-{self.operand(e.operand, _UNARY)}", _UNARY
+        if isinstance(e, E.BinOp) and e.op in _BINARY:
+            p = _BINARY[e.op]
+            if e.op == "**":  # atom ** unary
+                left, right = self.operand(e.left, _ATOM), self.operand(e.right, _UNARY)
+            elif p == _COMPARE:  # sum OP sum: comparisons do not chain
+                left, right = self.operand(e.left, _SUM), self.operand(e.right, _SUM)
+            else:  # left-associative
+                left, right = self.operand(e.left, p), self.operand(e.right, p + 1)
+            return f"{left} {e.op} {right}", p
         if isinstance(e, E.Cond):
-            then = self(e.then, top=not isinstance(e.then, E.Cond))
-            text = f"{then} if {self(e.test)} else {self(e.orelse)}"
-            return text if top else f"({text})"
+            then, test = self.operand(e.then, _OR), self.operand(e.test, _OR)
+            return f"{then} if {test} else {self.operand(e.orelse, _COND)}", _COND
         raise CodegenError(f"an expression at {e.span} cannot be written in Python inside a block")
+
+    def operand(self, e: E.Expr, least: int) -> str:
+        """`e` where an expression of precedence `least` or higher may stand unparenthesised."""
+        text, p = self.render(e)
+        return text if p >= least else f"({text})"
 
     def whole(self, e: E.Expr) -> str:
         """A whole-number argument (channels, strides): `int(...)` where the spec divides or multiplies by a
