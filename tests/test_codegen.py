@@ -652,3 +652,18 @@ def test_translated_expressions_keep_their_meaning(text: str, a: int, b: int) ->
         return  # an error or an overflow in the spec's own evaluation
     python = Translator({"a": "a", "b": "b"})(expr)
     assert eval(python, {}, {"a": a, "b": b}) == want, python
+
+
+def test_zero_init_residual_zeroes_only_branches_with_a_shortcut() -> None:
+    """MobileNetV2's last BN sits in either branch of an `if`; its plain uses (stride 2, a new width)
+    have no identity to start from, and a plain network has none at all: those are never zeroed."""
+    pytest.importorskip("torch")
+    from resdsl.backends.pytorch.verify import load_module
+
+    model = load_module(generated("mobilenet_v2")[1]).build_model(zero_init_residual=True)
+    blocks = [m for m in model.modules() if type(m).__name__ == "InvertedResidualBlock"]
+    zeroed = [b for b in blocks if not b.conv[-1].weight.any()]
+    assert len(blocks) == 17 and zeroed == [b for b in blocks if not b.plain] and len(zeroed) == 10
+    plain = load_module(generated("plain18")[1]).build_model(zero_init_residual=True)
+    assert all(m.weight.all() for m in plain.modules() if type(m).__name__ == "BatchNorm2d")
+    assert "`zero_init_residual` changes nothing" in generated("densenet121")[1]

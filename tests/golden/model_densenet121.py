@@ -148,5 +148,5 @@ class DenseNet121(nn.Module):
 
 
 def build_model(zero_init_residual: bool = False) -> nn.Module:
-    """A fresh DenseNet121; `zero_init_residual` zeroes the last BN of every residual branch."""
+    """A fresh DenseNet121; it has no residual branch ending in a BN: `zero_init_residual` changes nothing."""
     return DenseNet121(zero_init_residual=zero_init_residual)

@@ -36,7 +36,7 @@ class BodyWriter:
         # (a ReLU's output), nor one that may alias another (dropout at test time, a block's output).
         self.fresh = False
         self.depth = 0
-        self.last_bns: list[str] = []
+        self.last_bns: list[tuple[str, str | None]] = []  # (the last BN of a residual branch, a flag saying "plain")
         self.names = Names(set())
         self.last_bn: str | None = None
         self.top_init = self.init  # stateless shared modules are declared here, never inside an `if`
@@ -109,7 +109,7 @@ class BodyWriter:
             return
         module = self.module_of(item)
         if how.ends_branch_norm:
-            self.last_bn = attr
+            self.last_bn = "{m}." + attr
         self.put(attr, module)
         self.assign(f"self.{attr}({self.cur})", True)
 
@@ -231,7 +231,10 @@ class BodyWriter:
             self.forward += [f"{pad}else:"] + else_fwd
         self.channels = then_ch if then_ch == else_ch else f"({then_ch} if self.{flag} else {else_ch})"
         self.fresh = then_fresh and else_fresh
-        self.last_bn = then_bn if then_bn == else_bn else None
+        if then_bn == else_bn or None in (then_bn, else_bn):
+            self.last_bn = then_bn if then_bn == else_bn else None
+        else:  # each branch ends with its own BN: the one that was built
+            self.last_bn = f"({then_bn} if {{m}}.{flag} else {else_bn})"
 
     def named_attr(self, wanted: str) -> str:
         """The reference (from `self`) of the module a `name:` chose: an attribute (`norm1`), or a path of
@@ -374,8 +377,10 @@ class BodyWriter:
             self.indent += 1
         self.body(item.body)
         self.init += path_init  # registered after the body, as torchvision registers `downsample`
-        if self.last_bn and self.last_bn not in self.last_bns:
-            self.last_bns.append(self.last_bn)
+        if self.last_bn and not plain_only:  # a plain use has no identity to start from: never zeroed
+            guard = f"{{m}}.plain{suffix}" if use.mixed_plain else None
+            if (self.last_bn, guard) not in self.last_bns:
+                self.last_bns.append((self.last_bn, guard))
         if use.stochastic:
             self.emit("if not self.training:")
             self.emit(f"    out = out * self.survival{suffix}  # test time: the branch's expected share")

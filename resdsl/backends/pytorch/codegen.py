@@ -64,7 +64,7 @@ class Generator:
         self.uses_projection = False
         self.unit_of: dict[int, int] = {}  # residual id -> stochastic-depth unit number (1-based)
         self.survival_rule = self._survival_rule()
-        self.last_bns: dict[str, list[str]] = {}  # block class -> the last BN of each residual branch
+        self.last_bns: dict[str, list[tuple[str, str | None]]] = {}  # block class -> BodyWriter.last_bns
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
@@ -429,7 +429,13 @@ class Generator:
             ]
             for i, (cls, bns) in enumerate(zero):
                 lines.append(f"        {'if' if i == 0 else 'elif'} isinstance(m, {cls}):")
-                lines += [f"            nn.init.zeros_(m.{bn}.weight)" for bn in bns]
+                for bn, plain in bns:
+                    zero = f"nn.init.zeros_({bn.format(m='m')}.weight)"
+                    lines += (
+                        [f"            if not {plain.format(m='m')}:", f"                {zero}"]
+                        if plain
+                        else [f"            {zero}"]
+                    )
         return lines
 
     def top_ops(self, s: Section) -> list[Op]:
@@ -505,6 +511,11 @@ class Generator:
             blocks=blocks,
             network=network,
             zero_init_default=str(bool(zero_init_default)),
+            zero_init_doc=(
+                "`zero_init_residual` zeroes the last BN of every residual branch"
+                if any(self.last_bns.values())
+                else "it has no residual branch ending in a BN: `zero_init_residual` changes nothing"
+            ),
         )
 
     def header(self) -> list[str]:

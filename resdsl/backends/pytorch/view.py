@@ -28,3 +28,4 @@ class ModelView:
     blocks: list[BlockClass]
     network: BlockClass
     zero_init_default: str
+    zero_init_doc: str  # what `zero_init_residual` does to this network
