@@ -85,7 +85,14 @@ def test_the_block_applies_them_in_order(ir) -> None:
 
 
 def test_labels_and_aliases(ir, tmp_path: Path) -> None:
-    assert {op_label(op) for op in ir.ops() if op.kind in KINDS} == {"ReLU6", "sigmoid", "SiLU", "hswish", "GELU", "hsigmoid"}
+    assert {op_label(op) for op in ir.ops() if op.kind in KINDS} == {
+        "ReLU6",
+        "sigmoid",
+        "SiLU",
+        "hswish",
+        "GELU",
+        "hsigmoid",
+    }
     bad = tmp_path / "bad.rd"
     bad.write_text(SPEC.replace("bn; silu", "bn; swish"))
     with pytest.raises(Exception) as info:
