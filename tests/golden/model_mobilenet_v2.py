@@ -152,9 +152,8 @@ class MobileNetV2(nn.Module):
         if zero_init_residual:
             # The last BN of each residual branch starts at 0: every block starts as an identity.
             for m in self.modules():
-                if isinstance(m, InvertedResidualBlock):
-                    if not m.plain:
-                        nn.init.zeros_((m.conv[3] if m.cond1 else m.conv[2]).weight)
+                if isinstance(m, InvertedResidualBlock) and not m.plain:
+                    nn.init.zeros_((m.conv[3] if m.cond1 else m.conv[2]).weight)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

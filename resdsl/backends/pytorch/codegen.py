@@ -428,14 +428,18 @@ class Generator:
                 "    for m in self.modules():",
             ]
             for i, (cls, bns) in enumerate(zero):
-                lines.append(f"        {'if' if i == 0 else 'elif'} isinstance(m, {cls}):")
+                guards = {plain for _, plain in bns}
+                test = f"isinstance(m, {cls})"
+                if len(guards) == 1 and None not in guards:  # one flag for all: in the test itself
+                    test += f" and not {guards.pop().format(m='m')}"
+                    bns = [(bn, None) for bn, _ in bns]
+                lines.append(f"        {'if' if i == 0 else 'elif'} {test}:")
                 for bn, plain in bns:
-                    zero = f"nn.init.zeros_({bn.format(m='m')}.weight)"
-                    lines += (
-                        [f"            if not {plain.format(m='m')}:", f"                {zero}"]
-                        if plain
-                        else [f"            {zero}"]
-                    )
+                    zeroing = f"nn.init.zeros_({bn.format(m='m')}.weight)"
+                    if plain:
+                        lines += [f"            if not {plain.format(m='m')}:", f"                {zeroing}"]
+                    else:
+                        lines.append(f"            {zeroing}")
         return lines
 
     def top_ops(self, s: Section) -> list[Op]:
