@@ -53,10 +53,14 @@ def run_without(*args: str, blocked: tuple[str, ...] = HEAVY, preload: str = "")
 
 
 @pytest.fixture
-def one_thread() -> Iterator[None]:
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """One intra-op thread for in-process trainings: on a 2-core machine that other jobs share, two
-    OpenMP threads waiting for each other made the digits run 4x slower (docs/training.md)."""
+    OpenMP threads waiting for each other made the digits run 4x slower (docs/training.md). The runner
+    chooses its threads itself (resdsl/train/threads.py) and honours OMP_NUM_THREADS: set, the choice
+    does not follow the load, and a bitwise comparison of two runs compares the same thread count."""
     import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -370,6 +371,7 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     (work / "train.py").write_text(script)
     assert "import resdsl" not in script and "from resdsl" not in script
     assert '"milestones": [32000, 48000]' in script and '"pad": 4' in script
+    assert "def choose_threads(" in script and "def pick_threads(" in script  # tests/test_threads.py
 
     lint = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"), "train.py"],
@@ -387,7 +389,7 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     check = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path('train.py', run_name='__main__'); "
     check += "assert 'resdsl' not in sys.modules, 'resdsl was imported'"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OMP_NUM_THREADS")}
     args = ["train.py", "--data", str(cifar_dir), "--iterations", "4", "--batch", "20", "--eval-every", "2"]
     proc = subprocess.run(
         [sys.executable, "-I", "-c", check, *args, "--out", "run"],
@@ -399,10 +401,16 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "iteration 4/4" in proc.stdout
+    cores = len(os.sched_getaffinity(0))
+    assert re.search(
+        rf"^threads: \d+ \({cores} cores?, \d+\.\d busy with other processes.*; --threads to override\)$",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
     with open(work / "run" / "metrics.csv", newline="") as f:
         assert [int(r["iteration"]) for r in csv.DictReader(f)] == [2, 4]
     resumed = subprocess.run(
-        [sys.executable, "-I", "train.py", *args[1:4], "6", *args[5:], "--out", "run", "--resume"],
+        [sys.executable, "-I", "train.py", *args[1:4], "6", *args[5:], "--out", "run", "--resume", "--threads", "1"],
         cwd=work,
         capture_output=True,
         text=True,
@@ -411,6 +419,17 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "iteration 6/6" in resumed.stdout
+    assert "threads: 1 (--threads 1; --threads to override)" in resumed.stdout.splitlines()
+    bad = subprocess.run(
+        [sys.executable, "-I", *args[:3], "--threads", "0"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].endswith(
+        "error: --threads 0: use a positive number of threads"
+    )
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, cifar_dir: Path) -> None:

@@ -38,6 +38,11 @@ from resdsl.cli.common import set_option
 @click.option(
     "--workers", type=click.IntRange(min=0), help="DataLoader processes decoding images (default: CPUs, at most 8)."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch threads (default: chosen from the free cores and logged; see docs/training.md).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each class (a quick check).")
 @set_option
 def eval_command(
@@ -49,6 +54,7 @@ def eval_command(
     batch: int,
     device: str | None,
     workers: int | None,
+    threads: int | None,
     limit: int | None,
     sets: tuple[str, ...],
 ) -> None:
@@ -68,6 +74,7 @@ def eval_command(
         batch=batch,
         device=device,
         workers=workers,
+        threads=threads,
         limit=limit,
     )
     evaluate.evaluate(opts)

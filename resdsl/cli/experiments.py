@@ -3,6 +3,7 @@ the commands."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def _need_optuna() -> None:
 @click.option("--checkpoint-every", type=POSITIVE, help="Save checkpoint.pt every N iterations.")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True)
+@click.option(
+    "--threads",
+    type=POSITIVE,
+    help="torch threads per run (default: the free cores, measured when the sweep starts, shared by the runs).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @set_option
 def sweep_command(
@@ -65,6 +71,7 @@ def sweep_command(
     checkpoint_every: int | None,
     device: str | None,
     amp: str,
+    threads: int | None,
     quiet: bool,
     sets: tuple[str, ...],
 ) -> None:
@@ -73,6 +80,7 @@ def sweep_command(
     _need_optuna()
     from resdsl.experiments import sweep
     from resdsl.experiments.grid import parse_grid
+    from resdsl.train import threads as policy
     from resdsl.train.runner import check_device_name
 
     if show_status:
@@ -100,12 +108,22 @@ def sweep_command(
         amp=amp,
     )
     out = out or Path("sweeps") / spec.stem
+    choice = policy.decide(threads)  # for the machine: --threads, OMP_NUM_THREADS, or the free cores now
+    policy.export_env(choice)  # OpenMP's wait policy, while torch is not imported yet
     if parallel is None:
-        parallel, threads = sweep.default_parallel(device)
-    else:
-        threads = sweep.threads_for(parallel)
+        parallel, _ = sweep.default_parallel(device)
+    if threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        choice = policy.share(choice, parallel)  # --threads and OMP_NUM_THREADS are per run
     machine = sweep.Machine(
-        out=out, url=sweep.storage_url(out, join), device=device, parallel=parallel, threads=threads, quiet=quiet
+        out=out,
+        url=sweep.storage_url(out, join),
+        device=device,
+        parallel=parallel,
+        threads=choice.threads,
+        quiet=quiet,
+        threads_reason=None if threads is not None else choice.reason,
+        wait_policy=choice.wait_policy,
+        threads_line=f"{choice.line()} per run, {parallel} run{'s' if parallel > 1 else ''} at once",
     )
     code = sweep.run(cfg, machine)
     if code:

@@ -53,9 +53,15 @@ POSITIVE = click.IntRange(min=1)
     type=click.IntRange(min=0),
     help="DataLoader processes decoding ImageNet's images, per training process (default: CPUs, at most 8).",
 )
+@click.option(
+    "--threads",
+    type=POSITIVE,
+    help="torch threads per training process (default: chosen from the free cores and logged; see docs/training.md).",
+)
 @click.option("--nproc", type=POSITIVE, help="Launch N processes on this machine with torchrun (DDP).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--interrupt-at", type=int, hidden=True, help="Tests: act as if Ctrl-C came after iteration N.")
+@click.option("--threads-reason", hidden=True, help="--nproc: why each process has its --threads.")
 @set_option
 def train(
     spec: Path,
@@ -75,9 +81,11 @@ def train(
     channels_last: bool,
     resume: Path | None,
     workers: int | None,
+    threads: int | None,
     nproc: int | None,
     quiet: bool,
     interrupt_at: int | None,
+    threads_reason: str | None,
     sets: tuple[str, ...],
 ) -> None:
     """Train SPEC's generated model with its recipe; writes a run directory (see docs/training.md)."""
@@ -98,6 +106,8 @@ def train(
         resume=resume,
         channels_last=channels_last,
         workers=workers,
+        threads=threads,
+        threads_reason=threads_reason if threads is not None else None,
         interrupt_at=interrupt_at,
         recipe_overrides=overrides,
         quiet=quiet,
@@ -139,6 +149,9 @@ def _rank_arguments(spec: Path, sets: tuple[str, ...], opts, out: Path) -> list[
     args += ["--channels-last" if opts.channels_last else "--no-channels-last"]
     args += ["-q"] if opts.quiet else []
     args += ["--workers", str(opts.workers)] if opts.workers is not None else []
+    if opts.threads is not None:
+        args += ["--threads", str(opts.threads)]
+        args += ["--threads-reason", opts.threads_reason] if opts.threads_reason else []
     if opts.interrupt_at is not None:
         args += ["--interrupt-at", str(opts.interrupt_at)]
     for s in sets:
@@ -149,10 +162,20 @@ def _rank_arguments(spec: Path, sets: tuple[str, ...], opts, out: Path) -> list[
 def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
     """Run this command in N local processes under torchrun (in this process, so that a failing process
     ends the command with its own one-line error and exit code, not torchrun's traceback)."""
+    import dataclasses
     import logging
 
     from resdsl.train import runner
+    from resdsl.train import threads as policy
 
+    # The cores are shared out once, here: each process gets its part of the threads chosen for the machine
+    # (--threads and OMP_NUM_THREADS are per process, as with torchrun). OpenMP's settings go to the processes
+    # through the environment, before they import torch.
+    choice = policy.decide(opts.threads)
+    if opts.threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        choice = policy.share(choice, nproc)
+        opts = dataclasses.replace(opts, threads=choice.threads, threads_reason=choice.reason)
+    os.environ.update(policy.child_env(choice))
     # What can be checked before any process starts is checked once, here (a batch that does not split).
     plan = runner.prepare(spec, sets, opts, world=nproc, lock=False)
     out = plan.out or runner.default_run_dir(spec)  # every rank must agree on the run directory

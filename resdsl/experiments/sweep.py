@@ -74,6 +74,9 @@ class Machine:
     parallel: int = 1
     threads: int = 1  # torch threads per run
     quiet: bool = False
+    threads_reason: str | None = None  # why `threads` (the runs' logs and summary.json say it); None: --threads
+    wait_policy: str = "passive"  # OpenMP's, for the worker processes (resdsl.train.threads)
+    threads_line: str = ""  # the choice, said once when the sweep starts
 
 
 def spec_digest(spec: Path) -> str:
@@ -182,6 +185,8 @@ def run(cfg: SweepConfig, machine: Machine) -> int:
     check_points(cfg)
     open_sweep_dir(cfg, machine.out, machine.url)
     studies.open_study(machine.url, cfg.study_name, asdict(cfg))  # created once, before the workers start
+    if machine.threads_line and not machine.quiet:
+        print(machine.threads_line, file=sys.stderr, flush=True)
     if machine.parallel == 1:
         code = work(cfg, machine, 0)
     else:
@@ -219,6 +224,11 @@ def _run_workers(cfg: SweepConfig, machine: Machine) -> int:
 
 
 def _worker_main(cfg: SweepConfig, machine: Machine, index: int) -> None:
+    # A fresh process (spawn) that has not imported torch yet: OpenMP's settings still act here.
+    os.environ["OMP_NUM_THREADS"] = str(machine.threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", machine.wait_policy.upper())
+    if machine.wait_policy == "passive":
+        os.environ.setdefault("KMP_BLOCKTIME", "0")
     if machine.device is None or machine.device == "cuda":
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
         if gpus is None:
@@ -372,6 +382,8 @@ def run_point(cfg: SweepConfig, machine: Machine, point: Point) -> Outcome:
         amp=cfg.amp,
         resume=out if started else None,
         recipe_overrides=overrides,
+        threads=machine.threads,
+        threads_reason=machine.threads_reason,
     )
     sets = tuple([*cfg.sets, *(s for s in point.sets() if not s.startswith(f"{SEED}="))])
     log = Path(machine.out) / LOGS / f"{point.name}.log"

@@ -11,7 +11,6 @@ run through the spec's generated model.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ class EvalOptions:
     batch: int = 100
     device: str | None = None
     workers: int | None = None
+    threads: int | None = None  # torch threads (default: threads.decide)
     limit: int | None = None  # evaluate only the first N images of each class (quick checks)
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -137,6 +137,10 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     if opts.scales and opts.crops:
         raise UsageError("--crops and --scales are two testing modes: multi-scale testing uses whole images")
     crops = opts.crops or "center"
+    from resdsl.train import threads as policy
+
+    choice = policy.decide(opts.threads, loader=True, workers=opts.workers)
+    policy.export_env(choice)  # before torch is imported, or it cannot act
     target = resolve(opts)
     import torch
 
@@ -164,17 +168,22 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     model = _build(target, ir).to(device).eval()
     mean, std = mean.to(device), std.to(device)
     mode = "scales" if opts.scales else "ten" if crops == "10" else "center"
-    workers = opts.workers if opts.workers is not None else min(8, os.cpu_count() or 1)
     dataset = imagefolder.TestImages(val, mode, h, opts.scales)
-    loader = imagefolder.loader(dataset, 1 if mode == "scales" else opts.batch, workers, device.type == "cuda")
+    loader = imagefolder.loader(dataset, 1 if mode == "scales" else opts.batch, choice.workers, device.type == "cuda")
     k = min(5, ir.classes)
     wrong1 = wrong5 = seen = 0
-    with torch.no_grad():
-        for x, y in loader:
-            scores = _scores(model, x, mode, mean, std, device, ir.name)
-            y = torch.as_tensor(y, device=device).reshape(-1)
-            w1, wk = wrong_counts(scores, y, k)
-            wrong1, wrong5, seen = wrong1 + w1, wrong5 + wk, seen + int(y.shape[0])
+    if not opts.quiet:
+        print(choice.line(), file=sys.stderr, flush=True)
+    threads_before = policy.apply(choice)
+    try:
+        with torch.no_grad():
+            for x, y in loader:
+                scores = _scores(model, x, mode, mean, std, device, ir.name)
+                y = torch.as_tensor(y, device=device).reshape(-1)
+                w1, wk = wrong_counts(scores, y, k)
+                wrong1, wrong5, seen = wrong1 + w1, wrong5 + wk, seen + int(y.shape[0])
+    finally:
+        torch.set_num_threads(threads_before)
     result = {
         "mode": mode_name(crops, opts.scales),
         "images": seen,
@@ -185,6 +194,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
         "resize": imagefolder.test_size(h) if mode != "scales" else None,
         "crop": h if mode != "scales" else None,
         "scales": list(opts.scales) or None,
+        "threads": choice.to_json(),
     }
     if target.run_dir is not None and opts.weights is None:
         results = rundir.read_json(target.run_dir / EVAL_FILE) or {}

@@ -29,6 +29,7 @@ from typing import Any
 
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.train import rundir
+from resdsl.train import threads as threading_policy
 from resdsl.train.rundir import CHECKPOINT, COLUMNS, read_metrics, write_metrics  # noqa: F401 - re-exported
 
 FORMAT = "resdsl-checkpoint-2"
@@ -48,7 +49,9 @@ class Options:
     deterministic: bool = False
     resume: Path | None = None
     channels_last: bool = True
-    workers: int | None = None  # DataLoader processes decoding image folders (default: the CPU count, at most 8)
+    workers: int | None = None  # DataLoader processes decoding image folders (default: the free cores, at most 8)
+    threads: int | None = None  # torch intra-op threads (default: chosen by `threads.decide`)
+    threads_reason: str | None = None  # why `threads` (a sweep or --nproc sharing out the cores); default --threads N
     interrupt_at: int | None = None  # tests: behave as if Ctrl-C came after this iteration
     recipe_overrides: dict[str, Any] = field(default_factory=dict)  # from --iterations, --batch, --lr, ...
     quiet: bool = False
@@ -240,6 +243,7 @@ def resume_command(spec: Path, sets: tuple[str, ...], opts: Options, out: Path) 
     args += [] if opts.channels_last else ["--no-channels-last"]
     args += ["-q"] if opts.quiet else []
     args += ["--workers", str(opts.workers)] if opts.workers is not None else []
+    args += ["--threads", str(opts.threads)] if opts.threads is not None and opts.threads_reason is None else []
     if os.environ.get(LAUNCHED):
         args += ["--nproc", os.environ[LAUNCHED]]
     for s in sets:
@@ -461,14 +465,28 @@ def _prepare_resume(plan: Plan, opts: Options, given: dict[str, str], lock: bool
 def run(spec: Path, sets: tuple[str, ...], opts: Options) -> dict[str, Any]:
     """Train; returns the summary. Raises InputError/UsageError for bad input, Interrupted on Ctrl-C/SIGTERM."""
     dist = Dist()
+    choice = pick_threads(opts)
+    threading_policy.export_env(choice)  # OpenMP's wait policy: acts only before torch is first imported
     plan = prepare(spec, sets, opts, world=dist.world, lock=dist.rank == 0, owner=dist.rank == 0)
     try:
-        return _run(spec, sets, opts, plan, dist)
+        return _run(spec, sets, opts, plan, dist, choice)
     finally:
         plan.release()
 
 
-def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
+def pick_threads(opts: Options) -> threading_policy.Threading:
+    """The run's threads (threads.py): --threads, else OMP_NUM_THREADS, else from the cores and their load. A
+    --deterministic run resumes with the thread count it started with (it decides the order of float sums)."""
+    requested, reason = opts.threads, opts.threads_reason
+    if requested is None and opts.deterministic and opts.resume is not None:
+        previous = rundir.read_json(checkpoint_path(opts.resume).parent / rundir.RECIPE) or {}
+        count = previous.get("threads")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            requested, reason = count, f"the run's {count}: --deterministic resumes with the count it started with"
+    return threading_policy.decide(requested, reason=reason)
+
+
+def _run(spec, sets, opts: Options, plan: Plan, dist: Dist, choice: threading_policy.Threading) -> dict[str, Any]:
     say = _Printer(dist.rank == 0 and not opts.quiet)
     if plan.finished is not None:
         for note in plan.notes:
@@ -524,18 +542,24 @@ def _run(spec, sets, opts: Options, plan: Plan, dist: Dist) -> dict[str, Any]:
 
     import torch
 
+    if dataset == "imagenet":
+        choice = threading_policy.with_loader(choice, opts.workers)
+    threads_before = threading_policy.apply(choice)  # restored after the run (in-process callers: tests, sweeps)
     dist.start(device.type)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        result = _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model)
+        result = _train(
+            spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model, choice
+        )
         dist.finish()
         return result
     finally:
         torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads_before)
         dist.stop()
 
 
-def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model):
+def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, notes, say, render_model, choice):
     import torch
 
     from resdsl.train import data as datasets
@@ -558,6 +582,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
         rundir.sweep(out)
     for note in notes:
         say.line(note)
+    say.line(choice.line())
 
     if opts.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -575,6 +600,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
         "channels_last": opts.channels_last,
         "deterministic": opts.deterministic,
         "world_size": dist.world,
+        "threads": choice.threads,
         "torch": torch.__version__,
     }
     if plan.previous is not None and "fingerprint" in plan.previous:
@@ -635,8 +661,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
     if dataset == "imagenet":
         from resdsl.train.folder_trainer import FolderTrainer
 
-        workers = opts.workers if opts.workers is not None else min(8, os.cpu_count() or 1)
-        trainer_class, extra = FolderTrainer, {"workers": workers, "input_shape": tuple(ir.input_shape)}
+        trainer_class, extra = FolderTrainer, {"workers": choice.workers, "input_shape": tuple(ir.input_shape)}
     trainer = trainer_class(
         model,
         cfg,
@@ -764,6 +789,7 @@ def _train(spec, sets, opts, plan, dataset, data, data_fp, device, amp, dist, no
         "images_per_s": round(trainer.train_images / trainer.train_time, 1) if trainer.train_time else 0.0,
         "device": str(device),
         "world_size": dist.world,
+        "threads": choice.to_json(),
     }
     if not math.isnan(last.get("val_error", math.nan)):
         summary["final_val_error"] = last["val_error"]
