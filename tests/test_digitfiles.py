@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from resdsl.cli.main import main
 from resdsl.train import data as datasets
 from resdsl.train import digitfiles
-from resdsl.train.trainlib import DataError
+from resdsl.train.datafiles import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
@@ -159,7 +159,7 @@ def test_mnist_format_trains_and_learns(tmp_path: Path) -> None:
     """scikit-learn's 1797 digits, upscaled to 28x28 and written as MNIST's four gzipped idx files:
     cifar20 (n=1) with a 1x28x28 input reaches >= 85% test accuracy on the 360 held out."""
     digits = datasets.digits((1, 28, 28))
-    arrays = [digits[k][:, 0].numpy() if k[0] == "x" else digits[k].numpy() for k in datasets.trainlib.NPZ_KEYS]
+    arrays = [digits[k][:, 0].numpy() if k[0] == "x" else digits[k].numpy() for k in datasets.datafiles.NPZ_KEYS]
     root = write_mnist(tmp_path / "mnist", *arrays)
     out = tmp_path / "run"
     args = ["--batch", 64, "--iterations", 150, "--eval-every", 150, "--set", "milestones=120"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from resdsl.cli.main import main
 from resdsl.train import evaluate, imagefolder
-from resdsl.train.runner import import_model
+from resdsl.train.checkpoints import import_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -18,7 +18,7 @@ from PIL import Image
 from resdsl.cli.main import main
 from resdsl.train import data as datasets
 from resdsl.train import imagefolder, trainlib
-from resdsl.train.trainlib import DataError
+from resdsl.train.datafiles import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 ROOT = Path(__file__).resolve().parent.parent

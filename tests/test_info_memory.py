@@ -169,11 +169,11 @@ def test_acts_equal_the_outputs_of_the_generated_modules_convs_fcs_and_pools(spe
 
 
 def test_train_refuses_with_the_estimate_info_prints() -> None:
-    from resdsl.train import memory, trainlib
+    from resdsl.train import datafiles, memory, trainlib
 
     assert ir_memory.EVAL_BATCH == trainlib.EVAL_BATCH
     for n in (0, 999, 1000, 1234567, 2.6e15):
-        assert ir_memory.fmt_bytes(n) == trainlib.fmt_bytes(n)
+        assert ir_memory.fmt_bytes(n) == datafiles.fmt_bytes(n)
     ir = load_network(SPECS / "cifar110.rd")
     shown = info_json(str(SPECS / "cifar110.rd"))["training_memory"]
     data = memory.data_bytes("cifar10", ir.input_shape)

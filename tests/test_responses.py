@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from resdsl.cli.main import main
 from resdsl.experiments import maps, responses
 from resdsl.experiments.trained import held_out, open_run
-from resdsl.train.runner import Options, import_model
-from resdsl.train.runner import run as train_run
+from resdsl.train.checkpoints import import_model
+from resdsl.train.plan import Options
+from resdsl.train.session import run as train_run
 
 TINY = """import "std.rd"
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import run_without
 
 from resdsl.cli.main import main
-from resdsl.train import trainlib
+from resdsl.train import datafiles
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
@@ -88,7 +88,7 @@ def test_npz_arrays_of_the_wrong_kind(tmp_path: Path, arrays, message) -> None:
 
 def test_npz_column_labels_are_accepted(tmp_path: Path) -> None:
     data = write_npz(tmp_path / "d.npz", y_train=np.arange(40).reshape(40, 1) % 10)
-    loaded = trainlib.read_npz(data)
+    loaded = datafiles.read_npz(data)
     assert loaded["y_train"].shape == (40,) and loaded["y_train"].dtype.is_floating_point is False
 
 
@@ -121,8 +121,8 @@ def test_compressed_npz_that_unpacks_too_big_is_refused_from_its_headers(tmp_pat
     assert f"error: {data} unpacks to 3.2 MB (x_train alone is 4096x3x16x16 uint8, 3.1 MB), more than the " in text
     assert "2.0 MB allowed for data here; nothing was unpacked" in text
     # the standalone script's reader refuses it too, by default against half this machine's memory
-    with pytest.raises(trainlib.DataError, match="unpacks to 3.2 MB .* more than the 1.0 kB allowed"):
-        trainlib.read_npz(data, max_bytes=1000)
+    with pytest.raises(datafiles.DataError, match="unpacks to 3.2 MB .* more than the 1.0 kB allowed"):
+        datafiles.read_npz(data, max_bytes=1000)
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
@@ -132,8 +132,8 @@ def test_npz_whose_header_claims_more_than_its_zip_entry_holds(tmp_path: Path) -
     data = write_npz(tmp_path / "d.npz")
     with zipfile.ZipFile(data, "a") as zf:
         zf.writestr("x_test.npy", fake)  # a second x_test entry; the last one wins
-    with pytest.raises(trainlib.DataError, match=r"x_test claims 1000000x3x32x32 uint8 \(3,072,000,000 bytes\)"):
-        trainlib.npz_arrays(data)
+    with pytest.raises(datafiles.DataError, match=r"x_test claims 1000000x3x32x32 uint8 \(3,072,000,000 bytes\)"):
+        datafiles.npz_arrays(data)
 
 
 # ---------------------------------------------------------------------------------------- metrics.csv and plot
@@ -233,13 +233,13 @@ network padnet {
 @pytest.fixture
 def nothing_allocated(monkeypatch):
     """Fails the test if the data are loaded or the model is imported."""
-    from resdsl.train import data, runner
+    from resdsl.train import checkpoints, data
 
     def forbidden(*args, **kwargs):
         raise AssertionError("allocated before refusing")
 
     monkeypatch.setattr(data, "load", forbidden)
-    monkeypatch.setattr(runner, "import_model", forbidden)
+    monkeypatch.setattr(checkpoints, "import_model", forbidden)
 
 
 @pytest.mark.parametrize(
@@ -286,7 +286,7 @@ def test_a_crop_that_does_not_give_the_input_size(tmp_path: Path, nothing_alloca
 
 
 def test_memory_of_this_machine_is_known() -> None:
-    total = trainlib.memory_bytes()
+    total = datafiles.memory_bytes()
     assert total is not None and total > 2**28
 
 

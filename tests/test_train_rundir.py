@@ -379,9 +379,9 @@ def test_sigterm_saves_a_checkpoint_and_prints_the_whole_command(tmp_path: Path,
 
 
 def test_the_same_signal_twice_stops_at_once_another_does_not() -> None:
-    from resdsl.train.runner import StopNow, _StopFlag
+    from resdsl.train.console import StopFlag, StopNow
 
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         os.kill(os.getpid(), signal.SIGINT)  # torchrun's answer to a Ctrl-C: SIGINT, then SIGTERM
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.signum == signal.SIGINT

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resdsl.lang.recipe import Recipe
-from resdsl.train import trainlib
+from resdsl.train import datafiles, trainlib
 
 PAPER = Recipe().to_json()  # batch 128, lr 0.1, /10 at 32k and 48k, 64k iterations
 
@@ -116,8 +116,8 @@ def test_reads_cifar100(tmp_path: Path) -> None:
         with open(tmp_path / name, "wb") as f:
             labels = [int(v) for v in rng.integers(0, 100, n)]
             pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": labels}, f)
-    data = trainlib.read_cifar(tmp_path)
+    data = datafiles.read_cifar(tmp_path)
     assert data["x_train"].shape == (30, 3, 32, 32) and data["x_test"].shape == (10, 3, 32, 32)
-    trainlib.check_data(data, (3, 32, 32), 100)
-    with pytest.raises(trainlib.DataError, match="labels run 0..9[0-9] but the network has 10 classes"):
-        trainlib.check_data(data, (3, 32, 32), 10)
+    datafiles.check_data(data, (3, 32, 32), 100)
+    with pytest.raises(datafiles.DataError, match="labels run 0..9[0-9] but the network has 10 classes"):
+        datafiles.check_data(data, (3, 32, 32), 10)

@@ -46,7 +46,7 @@ def responses_command(
     """Std of each 3x3 layer's response (after BN, before ReLU/addition) over the test set, per layer in network
     order and sorted (the ResNet paper's Fig. 7); -o draws both for all RUNs on one figure."""
     from resdsl.experiments import figures
-    from resdsl.train.runner import check_device_name
+    from resdsl.train.dist import check_device_name
 
     check_device_name(device)
     fmt = figures.check_output(output, "responses") if output else None
@@ -83,7 +83,7 @@ def maps_command(
     """Category confidence maps (NIN, Fig. 4): for the first test images, each class's feature map entering the
     global average pool, the predicted class framed."""
     from resdsl.experiments import figures
-    from resdsl.train.runner import check_device_name
+    from resdsl.train.dist import check_device_name
 
     check_device_name(device)
     output = output or (run.parent if run.is_file() else run) / "maps.png"

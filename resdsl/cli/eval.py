@@ -61,7 +61,7 @@ def eval_command(
     """Top-1 and top-5 error of a run (its directory or checkpoint.pt), or of SPEC with --weights FILE, on the
     val/ folder of an ImageNet-layout DATA; printed as a table and written to RUN/eval.json."""
     from resdsl.train import evaluate
-    from resdsl.train.runner import check_device_name
+    from resdsl.train.dist import check_device_name
 
     check_device_name(device)
     opts = evaluate.EvalOptions(

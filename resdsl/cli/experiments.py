@@ -81,7 +81,7 @@ def sweep_command(
     from resdsl.experiments import sweep
     from resdsl.experiments.grid import parse_grid
     from resdsl.train import threads as policy
-    from resdsl.train.runner import check_device_name
+    from resdsl.train.dist import check_device_name
 
     if show_status:
         if spec is None:

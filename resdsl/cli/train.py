@@ -89,13 +89,16 @@ def train(
     sets: tuple[str, ...],
 ) -> None:
     """Train SPEC's generated model with its recipe; writes a run directory (see docs/training.md)."""
-    from resdsl.train import runner  # imports no torch: options and the spec are checked first
+    from resdsl.train import session  # imports no torch: options and the spec are checked first
+    from resdsl.train.console import Interrupted
+    from resdsl.train.dist import LAUNCHED
+    from resdsl.train.plan import Options
 
     given = dict(
         iterations=iterations, batch=batch, lr=lr, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed
     )
     overrides = {name: value for name, value in given.items() if value is not None}
-    opts = runner.Options(
+    opts = Options(
         out=out,
         dataset=dataset,
         data=data,
@@ -116,8 +119,8 @@ def train(
         _launch(nproc, spec, sets, opts)
         return
     try:
-        runner.run(spec, sets, opts)
-    except runner.Interrupted as stop:
+        session.run(spec, sets, opts)
+    except Interrupted as stop:
         if stop.report:
             click.echo(str(stop), err=True)
         sys.exit(stop.code)
@@ -125,7 +128,7 @@ def train(
         click.echo("stopped at once: no checkpoint saved this time (an earlier one is kept)", err=True)
         sys.exit(getattr(stop, "code", 130))
     except ResdslError as err:
-        if os.environ.get(runner.LAUNCHED) and os.environ.get("RANK", "0") != "0":
+        if os.environ.get(LAUNCHED) and os.environ.get("RANK", "0") != "0":
             sys.exit(2 if isinstance(err, UsageError) else 1)  # the same error: rank 0 prints it
         raise
 
@@ -165,8 +168,9 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
     import dataclasses
     import logging
 
-    from resdsl.train import runner
     from resdsl.train import threads as policy
+    from resdsl.train.dist import LAUNCHED
+    from resdsl.train.plan import default_run_dir, prepare
 
     # The cores are shared out once, here: each process gets its part of the threads chosen for the machine
     # (--threads and OMP_NUM_THREADS are per process, as with torchrun). OpenMP's settings go to the processes
@@ -177,14 +181,14 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
         opts = dataclasses.replace(opts, threads=choice.threads, threads_reason=choice.reason)
     os.environ.update(policy.child_env(choice))
     # What can be checked before any process starts is checked once, here (a batch that does not split).
-    plan = runner.prepare(spec, sets, opts, world=nproc, lock=False)
-    out = plan.out or runner.default_run_dir(spec)  # every rank must agree on the run directory
+    plan = prepare(spec, sets, opts, world=nproc, lock=False)
+    out = plan.out or default_run_dir(spec)  # every rank must agree on the run directory
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
 
-    os.environ[runner.LAUNCHED] = str(nproc)
+    os.environ[LAUNCHED] = str(nproc)
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the processes say what failed
     args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "resdsl", *_rank_arguments(spec, sets, opts, out)]
     try:
@@ -212,7 +216,7 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
 )
 def plot(runs: tuple[Path, ...], output: Path) -> None:
     """Overlay runs' train (dashed) and test (solid) error against iterations, like the paper's Figure 6."""
-    from resdsl.train.runner import check_plot_output, plot_runs
+    from resdsl.train.plots import check_plot_output, plot_runs
 
     check_plot_output(output)
     plot_runs(list(runs), output)

@@ -13,7 +13,7 @@ from pathlib import Path
 from resdsl.diagnostics import InputError
 from resdsl.experiments import paper
 from resdsl.experiments.runs import RunRecord, find_runs, read_run
-from resdsl.train.runner import draw_error_curves, pyplot, save_figure
+from resdsl.train.plots import draw_error_curves, pyplot, save_figure
 
 
 @dataclass

@@ -263,7 +263,7 @@ def work(cfg: SweepConfig, machine: Machine, index: int) -> int:
     """One worker's loop; returns 0 when no point is left to do, 128+N when stopped by signal N."""
     import torch
 
-    from resdsl.train.runner import LAUNCHED
+    from resdsl.train.dist import LAUNCHED
 
     os.environ.pop(LAUNCHED, None)
     torch.set_num_threads(machine.threads)
@@ -368,13 +368,15 @@ def run_dir(out: Path, point: Point) -> Path:
 def run_point(cfg: SweepConfig, machine: Machine, point: Point) -> Outcome:
     """Train one point in this process (a new run, or the run resumed from its directory); its output goes
     to DIR/logs/NAME.log."""
-    from resdsl.train import rundir, runner
+    from resdsl.train import rundir, session
+    from resdsl.train.console import Interrupted
+    from resdsl.train.plan import Options
 
     out = run_dir(machine.out, point)
     started = (out / rundir.RECIPE).exists() or (out / rundir.CHECKPOINT).exists()
     overrides = dict(cfg.train)
     overrides["seed"] = int(point.params.get(SEED, 0))
-    opts = runner.Options(
+    opts = Options(
         out=out,
         dataset=cfg.dataset,
         data=Path(cfg.data) if cfg.data else None,
@@ -390,8 +392,8 @@ def run_point(cfg: SweepConfig, machine: Machine, point: Point) -> Outcome:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as stream, contextlib.redirect_stderr(stream):
         try:
-            summary = runner.run(Path(cfg.spec), sets, opts)
-        except runner.Interrupted as stop:
+            summary = session.run(Path(cfg.spec), sets, opts)
+        except Interrupted as stop:
             print(stop, file=stream)
             return Outcome("stopped", detail=f"stopped with a checkpoint ({stop})", code=stop.code)
         except KeyboardInterrupt as stop:

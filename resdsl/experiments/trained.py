@@ -52,7 +52,8 @@ def open_run(path: Path, device: str | None = None) -> Run:
     from resdsl.ir.pipeline import load_network
     from resdsl.lang.overrides import parse_sets
     from resdsl.train import fingerprint
-    from resdsl.train.runner import FORMAT, Dist, import_model, load_checkpoint, pick_device
+    from resdsl.train.checkpoints import FORMAT, import_model, load_checkpoint
+    from resdsl.train.dist import Dist, pick_device
 
     path = Path(path)
     run_dir = path.parent if path.name == rundir.CHECKPOINT else path

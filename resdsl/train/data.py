@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from resdsl.diagnostics import InputError
-from resdsl.train import digitfiles, imagefolder, trainlib
+from resdsl.train import datafiles, digitfiles, imagefolder
 
 CACHE = Path(os.environ.get("RESDSL_DATA", Path.home() / ".cache" / "resdsl" / "data"))
 ARCHIVES = {
@@ -59,9 +59,9 @@ def npz_arrays(path: Path | None, max_bytes: int | None = None) -> dict:
     if path is None:
         raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
     try:
-        arrays = trainlib.npz_arrays(path)
-        trainlib.check_npz_size(path, arrays, max_bytes)
-    except trainlib.DataError as err:
+        arrays = datafiles.npz_arrays(path)
+        datafiles.check_npz_size(path, arrays, max_bytes)
+    except datafiles.DataError as err:
         raise InputError(f"{err}; {_where_hint('npz', path)}") from None
     return arrays
 
@@ -80,14 +80,14 @@ def load(
             return imagenet(path, classes)
         if name in ARCHIVES:
             precheck(name, path, input_shape)
-            data = trainlib.read_cifar(cifar_dir(name, path, quiet))
+            data = datafiles.read_cifar(cifar_dir(name, path, quiet))
         elif name in FILES:
             precheck(name, path, input_shape)
             data = READERS[name](files_dir(name, path, quiet))
         elif name == "npz":
             if path is None:
                 raise InputError("--dataset npz needs --data FILE.npz (x_train, y_train, x_test, y_test)")
-            data = trainlib.read_npz(path, max_bytes)
+            data = datafiles.read_npz(path, max_bytes)
         elif name == "digits":
             data = digits(input_shape)
         elif name == "synthetic":
@@ -96,8 +96,8 @@ def load(
             raise InputError(
                 f"unknown data set `{name}` (cifar10 | cifar100 | mnist | svhn | imagenet | npz | digits | synthetic)"
             )
-        trainlib.check_data(data, input_shape, classes)
-    except trainlib.DataError as err:
+        datafiles.check_data(data, input_shape, classes)
+    except datafiles.DataError as err:
         raise InputError(f"{err}; {_where_hint(name, path)}") from None
     return data
 
@@ -132,7 +132,7 @@ def _where_hint(name: str, path: Path | None) -> str:
     return "use a data set whose images have the network's input shape and classes"
 
 
-split_val = trainlib.split_val
+split_val = datafiles.split_val
 
 
 def sizes(data: dict) -> tuple[int, int]:

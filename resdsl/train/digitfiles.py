@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from resdsl.train.trainlib import DataError
+from resdsl.train.datafiles import DataError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",

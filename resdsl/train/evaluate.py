@@ -82,7 +82,7 @@ class Target:
 def resolve(opts: EvalOptions) -> Target:
     from resdsl.ir.pipeline import load_network
     from resdsl.lang.overrides import parse_sets
-    from resdsl.train.runner import checkpoint_path, load_checkpoint
+    from resdsl.train.checkpoints import checkpoint_path, load_checkpoint
 
     target = Path(opts.target)
     if target.suffix == ".rd":
@@ -146,8 +146,8 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
 
     from resdsl.train import data as datasets
     from resdsl.train import imagefolder
-    from resdsl.train.runner import Dist, pick_device
-    from resdsl.train.trainlib import DataError
+    from resdsl.train.datafiles import DataError
+    from resdsl.train.dist import Dist, pick_device
 
     ir = target.ir
     _, h, w = ir.input_shape
@@ -256,7 +256,7 @@ def _normalizer(target: Target, ir, root: Path, crop: int):
 
 def _build(target: Target, ir):
     """The generated model with the weights loaded: the run's model.py, or one generated from the spec."""
-    from resdsl.train.runner import import_model
+    from resdsl.train.checkpoints import import_model
 
     if target.model_file is not None:
         module = import_model(target.model_file)

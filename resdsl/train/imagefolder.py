@@ -1,6 +1,6 @@
 """ImageNet as an ImageFolder (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): scanning, class checks,
 JPEG decoding and the paper's augmentation on uint8 tensors (torch, the standard library, simplejpeg or
-Pillow; no resdsl import above `trainlib`).
+Pillow; no resdsl import above `datafiles`).
 
 Decoding: simplejpeg (libjpeg-turbo, about 3x Pillow's `Image.open().convert()` on this CPU, see
 docs/training.md) when installed, else Pillow; files simplejpeg cannot read (PNG, CMYK JPEG) go
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from resdsl.train.trainlib import DataError
+from resdsl.train.datafiles import DataError
 
 SUFFIXES = (".jpeg", ".jpg", ".png")
 LAYOUT = "an ImageNet folder holds train/<class>/*.JPEG and val/<class>/*.JPEG (torchvision's ImageFolder layout)"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.ir.memory import FLOAT, training_memory
-from resdsl.train.trainlib import EVAL_BATCH, fmt_bytes, memory_bytes
+from resdsl.train.datafiles import fmt_bytes, memory_bytes
+from resdsl.train.trainlib import EVAL_BATCH
 
 DATA_IMAGES = {  # (train, test) images of the data sets whose size follows from the network's input
     "cifar10": (50000, 10000),

@@ -1,0 +1,73 @@
+"""A run's checkpoint.pt: where it is, reading it back (every defect an InputError), writing it atomically,
+and importing the generated model.py that goes with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from resdsl.diagnostics import InputError
+from resdsl.train import rundir
+from resdsl.train.rundir import CHECKPOINT
+
+FORMAT = "resdsl-checkpoint-2"
+OLD_FORMATS = ("resdsl-checkpoint-1",)  # no network fingerprint: name, params, FLOPs, layers only
+
+
+def checkpoint_path(path: Path) -> Path:
+    """A run directory's checkpoint.pt, or `path` itself when it names a file."""
+    path = Path(path)
+    return path / CHECKPOINT if path.is_dir() else path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint read with weights_only=True; anything unreadable is an InputError."""
+    import torch
+
+    path = checkpoint_path(path)
+    if not path.exists():
+        raise InputError(f"--resume {path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot read checkpoint {path}: it is corrupt or truncated ({first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") not in (FORMAT, *OLD_FORMATS):
+        raise InputError(f"{path} is not a resdsl training checkpoint")
+    needed = ("network", "data", "recipe", "trainer", "best", "wall_time") if state["format"] == FORMAT else ("spec",)
+    missing = [k for k in (*needed, "recipe", "trainer") if k not in state]
+    if not missing and not (isinstance(state["trainer"], dict) and isinstance(state["recipe"], dict)):
+        missing = ["trainer" if not isinstance(state["trainer"], dict) else "recipe"]
+    if not missing and "iteration" not in state["trainer"]:
+        missing = ["trainer.iteration"]
+    if missing:
+        raise InputError(
+            f"{path} is not a complete resdsl training checkpoint (no {', '.join(dict.fromkeys(missing))})"
+        )
+    return state
+
+
+def checkpoint_iteration(path: Path) -> str:
+    """The iteration a checkpoint holds, for messages; `?` when it cannot be read."""
+    try:
+        return str(load_checkpoint(path)["trainer"]["iteration"])
+    except InputError:
+        return "?"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a temporary file, fsync, then rename over the old checkpoint, fsync the directory."""
+    import torch
+
+    rundir.atomic_write(path, lambda f: torch.save(state, f))
+
+
+def import_model(path: Path) -> ModuleType:
+    """Import a generated model.py from its path (not from sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"resdsl_run_model_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
