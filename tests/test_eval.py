@@ -4,6 +4,7 @@ eval.json, and --weights (a state_dict through the spec's generated model) with 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,36 @@ def test_center_crop_eval_equals_the_training_runs_test_error(trained) -> None:
     assert lines[1].split() == ["mode", "top-1", "error", "top-4", "error"]
     assert lines[2].split()[:2] == ["center", "crop"]
     assert lines[2].split()[2] == f"{100 * saved['top1_error']:.2f}%"
+
+
+def test_a_run_whose_spec_was_edited_is_refused(trained, image_folder: Path, tmp_path: Path) -> None:
+    """The spec a run records is checked against the network it trained: the checkpoint's fingerprint, or
+    recipe.json's when other --weights are evaluated."""
+    spec, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "eval.json").unlink(missing_ok=True)  # written by the tests before
+    edited = tmp_path / "edited.rd"
+    edited.write_text(spec.read_text().replace("basic(16) * 1", "basic(16) * 2"))
+    recipe = json.loads((copy / "recipe.json").read_text())
+    (copy / "recipe.json").write_text(json.dumps({**recipe, "spec": str(edited)}))
+    result = CliRunner().invoke(main, ["eval", str(copy), "--data", str(image_folder), "--workers", "0"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: {edited} no longer describes the network trained in {copy}: stage conv2 has 2 blocks here, "
+        "1 in the run (the run: tiny_resnet, 6 layers, 19,796 params; here: tiny_resnet, 8 layers, 24,468 params)\n"
+        "  hint: put back the spec the run was trained with, or train the edited network as a new run\n",
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    args = ["eval", str(copy / "checkpoint.pt"), "--weights", str(run / "checkpoint.pt"), "--data", str(image_folder)]
+    result = CliRunner().invoke(main, args)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: {edited} no longer describes the network trained in {copy}: another network fingerprint "
+        "(the run: tiny_resnet, 6 layers, 19,796 params; here: tiny_resnet, 8 layers, 24,468 params)\n"
+        "  hint: put back the spec the run was trained with, or train the edited network as a new run\n",
+    )
+    assert not (copy / "eval.json").exists()
 
 
 def test_ten_crop_and_multi_scale_scores_against_a_direct_reference(trained, image_folder: Path) -> None:

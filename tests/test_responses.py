@@ -193,9 +193,15 @@ def test_an_edited_spec_is_refused(runs, tmp_path: Path) -> None:
     spec = tmp_path / "changed.rd"
     spec.write_text(TINY.replace("basic(8) * 2", "basic(8) * 3"))
     (copy / "recipe.json").write_text(json.dumps({**recipe, "spec": str(spec)}))
-    r = cli("responses", copy)
-    assert r.exit_code == 1
-    assert r.output.startswith(f"error: {spec} no longer describes the network trained in {copy}: ")
+    expected = (
+        f"error: {spec} no longer describes the network trained in {copy}: stage a has 3 blocks here, 2 in the run "
+        "(the run: tiny, 8 layers, 6,290 params; here: tiny, 10 layers, 7,474 params)\n"
+        "  hint: put back the spec the run was trained with, or train the edited network as a new run\n"
+    )
+    for command in (["responses", copy], ["maps", copy, "--images", 2]):
+        r = cli(*command)
+        assert (r.exit_code, r.output) == (1, expected), command
+        assert r.exception is None or isinstance(r.exception, SystemExit)  # an error message, not a traceback
 
 
 # ---------------------------------------------------------------------------------------- maps

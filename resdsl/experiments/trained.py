@@ -1,18 +1,16 @@
-"""A trained run, opened for analysis: its checked IR (from the spec and --set values it was trained with),
-its generated model with the checkpoint's weights in eval mode, the normaliser it was trained with, and its
-test set. Shared by `resdsl responses` and `resdsl maps`.
+"""A trained run, opened for analysis: `train.trained.open_trained`'s run (the IR rebuilt from the spec and --set
+values it was trained with, its fingerprint checked) with its model on a device in eval mode, the normaliser it
+was trained with, and its test set. Shared by `resdsl responses` and `resdsl maps`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resdsl.diagnostics import InputError, ResdslError
-from resdsl.train import rundir
+from resdsl.diagnostics import InputError
 
 IN_MEMORY = (
     "cifar10",
@@ -46,70 +44,21 @@ class Run:
 
 
 def open_run(path: Path, device: str | None = None) -> Run:
-    """The run in directory `path` (or its checkpoint.pt), ready to evaluate; InputError for anything that is not
-    a finished or checkpointed resdsl run, or whose spec no longer describes the network it trained."""
-
-    from resdsl.ir.pipeline import load_network
-    from resdsl.lang.overrides import parse_sets
-    from resdsl.train import fingerprint
-    from resdsl.train.checkpoints import FORMAT, import_model, load_checkpoint
+    """The run in directory `path` (or its checkpoint.pt), ready to evaluate: opened by `train.trained` (its
+    spec checked against the network it trained), the model on `device` in eval mode, and its normaliser."""
     from resdsl.train.dist import Dist, pick_device
+    from resdsl.train.trained import open_trained
 
-    path = Path(path)
-    run_dir = path.parent if path.name == rundir.CHECKPOINT else path
-    if not run_dir.is_dir():
-        raise InputError(f"{path}: no such run directory")
-    recipe = _read_recipe(run_dir)
-    ckpt = run_dir / rundir.CHECKPOINT
-    if not ckpt.is_file():
-        raise InputError(
-            f"{run_dir} has no {rundir.CHECKPOINT}: the run stopped before its first checkpoint; "
-            f"train it (resdsl train --resume {run_dir}) before analysing it"
-        )
-    spec = Path(recipe["spec"])
-    if not spec.is_file():
-        raise InputError(
-            f"{run_dir / rundir.RECIPE} names the spec {spec}, which is not found from here; "
-            f"run the command from the directory the run was trained in"
-        )
-    try:
-        ir = load_network(spec, dict(parse_sets(tuple(recipe.get("sets") or ()))))
-    except ResdslError as err:
-        raise InputError(f"the spec of {run_dir} does not load any more: {err.render()}") from None
-    state = load_checkpoint(ckpt)
-    if state.get("format") == FORMAT:
-        diff = fingerprint.difference(state["network"], fingerprint.network(ir))
-        if diff is not None:
-            raise InputError(f"{spec} no longer describes the network trained in {run_dir}: {diff}")
-    model_file = run_dir / rundir.MODEL
-    if not model_file.is_file():
-        raise InputError(f"{run_dir} has no {rundir.MODEL}; is it a resdsl run directory?")
-    model = import_model(model_file).build_model()
-    try:
-        model.load_state_dict(state["trainer"]["model"])
-    except (RuntimeError, KeyError) as err:
-        raise InputError(f"{ckpt} does not fit {model_file}: {str(err).splitlines()[0]}") from None
+    trained = open_trained(path, doing="analysing it")
+    model = trained.build()
     dev = pick_device(device, Dist())
     model = model.to(dev).eval()
-    norm = state.get("normalize")
+    norm = trained.normalize
     if norm is None:  # checkpoints before the normaliser was saved: recomputed from the training images
-        mean, std = _normalizer(recipe, ir)
+        mean, std = _normalizer(trained.recipe, trained.ir)
     else:
         mean, std = norm["mean"].float(), norm["std"].float()
-    return Run(run_dir, recipe, ir, model, mean.to(dev), std.to(dev), dev)
-
-
-def _read_recipe(run_dir: Path) -> dict[str, Any]:
-    where = run_dir / rundir.RECIPE
-    try:
-        recipe = json.loads(where.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{run_dir} is not a resdsl run directory (no {rundir.RECIPE})") from None
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {where}: {err}") from None
-    if not isinstance(recipe, dict) or not isinstance(recipe.get("spec"), str):
-        raise InputError(f"{where} is not a recipe.json written by resdsl train (no `spec`)")
-    return recipe
+    return Run(trained.path, trained.recipe, trained.ir, model, mean.to(dev), std.to(dev), dev)
 
 
 def held_out(run: Run, dataset: str | None = None, data: Path | None = None) -> tuple[Any, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from resdsl.backends.pytorch.weights import load_weights
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.train import rundir
+from resdsl.train.trained import TrainedRun
 
 EVAL_FILE = "eval.json"
 PAPER_SCALES = (224, 256, 384, 480, 640)
@@ -71,44 +72,39 @@ def mode_name(crops: str, scales: tuple[int, ...]) -> str:
 @dataclass
 class Target:
     ir: Any
-    model_file: Path | None  # the run's model.py (None: generate from the spec)
+    run: TrainedRun | None  # the run (its model.py is built); None: a spec, whose generated model is built
     state: dict[str, Any]  # the state_dict to load
     normalize: dict[str, Any] | None  # {"mean", "std"} from the checkpoint; None: from the recipe
-    run_dir: Path | None
     data: Path | None
     source: str  # where the weights come from, for messages
 
+    @property
+    def run_dir(self) -> Path | None:
+        return self.run.path if self.run is not None else None
+
 
 def resolve(opts: EvalOptions) -> Target:
+    """What `opts.target` names, opened: a spec (with --weights), or a run through `trained.open_trained`."""
     from resdsl.ir.pipeline import load_network
     from resdsl.lang.overrides import parse_sets
-    from resdsl.train.checkpoints import checkpoint_path, load_checkpoint
+    from resdsl.train.trained import open_trained
 
     target = Path(opts.target)
     if target.suffix == ".rd":
         if opts.weights is None:
             raise UsageError(f"{target} is a spec: evaluate it with --weights FILE (a state_dict), or pass a run")
         ir = load_network(target, dict(parse_sets(opts.sets)))
-        return Target(ir, None, _read_weights(opts.weights), None, None, opts.data, str(opts.weights))
+        return Target(ir, None, _read_weights(opts.weights), None, opts.data, str(opts.weights))
     if opts.sets:
         raise UsageError(
             "--set applies to a spec; a run is evaluated with the spec and --set values it was trained with"
         )
-    ckpt = checkpoint_path(target)
-    run_dir = ckpt.parent
-    recipe = rundir.read_json(run_dir / rundir.RECIPE)
-    if recipe is None or not (run_dir / rundir.MODEL).exists():
-        raise InputError(
-            f"{target} is not a resdsl run directory or checkpoint (no {rundir.RECIPE} and {rundir.MODEL})"
-        )
-    ir = load_network(Path(recipe["spec"]), dict(parse_sets(tuple(recipe.get("sets") or ()))))
+    run = open_trained(target, with_checkpoint=opts.weights is None, doing="evaluating it")
+    recipe = run.recipe
     data = opts.data or (Path(recipe["data"]) if recipe.get("data") and recipe.get("dataset") == "imagenet" else None)
     if opts.weights is not None:
-        return Target(ir, run_dir / rundir.MODEL, _read_weights(opts.weights), None, run_dir, data, str(opts.weights))
-    state = load_checkpoint(ckpt)
-    return Target(
-        ir, run_dir / rundir.MODEL, state["trainer"]["model"], state.get("normalize"), run_dir, data, str(ckpt)
-    )
+        return Target(run.ir, run, _read_weights(opts.weights), None, data, str(opts.weights))
+    return Target(run.ir, run, run.state["trainer"]["model"], run.normalize, data, str(run.checkpoint))
 
 
 def _read_weights(path: Path) -> dict[str, Any]:
@@ -255,18 +251,17 @@ def _normalizer(target: Target, ir, root: Path, crop: int):
 
 
 def _build(target: Target, ir):
-    """The generated model with the weights loaded: the run's model.py, or one generated from the spec."""
+    """The model with the weights loaded: the run's model.py, or one generated from the spec."""
     from resdsl.train.checkpoints import import_model
 
-    if target.model_file is not None:
-        module = import_model(target.model_file)
-    else:
-        from resdsl.backends.pytorch.codegen import render_model
+    if target.run is not None:
+        return target.run.build(target.state, target.source)
+    from resdsl.backends.pytorch.codegen import render_model
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.py"
-            path.write_text(render_model(ir, ir.name))
-            module = import_model(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.py"
+        path.write_text(render_model(ir, ir.name))
+        module = import_model(path)
     model = module.build_model()
     load_weights(model, target.state, target.source, "the generated model")
     return model

@@ -169,6 +169,12 @@ def difference(run: dict[str, Any], here: dict[str, Any]) -> str | None:
     return f"the network's wiring differs (fingerprint {here['digest'][:12]} here, {run['digest'][:12]} in the run)"
 
 
+def legacy_difference(old: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """A checkpoint from before fingerprints (its `spec`: name, params, FLOPs, layers) against this network."""
+    mine = {k: here[k] for k in ("name", "params", "flops", "layers")}
+    return next((f"its {k} is {mine[k]} here, {old[k]} in the run" for k in mine if old.get(k) != mine[k]), None)
+
+
 def _plain(text: str) -> str:
     """An op's fingerprint text without its input positions: `conv[kernel=3x3, ...] -> 16x32x32`."""
     return text.rsplit(" <- ", 1)[0]

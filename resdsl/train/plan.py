@@ -237,10 +237,7 @@ def _prepare_resume(plan: Plan, opts: Options, given: dict[str, str], lock: bool
                 raise InputError(f"{ckpt}: its network fingerprint is unreadable; it cannot be checked") from None
         else:
             old = state["spec"]
-            mine = {"name": plan.ir.name, "params": here["params"], "flops": here["flops"], "layers": here["layers"]}
-            diff = next(
-                (f"its {k} is {mine[k]} here, {old[k]} in the run" for k in mine if old.get(k) != mine[k]), None
-            )
+            diff = fingerprint.legacy_difference(old, here)
             theirs = f"{old['name']}, {old['layers']} layers, {old['params']:,} params"
             plan.notes.append(
                 f"note: {ckpt} predates network fingerprints: only the network's name, params, FLOPs and layers "
