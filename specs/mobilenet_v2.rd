@@ -7,15 +7,18 @@
 # An inverted residual with expansion t: its widths follow from its input (`in.channels`); with
 # t = 1 (the first block) there is no expansion conv. Two branches, because torchvision numbers
 # the modules of `conv` by position: the depthwise conv is conv.1 with an expansion, conv.0 without.
+# The ReLU6s are named too (conv.0.2, as torchvision's Conv2dNormActivation holds them), so that
+# `conv` runs as one nn.Sequential.
 block inverted_residual(out, stride = 1, t = 6) {
     residual(shortcut: identity_or_none) {
         if t != 1 {
-            conv 1x1, in.channels * t, name: "conv.0.0"; bn name: "conv.0.1"; relu6
+            conv 1x1, in.channels * t, name: "conv.0.0"; bn name: "conv.0.1"; relu6 name: "conv.0.2"
             conv 3x3, in.channels * t, stride: stride, groups: in.channels * t, name: "conv.1.0"
-            bn name: "conv.1.1"; relu6
+            bn name: "conv.1.1"; relu6 name: "conv.1.2"
             conv 1x1, out, name: "conv.2"; bn name: "conv.3"
         } else {
-            conv 3x3, in.channels, stride: stride, groups: in.channels, name: "conv.0.0"; bn name: "conv.0.1"; relu6
+            conv 3x3, in.channels, stride: stride, groups: in.channels, name: "conv.0.0"; bn name: "conv.0.1"
+            relu6 name: "conv.0.2"
             conv 1x1, out, name: "conv.1"; bn name: "conv.2"
         }
     }

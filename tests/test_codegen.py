@@ -663,7 +663,49 @@ def test_zero_init_residual_zeroes_only_branches_with_a_shortcut() -> None:
     model = load_module(generated("mobilenet_v2")[1]).build_model(zero_init_residual=True)
     blocks = [m for m in model.modules() if type(m).__name__ == "InvertedResidualBlock"]
     zeroed = [b for b in blocks if not b.conv[-1].weight.any()]
-    assert len(blocks) == 17 and zeroed == [b for b in blocks if not b.plain] and len(zeroed) == 10
+    assert len(blocks) == 17 and zeroed == [b for b in blocks if b.use_shortcut] and len(zeroed) == 10
     plain = load_module(generated("plain18")[1]).build_model(zero_init_residual=True)
     assert all(m.weight.all() for m in plain.modules() if type(m).__name__ == "BatchNorm2d")
     assert "`zero_init_residual` changes nothing" in generated("densenet121")[1]
+
+
+# ---------------------------------------------------------------- code that reads like torchvision
+
+
+def test_named_runs_become_loops() -> None:
+    """DenseNet's 58 dense layers: one loop per dense block, its width growing by k at each layer."""
+    ir, source = generated("densenet121")
+    assert source.count("DenseBottleneckBlock(") == 4 + 1  # the four loops and the class itself
+    for count, start in ((6, 64), (12, 128), (24, 256), (16, 512)):
+        assert f"for i in range({count}):" in source
+        assert f'f"denselayer{{i + 1}}", DenseBottleneckBlock({start} + 32 * i, 32)' in source
+    model = load_module(source).build_model()
+    assert [n for n, _ in model.features.denseblock2.named_children()] == [f"denselayer{i}" for i in range(1, 13)]
+    assert model.features.denseblock4.denselayer16.norm1.num_features == 512 + 15 * 32
+
+
+def test_mobilenet_block_decides_its_shortcut_and_runs_conv_whole() -> None:
+    """torchvision's InvertedResidual: `conv` is one nn.Sequential, called whole; the block works out
+    `use_shortcut` itself (no flag at its calls); the classifier runs whole after the flatten."""
+    _, source = generated("mobilenet_v2")
+    assert "self.use_shortcut = stride == 1 and in_channels == out" in source
+    assert "out = self.conv(x)" in source and "self.conv[0][0](" not in source and "cond1" not in source
+    assert "plain=" not in source and 'add_module("0", nn.Sequential())' not in source
+    assert "x = torch.flatten(x, 1)\n        x = self.classifier(x)" in source
+    assert "nn.init.zeros_(m.conv[-1].weight)" in source
+    block = load_module(source).InvertedResidualBlock(16, 24, stride=2)
+    assert block(torch.randn(1, 16, 8, 8)).shape == (1, 24, 4, 4)
+
+
+def test_a_container_runs_whole_only_where_its_modules_run_in_a_row() -> None:
+    from resdsl.backends.pytorch.sequential import Container, call_whole
+
+    lines = ["out = self.c[0](x)", "out = self.c[1](out)", "out = self.relu(out)", "out = self.c[2](out)"]
+    whole = Container(ref="c", scope=[], calls=lines, children=["a", "b"])
+    assert call_whole(lines[:2], [whole]) == ["out = self.c(x)"]
+    three = Container(ref="c", scope=[], calls=lines, children=["a", "b", "d"])
+    assert call_whole(lines, [three]) == lines  # a ReLU runs between: its modules one by one
+    inner = Container(ref="c[0]", scope=[], calls=lines, children=["a", "b"])
+    outer = Container(ref="c", scope=[], calls=lines, children=[inner, "e"])
+    nested = ["out = self.c[0][0](x)", "out = self.c[0][1](out)", "out = self.c[1](out)"]
+    assert call_whole(nested, [outer, inner]) == ["out = self.c(x)"]

@@ -110,12 +110,17 @@ def test_identity_or_none_adds_where_the_shape_is_kept() -> None:
     assert verify_model(ir, source) == []
     module = load_module(source)
     torch.manual_seed(0)
-    for plain in (False, True):
-        block = module.InvertedResidualBlock(8, 8, plain=plain).eval()
-        x = torch.randn(1, 8, 6, 6)
-        c = block.conv  # torchvision's names: conv.0.0, conv.0.1, conv.1.0, conv.1.1, conv.2, conv.3
-        branch = c[3](c[2](block.relu6(c[1][1](c[1][0](block.relu6(c[0][1](c[0][0](x))))))))
-        torch.testing.assert_close(block(x), branch if plain else branch + x)
+    assert (
+        "plain=" not in source and "self.plain" not in source
+    )  # the class decides from its arguments, as torchvision's use_res_connect
+    assert "out = self.conv(x)" in source  # conv.0.0 ... conv.3 run as one nn.Sequential
+    x = torch.randn(1, 8, 6, 6)
+    for args, kept in (((8, 8), True), ((8, 8, 2), False), ((8, 16), False)):
+        block = module.InvertedResidualBlock(*args).eval()
+        assert block.use_shortcut is kept
+        c = block.conv  # torchvision's names: conv.0.0, conv.0.1, conv.0.2, conv.1.0, ..., conv.2, conv.3
+        branch = c[3](c[2](c[1][2](c[1][1](c[1][0](c[0][2](c[0][1](c[0][0](x))))))))
+        torch.testing.assert_close(block(x), branch + x if kept else branch)
 
 
 def test_identity_or_none_is_a_network_setting_too(tmp_path: Path) -> None:

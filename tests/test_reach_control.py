@@ -188,7 +188,8 @@ def test_generated_if_builds_only_the_taken_branch(tmp_path: Path) -> None:
     x = torch.randn(2, 16, 5, 5)
     expected = one.bn3(one.conv3(F.relu6(one.bn2(one.conv2(x))))) + x
     torch.testing.assert_close(one(x), expected)
-    six = module.InvertedBlock(16, 24, stride=2, plain=True).eval()  # the shape changes: no shortcut
+    six = module.InvertedBlock(16, 24, stride=2).eval()  # the shape changes: no shortcut
+    assert not six.use_shortcut and "plain=" not in source
     assert six.conv1.out_channels == 96 and six.conv2.in_channels == 96
     expected = six.bn3(six.conv3(F.relu6(six.bn2(six.conv2(F.relu6(six.bn1(six.conv1(x))))))))
     torch.testing.assert_close(six(x), expected)

@@ -244,7 +244,8 @@ class Builder:
             self.error(f"`{name}` has an empty body", item.span, ctx=ctx)
             return
         body_out = self.current
-        if kind == "add" and option is ShortcutOption.IDENTITY_OR_NONE:
+        by_shape = kind == "add" and option is ShortcutOption.IDENTITY_OR_NONE
+        if by_shape:
             option = ShortcutOption.IDENTITY if self.shape(x) == self.shape(body_out) else ShortcutOption.NONE
         shortcut = merge = None
         path: list[int] | None = None
@@ -287,6 +288,7 @@ class Builder:
                 survival=survival if survival is not None else -1.0,
                 span=item.span,
                 path=path,
+                by_shape=by_shape,
             )
         )
         if merge is not None:

@@ -91,6 +91,7 @@ class Residual:
     survival: float
     span: Span
     path: list[int] | None = None  # the ops of a `shortcut { }` written by hand (empty: the identity)
+    by_shape: bool = False  # `identity_or_none`: `option` (identity or none) followed from the body's shape
 
 
 @dataclass

@@ -12,86 +12,62 @@ INPUT_SHAPE = (3, 224, 224)
 NUM_CLASSES = 1000
 
 
-# specs/mobilenet_v2.rd:10: block inverted_residual(out, stride = 1, t = 6) {
+# specs/mobilenet_v2.rd:12: block inverted_residual(out, stride = 1, t = 6) {
 class InvertedResidualBlock(nn.Module):
-    def __init__(
-        self,
-        in_channels: int,
-        out_: int,
-        stride: int = 1,
-        t: int = 6,
-        *,
-        plain: bool = False,
-    ) -> None:
+    def __init__(self, in_channels: int, out: int, stride: int = 1, t: int = 6) -> None:
         super().__init__()
-        self.cond1 = t != 1
-        self.relu6 = nn.ReLU6()
-        if self.cond1:
-            self.conv = nn.Sequential()
-            self.conv.add_module("0", nn.Sequential())
-            self.conv[0].add_module(
-                "0", nn.Conv2d(in_channels, in_channels * t, 1, bias=False)
-            )
-            self.conv[0].add_module("1", nn.BatchNorm2d(in_channels * t))
-            self.conv.add_module("1", nn.Sequential())
-            self.conv[1].add_module(
-                "0",
-                nn.Conv2d(
-                    in_channels * t,
-                    in_channels * t,
-                    3,
-                    stride=stride,
-                    padding=1,
-                    groups=in_channels * t,
-                    bias=False,
+        if t != 1:
+            self.conv = nn.Sequential(
+                nn.Sequential(
+                    nn.Conv2d(in_channels, in_channels * t, 1, bias=False),
+                    nn.BatchNorm2d(in_channels * t),
+                    nn.ReLU6(),
                 ),
+                nn.Sequential(
+                    nn.Conv2d(
+                        in_channels * t,
+                        in_channels * t,
+                        3,
+                        stride=stride,
+                        padding=1,
+                        groups=in_channels * t,
+                        bias=False,
+                    ),
+                    nn.BatchNorm2d(in_channels * t),
+                    nn.ReLU6(),
+                ),
+                nn.Conv2d(in_channels * t, out, 1, bias=False),
+                nn.BatchNorm2d(out),
             )
-            self.conv[1].add_module("1", nn.BatchNorm2d(in_channels * t))
-            self.conv.add_module("2", nn.Conv2d(in_channels * t, out_, 1, bias=False))
-            self.conv.add_module("3", nn.BatchNorm2d(out_))
         else:
-            self.conv = nn.Sequential()
-            self.conv.add_module("0", nn.Sequential())
-            self.conv[0].add_module(
-                "0",
-                nn.Conv2d(
-                    in_channels,
-                    in_channels,
-                    3,
-                    stride=stride,
-                    padding=1,
-                    groups=in_channels,
-                    bias=False,
+            self.conv = nn.Sequential(
+                nn.Sequential(
+                    nn.Conv2d(
+                        in_channels,
+                        in_channels,
+                        3,
+                        stride=stride,
+                        padding=1,
+                        groups=in_channels,
+                        bias=False,
+                    ),
+                    nn.BatchNorm2d(in_channels),
+                    nn.ReLU6(),
                 ),
+                nn.Conv2d(in_channels, out, 1, bias=False),
+                nn.BatchNorm2d(out),
             )
-            self.conv[0].add_module("1", nn.BatchNorm2d(in_channels))
-            self.conv.add_module("1", nn.Conv2d(in_channels, out_, 1, bias=False))
-            self.conv.add_module("2", nn.BatchNorm2d(out_))
-        self.plain = plain
+        # identity_or_none: the shortcut where the body keeps the shape
+        self.use_shortcut = stride == 1 and in_channels == out
 
     def forward(self, x: Tensor) -> Tensor:
-        out = x
-        if self.cond1:
-            out = self.conv[0][0](out)
-            out = self.conv[0][1](out)
-            out = self.relu6(out)
-            out = self.conv[1][0](out)
-            out = self.conv[1][1](out)
-            out = self.relu6(out)
-            out = self.conv[2](out)
-            out = self.conv[3](out)
-        else:
-            out = self.conv[0][0](out)
-            out = self.conv[0][1](out)
-            out = self.relu6(out)
-            out = self.conv[1](out)
-            out = self.conv[2](out)
-        if not self.plain:
+        out = self.conv(x)
+        if self.use_shortcut:
             out += x
         return out
 
 
-# specs/mobilenet_v2.rd:24: network mobilenet_v2 {
+# specs/mobilenet_v2.rd:27: network mobilenet_v2 {
 class MobileNetV2(nn.Module):
     def __init__(self, zero_init_residual: bool = False) -> None:
         super().__init__()
@@ -104,31 +80,22 @@ class MobileNetV2(nn.Module):
                 nn.ReLU6(),
             ),
         )
-        self.features.add_module("1", InvertedResidualBlock(32, 16, t=1, plain=True))
-        self.features.add_module(
-            "2", InvertedResidualBlock(16, 24, stride=2, plain=True)
-        )
+        self.features.add_module("1", InvertedResidualBlock(32, 16, t=1))
+        self.features.add_module("2", InvertedResidualBlock(16, 24, stride=2))
         self.features.add_module("3", InvertedResidualBlock(24, 24))
-        self.features.add_module(
-            "4", InvertedResidualBlock(24, 32, stride=2, plain=True)
-        )
+        self.features.add_module("4", InvertedResidualBlock(24, 32, stride=2))
         self.features.add_module("5", InvertedResidualBlock(32, 32))
         self.features.add_module("6", InvertedResidualBlock(32, 32))
-        self.features.add_module(
-            "7", InvertedResidualBlock(32, 64, stride=2, plain=True)
-        )
-        self.features.add_module("8", InvertedResidualBlock(64, 64))
-        self.features.add_module("9", InvertedResidualBlock(64, 64))
-        self.features.add_module("10", InvertedResidualBlock(64, 64))
-        self.features.add_module("11", InvertedResidualBlock(64, 96, plain=True))
+        self.features.add_module("7", InvertedResidualBlock(32, 64, stride=2))
+        for i in range(3):
+            self.features.add_module(str(i + 8), InvertedResidualBlock(64, 64))
+        self.features.add_module("11", InvertedResidualBlock(64, 96))
         self.features.add_module("12", InvertedResidualBlock(96, 96))
         self.features.add_module("13", InvertedResidualBlock(96, 96))
-        self.features.add_module(
-            "14", InvertedResidualBlock(96, 160, stride=2, plain=True)
-        )
+        self.features.add_module("14", InvertedResidualBlock(96, 160, stride=2))
         self.features.add_module("15", InvertedResidualBlock(160, 160))
         self.features.add_module("16", InvertedResidualBlock(160, 160))
-        self.features.add_module("17", InvertedResidualBlock(160, 320, plain=True))
+        self.features.add_module("17", InvertedResidualBlock(160, 320))
         self.features.add_module(
             "18",
             nn.Sequential(
@@ -152,15 +119,14 @@ class MobileNetV2(nn.Module):
         if zero_init_residual:
             # The last BN of each residual branch starts at 0: every block starts as an identity.
             for m in self.modules():
-                if isinstance(m, InvertedResidualBlock) and not m.plain:
-                    nn.init.zeros_((m.conv[3] if m.cond1 else m.conv[2]).weight)
+                if isinstance(m, InvertedResidualBlock) and m.use_shortcut:
+                    nn.init.zeros_(m.conv[-1].weight)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)
         x = self.avgpool(x)
-        x = self.classifier[0](x)
         x = torch.flatten(x, 1)
-        x = self.classifier[1](x)
+        x = self.classifier(x)
         return x
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach, safe_local
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
+from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, render
 from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
 from resdsl.ir.ops import REGISTRY
@@ -14,6 +17,34 @@ from resdsl.ir.template import CallItem, IfItem, Invalid, Item, OpItem, Residual
 
 if TYPE_CHECKING:
     from resdsl.backends.pytorch.context import GenContext
+
+
+@dataclass
+class _Branch:
+    """What one branch of an `if` left: its lines and the writer's state after it."""
+
+    init: list
+    forward: list[str]
+    channels: str
+    fresh: bool
+    last_bn: str | None
+    taken: set[str]
+    containers: dict[str, int | None]
+    nodes: dict[str, Container]
+    strides: list[str]
+
+
+def _last_of(bn: str, containers: dict[str, int | None]) -> str | None:
+    """`{m}.conv[3]` -> `conv` where it is the last of `conv`'s modules in that branch."""
+    m = re.fullmatch(r"\{m\}\.(.+)\[(\d+)\]", bn)
+    if m is None or containers.get(dotted(m.group(1))) != int(m.group(2)) + 1:
+        return None
+    return m.group(1)
+
+
+def _compared(text: str) -> str:
+    """An operand of `==`: arithmetic binds tighter, a conditional or boolean expression does not."""
+    return f"({text})" if re.search(r"\b(if|and|or|not|lambda)\b|[<>=!]=|[<>]", text) else text
 
 
 class BodyWriter:
@@ -25,7 +56,7 @@ class BodyWriter:
         self.uses = uses
         self.many = len(uses) > 1
         self.slot = 0
-        self.init: list[str] = []
+        self.init: list = []  # str lines, and the Containers whose literals are written at the end
         self.forward: list[str] = []
         self.indent = 0
         self.relu_done = False
@@ -43,7 +74,13 @@ class BodyWriter:
         self.conditions = 0
         # `name: "conv.0.0"`: nn.Sequential containers made so far, and how many modules each holds
         self.containers: dict[str, int | None] = {}  # None: an `if` filled it differently in its branches
-        self.positions: dict[str, tuple[str, str]] = {}  # `conv[0][0]` -> (`conv[0]`, "0"): made with add_module
+        self.positions: dict[str, tuple[str, str]] = {}  # `conv[0][0]` -> (`conv[0]`, "0"): its container, its place
+        self.nodes: dict[str, Container] = {}  # `conv.0` -> the container made for it (in this branch)
+        self.made: list[Container] = []
+        # The strides of the ops so far, as expressions, and whether they alone change the spatial size
+        # (every conv and pool pads to keep it): a section's `identity_or_none` test reads them.
+        self.strides: list[str] = []
+        self.spatial_known = True
 
     def emit(self, line: str) -> None:
         self.forward.append("    " * self.indent + line)
@@ -53,6 +90,8 @@ class BodyWriter:
 
     def write(self, items: list[Item]) -> None:
         self.body(items)
+        self.init[:] = render(self.init)
+        self.forward[:] = call_whole(self.forward, [c for c in self.made if c.calls is self.forward])
 
     def body(self, items: list[Item]) -> None:
         for item in items:
@@ -113,13 +152,30 @@ class BodyWriter:
         self.put(attr, module)
         self.assign(f"self.{attr}({self.cur})", True)
 
-    def put(self, ref: str, module: str) -> None:
-        """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`)."""
+    def put(self, ref: str, module: str | Container) -> None:
+        """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`):
+        in the container's literal where it is made among the same lines, else by add_module."""
         if ref not in self.positions:
             self.init.append(f"self.{ref} = {module}")
             return
-        parent, position = self.positions[ref]
-        self.init.append(f'self.{parent}.add_module("{position}", {module})')
+        parent_ref, position = self.positions[ref]
+        parent = self.nodes[dotted(parent_ref)]
+        if not parent.sealed and parent.scope is self.init:
+            parent.children.append(module)
+            return
+        parent.sealed = True
+        if isinstance(module, Container):
+            module.head, module.tail = f'self.{parent_ref}.add_module("{position}", ', ")"
+            self.init.append(module)
+        else:
+            self.init.append(f'self.{parent_ref}.add_module("{position}", {module})')
+
+    def container(self, path: str) -> Container:
+        """A new nn.Sequential at `path` (`conv`, `conv.0`), its literal written where it is made."""
+        node = Container(ref=reach(path.split(".")), scope=self.init, calls=self.forward)
+        self.nodes[path] = node
+        self.made.append(node)
+        return node
 
     def module_of(self, item: OpItem) -> str:
         """The module of one op of the block (a fresh one: not the class's shared ReLU), its arguments
@@ -133,6 +189,7 @@ class BodyWriter:
             k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
             args["pad"] = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
         how = behaviour(kind)
+        self.track_spatial(item, args)
         module = module_text(kind, args, self.channels, self.bn_dims(item) if how.vector_form else 2, inplace=False)
         if module is None:
             raise CodegenError(f"no code for op `{item.op}` here")
@@ -143,6 +200,18 @@ class BodyWriter:
         ):  # `avgpool k`, k = global there
             module = f'nn.AdaptiveAvgPool2d(1) if {tr(a["kernel"])} == "global" else {module}'
         return module
+
+    def track_spatial(self, item: OpItem, args: dict[str, str]) -> None:
+        """Record the op's stride; an op that may change the spatial size otherwise (a pool or conv
+        padded other than to keep it, a global or adaptive pool, an fc) makes it unknown."""
+        how = behaviour(item.kind)
+        if "stride" in args:
+            if "pad" not in item.derived:
+                self.spatial_known = False
+            if args["stride"] != "1":
+                self.strides.append(args["stride"])
+        elif not (how.elementwise or how.ends_branch_norm):
+            self.spatial_known = False
 
     def path_lines(self, items: list[Item], attr: str) -> list[str]:
         """__init__ lines appending a written shortcut's modules to the Sequential `self.<attr>`."""
@@ -187,54 +256,97 @@ class BodyWriter:
                 )
 
     def conditional(self, item: IfItem) -> None:
-        """`if` in a block: the test, stored at construction, picks the modules built and the lines run."""
-        self.conditions += 1
-        flag = self.names.get(f"cond{self.conditions}")
-        self.init.append(f"self.{flag} = {self.tr(item.test)}")
+        """`if` in a block: the test picks the modules built and, where the branches differ in forward,
+        the lines run (then it is stored at construction: `self.cond1 = t != 1`)."""
+        test = self.tr(item.test)
         if self.cur != "out":
             self.emit(f"out = {self.cur}")
             self.cur = "out"
-        before = (self.channels, self.fresh, self.last_bn)
+        before = (self.channels, self.fresh, self.last_bn, self.spatial_known)
+        strides = list(self.strides)
         outer_init, outer_forward = self.init, self.forward
-        taken, containers = set(self.names.taken), dict(self.containers)  # each branch names modules afresh
-        branches, filled = [], []
-        for items in (item.then, item.orelse):
-            self.channels, self.fresh, self.last_bn = before
-            self.names.taken, self.containers = set(taken), dict(containers)
+        taken, containers, nodes = set(self.names.taken), dict(self.containers), dict(self.nodes)
+        branches: list[_Branch] = []
+        for items in (item.then, item.orelse):  # each branch names modules afresh
+            self.channels, self.fresh, self.last_bn, self.spatial_known = before
+            self.strides = list(strides)
+            self.names.taken, self.containers, self.nodes = set(taken), dict(containers), dict(nodes)
             self.init, self.forward = [], []
             self.indent += 1
             self.body(items)
             self.indent -= 1
             self.cur = "out"
-            branches.append((self.init, self.forward, self.channels, self.fresh, self.last_bn))
-            filled.append((self.names.taken, self.containers))
+            branches.append(_Branch(self.init, self.forward, self.channels, self.fresh, self.last_bn,
+                                    self.names.taken, self.containers, self.nodes, self.strides))  # fmt: skip
         self.init, self.forward = outer_init, outer_forward
-        (then_taken, then_containers), (else_taken, else_containers) = filled
-        self.names.taken = then_taken | else_taken
+        then, orelse = branches
+        self.names.taken = then.taken | orelse.taken
         self.containers = {  # a container both branches fill alike goes on as they left it
-            c: n if else_containers.get(c, -1) == n else None
-            for c, n in then_containers.items()
-            if c in else_containers
+            c: n if orelse.containers.get(c, -1) == n else None
+            for c, n in then.containers.items()
+            if c in orelse.containers
         }
-        (then_init, then_fwd, then_ch, then_fresh, then_bn), (else_init, else_fwd, else_ch, else_fresh, else_bn) = (
-            branches
+        for c in sorted(self.containers, key=lambda c: c.count(".")):  # and its container goes on, it last
+            parent, _, place = c.rpartition(".")
+            if parent and (self.containers.get(parent) is None or self.containers[parent] != int(place) + 1):
+                self.containers[c] = None
+        for c, n in self.containers.items():
+            if n is not None:  # it may be filled further after the `if`: no branch calls it whole
+                then.nodes[c].open = orelse.nodes[c].open = True
+        self.nodes = {**then.nodes, **orelse.nodes}
+        for b in branches:
+            b.init = render(b.init)
+            b.forward[:] = call_whole(b.forward, [c for c in self.made if c.calls is b.forward])
+        self.spatial_known = self.spatial_known and then.strides == orelse.strides
+        self.strides = then.strides
+        flag = "{flag}"  # the stored test's name, decided once it is known to be needed
+        channels = (
+            then.channels
+            if then.channels == orelse.channels
+            else f"({then.channels} if self.{flag} else {orelse.channels})"
         )
-        if then_init:
-            self.init += [f"if self.{flag}:"] + ["    " + line for line in then_init]
-            if else_init:
-                self.init += ["else:"] + ["    " + line for line in else_init]
-        elif else_init:
-            self.init += [f"if not self.{flag}:"] + ["    " + line for line in else_init]
+        last_bn = self.merged_last_bn(then, orelse, flag)
+        same_forward = then.forward == orelse.forward
+        self.fresh = then.fresh and orelse.fresh
+        if same_forward and flag not in channels and (last_bn is None or flag not in last_bn):
+            cond, negated = test, f"not {paren(test)}"
+        else:
+            self.conditions += 1
+            name = self.names.get(f"cond{self.conditions}")
+            self.init.append(f"self.{name} = {test}")
+            cond, negated = f"self.{name}", f"not self.{name}"
+            channels, last_bn = channels.replace(flag, name), last_bn and last_bn.replace(flag, name)
+        self.channels, self.last_bn = channels, last_bn
+        if then.init:
+            self.init += [f"if {cond}:"] + ["    " + line for line in then.init]
+            if orelse.init:
+                self.init += ["else:"] + ["    " + line for line in orelse.init]
+        elif orelse.init:
+            self.init += [f"if {negated}:"] + ["    " + line for line in orelse.init]
+        if same_forward:
+            lines = [line[4:] for line in then.forward]
+            pad = "    " * self.indent
+            if lines and self.forward and self.forward[-1].startswith(f"{pad}out = ") and lines[0].endswith("(out)"):
+                source = self.forward.pop()[len(pad) + 6 :]  # `out = x` made for the branches: read x itself
+                lines[0] = lines[0][: -len("(out)")] + f"({source})"
+            self.forward += lines
+            return
         pad = "    " * self.indent
-        self.forward += [f"{pad}if self.{flag}:"] + (then_fwd or [f"{pad}    pass"])
-        if else_fwd:
-            self.forward += [f"{pad}else:"] + else_fwd
-        self.channels = then_ch if then_ch == else_ch else f"({then_ch} if self.{flag} else {else_ch})"
-        self.fresh = then_fresh and else_fresh
-        if then_bn == else_bn or None in (then_bn, else_bn):
-            self.last_bn = then_bn if then_bn == else_bn else None
-        else:  # each branch ends with its own BN: the one that was built
-            self.last_bn = f"({then_bn} if {{m}}.{flag} else {else_bn})"
+        self.forward += [f"{pad}if {cond}:"] + (then.forward or [f"{pad}    pass"])
+        if orelse.forward:
+            self.forward += [f"{pad}else:"] + orelse.forward
+
+    @staticmethod
+    def merged_last_bn(then: _Branch, orelse: _Branch, flag: str) -> str | None:
+        """The BN ending the residual branch after an `if`: the branches' own if they agree, the
+        last module of their container where each ends it (`{m}.conv[-1]`), else the one built."""
+        a, b = then.last_bn, orelse.last_bn
+        if a == b or None in (a, b):
+            return a if a == b else None
+        ends = [_last_of(bn, branch.containers) for bn, branch in ((a, then), (b, orelse))]
+        if ends[0] is not None and ends[0] == ends[1]:
+            return f"{{m}}.{ends[0]}[-1]"
+        return f"({a} if {{m}}.{flag} else {b})"
 
     def named_attr(self, wanted: str) -> str:
         """The reference (from `self`) of the module a `name:` chose: an attribute (`norm1`), or a path of
@@ -246,7 +358,9 @@ class BodyWriter:
                 raise CodegenError(f"two modules of one block are named `{parts[0]}` (or it is a name the class uses)")
             if len(parts) == 1:
                 return wanted
-            self.init.append(f"self.{parts[0]} = nn.Sequential()")
+            node = self.container(parts[0])
+            node.head = f"self.{parts[0]} = "
+            self.init.append(node)
             self.containers[parts[0]] = 0
         for k in range(1, len(parts)):  # the parts after the first are positions (checked with the spec)
             container, path = ".".join(parts[:k]), ".".join(parts[: k + 1])
@@ -266,7 +380,7 @@ class BodyWriter:
             self.positions[ref] = (reach(parts[:k]), parts[k])
             if not last:
                 self.containers[path] = 0
-                self.put(ref, "nn.Sequential()")
+                self.put(ref, self.container(path))
         return reach(parts)
 
     def activation(self, kind: OpKind) -> str:
@@ -301,9 +415,9 @@ class BodyWriter:
                 args.append(f"downsample{theirs}=downsample{mine}")
             if use.stochastic:
                 args.append(f"survival{theirs}=survival{mine}")
-            if use.mixed_plain:
+            if use.plain_flag:
                 args.append(f"plain{theirs}=plain{mine}")
-            elif use.modes == {"none"} and callee_uses[i - 1].mixed_plain:
+            elif use.modes == {"none"} and callee_uses[i - 1].plain_flag:
                 args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
         attr = self.names.get(safe_local(item.block))
@@ -370,6 +484,7 @@ class BodyWriter:
             # projection's backward needs it): the body must not change it in place
             self.fresh = False
         self.last_bn = None
+        mark, spatial_before, self.spatial_known = len(self.strides), self.spatial_known, True
         if use.stochastic:
             self.emit(f"if self.training and torch.rand(1).item() >= self.survival{suffix}:")
             self.emit(f"    out = {shortcut}  # stochastic depth: this batch skips the residual branch")
@@ -377,8 +492,21 @@ class BodyWriter:
             self.indent += 1
         self.body(item.body)
         self.init += path_init  # registered after the body, as torchvision registers `downsample`
+        keeps = None  # where the class decides which uses are plain: the test saying "not plain"
+        if use.decides_plain and self.spatial_known:
+            flag = self.names.get(f"use_shortcut{suffix}")
+            shape_kept = [f"{_compared(st)} == 1" for st in self.strides[mark:]]
+            shape_kept.append(f"{_compared(in_channels)} == {_compared(self.channels)}")
+            self.init += ["# identity_or_none: the shortcut where the body keeps the shape",
+                          f"self.{flag} = {' and '.join(shape_kept)}"]  # fmt: skip
+            keeps = f"self.{flag}"
+        elif use.decides_plain:  # a size the strides alone do not give: the shapes tell, at run time
+            keeps = f"out.shape == {shortcut}.shape"
+        elif use.mixed_plain:
+            keeps = f"not self.plain{suffix}"
+        self.spatial_known = spatial_before and self.spatial_known
         if self.last_bn and not plain_only:  # a plain use has no identity to start from: never zeroed
-            guard = f"{{m}}.plain{suffix}" if use.mixed_plain else None
+            guard = keeps.replace("self.", "{m}.", 1) if keeps and keeps.startswith(("self.", "not self.")) else None
             if (self.last_bn, guard) not in self.last_bns:
                 self.last_bns.append((self.last_bn, guard))
         if use.stochastic:
@@ -387,8 +515,8 @@ class BodyWriter:
         body_fresh = self.fresh
         if not plain_only:
             add = f"out += {shortcut}" if self.fresh else f"out = {self.cur} + {shortcut}"
-            if use.mixed_plain:
-                self.emit(f"if not self.plain{suffix}:")
+            if keeps is not None:
+                self.emit(f"if {keeps}:")
                 self.emit("    " + add)
             else:
                 self.emit(add)

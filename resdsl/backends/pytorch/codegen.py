@@ -26,7 +26,7 @@ from resdsl.backends.pytorch.names import (
     network_class_name,
     safe_local,
 )
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
@@ -64,7 +64,7 @@ class Generator:
         self.uses_projection = False
         self.unit_of: dict[int, int] = {}  # residual id -> stochastic-depth unit number (1-based)
         self.survival_rule = self._survival_rule()
-        self.last_bns: dict[str, list[tuple[str, str | None]]] = {}  # block class -> BodyWriter.last_bns
+        self.last_bns: dict[str, list[tuple[str, str | None]]] = {}  # block class -> BodyWriter.last_bns (BN, guard)
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
@@ -96,6 +96,7 @@ class Generator:
                 for use, r in zip(uses, rs):
                     use.modes.add(residual_mode(self.ir, r))
                     use.survivals.add(r.survival)
+                    use.by_shape &= r.by_shape
             self.slot_uses[name] = uses or []
 
     def ops_of(self, item: OpItem) -> list[Op]:
@@ -201,7 +202,7 @@ class Generator:
                 out.append((f"downsample{suffix}", f"downsample{suffix}: nn.Module | None = None"))
             if use.stochastic:
                 out.append((f"survival{suffix}", f"survival{suffix}: float = 1.0"))
-            if use.mixed_plain:
+            if use.plain_flag:
                 out.append((f"plain{suffix}", f"plain{suffix}: bool = False"))
         return out
 
@@ -231,7 +232,7 @@ class Generator:
                     args.append(f"survival{suffix}=survival_probability({unit})")
                 else:
                     args.append(f"survival{suffix}={r.survival!r}")
-            if use.mixed_plain and mode == "none":
+            if use.plain_flag and mode == "none":
                 args.append(f"plain{suffix}=True")
         return f"{self.class_names[inst.definition]}({', '.join(args)})", first_unit
 
@@ -298,7 +299,14 @@ class Generator:
                 fresh = False
                 continue
             init.append(f"# {s.kind}")
-            for item in self.section_items(s):
+            items = self.section_items(s)
+            flatten_at = flatten_points(
+                [item.kind if isinstance(item, Op) else None for item in items],
+                [len(item.in_shapes[0]) if isinstance(item, Op) and item.in_shapes else 0 for item in items],
+            )
+            for k, item in enumerate(items):
+                if k in flatten_at:
+                    forward.append("x = torch.flatten(x, 1)")
                 if isinstance(item, BlockInstance):
                     attr = names.get(safe_local(item.definition))
                     self.instance_paths[id(item)] = attr
@@ -325,8 +333,6 @@ class Generator:
                 self.op_paths[op.id] = attr
                 in_shape = op.in_shapes[0]
                 init.append(f"self.{attr} = {self.module_literal(op, in_shape)}")
-                if behaviour(op.kind).flattens and len(in_shape) > 1:
-                    forward.append("x = torch.flatten(x, 1)")
                 forward.append(f"x = self.{attr}(x)")
                 fresh = not behaviour(op.kind).output_aliases_input or fresh
         out_shape = ir.op(ir.output_node).shape
@@ -428,16 +434,16 @@ class Generator:
                 "    for m in self.modules():",
             ]
             for i, (cls, bns) in enumerate(zero):
-                guards = {plain for _, plain in bns}
+                guards = {guard for _, guard in bns}
                 test = f"isinstance(m, {cls})"
                 if len(guards) == 1 and None not in guards:  # one flag for all: in the test itself
-                    test += f" and not {guards.pop().format(m='m')}"
+                    test += f" and {guards.pop().format(m='m')}"
                     bns = [(bn, None) for bn, _ in bns]
                 lines.append(f"        {'if' if i == 0 else 'elif'} {test}:")
-                for bn, plain in bns:
+                for bn, guard in bns:
                     zeroing = f"nn.init.zeros_({bn.format(m='m')}.weight)"
-                    if plain:
-                        lines += [f"            if not {plain.format(m='m')}:", f"                {zeroing}"]
+                    if guard:
+                        lines += [f"            if {guard.format(m='m')}:", f"                {zeroing}"]
                     else:
                         lines.append(f"            {zeroing}")
         return lines

@@ -10,8 +10,9 @@ from __future__ import annotations
 import keyword
 import re
 
+# `out`, the forward's tensor, may name a parameter: no formal is read in forward (only in __init__).
 RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
-    "self", "x", "out", "in_channels", "out_channels", "shortcut", "downsample", "survival", "plain", "torch",
+    "self", "x", "in_channels", "out_channels", "shortcut", "downsample", "survival", "plain", "torch",
     "nn", "F", "Tensor", "super", "int", "float", "bool", "str", "tuple", "range", "unit", "build_model",
     "blocks", "layers", "num_classes", "math",
 }  # fmt: skip

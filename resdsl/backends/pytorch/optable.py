@@ -90,21 +90,38 @@ class Behaviour:
     ends_branch_norm: bool = False  # `zero_init_residual` zeroes it where it ends a residual branch
     vector_form: bool = False  # has a 1-d form for the vector after an fc (`dims` 1: BatchNorm1d)
     float_args: tuple[str, ...] = ()  # arguments written as Python floats (`0.0`, not `0`)
+    elementwise: bool = False  # acts on each value alone: a flatten may come before it (`dropout; fc`)
 
 
 BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.CONV: Behaviour(output_width="channels"),
     OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True),
-    OpKind.RELU: Behaviour(shared_in_place=True, stateless=True),
+    OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
-    OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",)),
-    **{kind: Behaviour(stateless=True) for kind in ACTIVATION_MODULES},
+    OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),
+    **{kind: Behaviour(stateless=True, elementwise=True) for kind in ACTIVATION_MODULES},
 }
 PLAIN = Behaviour()
 
 
 def behaviour(kind: OpKind) -> Behaviour:
     return BEHAVIOUR.get(kind, PLAIN)
+
+
+def flatten_points(kinds: list[OpKind | None], in_dims: list[int]) -> set[int]:
+    """Where a run of modules flattens its CxHxW tensor: before each fc that reads one, moved back
+    past the elementwise ops just before it (`avgpool global; dropout; fc` flattens after the pool,
+    as torchvision's classifiers do, so `classifier` runs as one Sequential). `kinds[i]` is None for
+    a block use; `in_dims[i]` is the number of dimensions of item i's input."""
+    points = set()
+    for k, kind in enumerate(kinds):
+        if kind is None or not behaviour(kind).flattens or in_dims[k] <= 1:
+            continue
+        start = k
+        while start > 0 and kinds[start - 1] is not None and behaviour(kinds[start - 1]).elementwise:
+            start -= 1
+        points.add(start)
+    return points
 
 
 def module_text(kind: OpKind, args: Args, c_in: str, dims: int = 2, inplace: bool = True) -> str | None:

@@ -16,6 +16,7 @@ class SlotUse:
     kind: str  # "add" | "concat" | "mul"
     modes: set[str] = field(default_factory=set)  # "identity" | "pad" | "projection" | "none"
     survivals: set[float] = field(default_factory=set)
+    by_shape: bool = True  # every use's shortcut is `identity_or_none` (identity where the body keeps the shape)
 
     @property
     def takes_downsample(self) -> bool:
@@ -28,6 +29,18 @@ class SlotUse:
     @property
     def mixed_plain(self) -> bool:
         return "none" in self.modes and len(self.modes) > 1
+
+    @property
+    def decides_plain(self) -> bool:
+        """Plain at some uses because the body changes the shape there: the class works out which
+        from its own arguments (`self.use_shortcut = stride == 1 and in_channels == out`), as
+        torchvision's InvertedResidual does, so its calls need no flag."""
+        return self.mixed_plain and self.by_shape and self.modes == {"identity", "none"}
+
+    @property
+    def plain_flag(self) -> bool:
+        """Whether the class takes a `plain` argument: plain at some uses, chosen by its callers."""
+        return self.mixed_plain and not self.decides_plain
 
 
 def residual_mode(ir: NetworkIR, r: Residual) -> str:

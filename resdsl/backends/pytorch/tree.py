@@ -10,11 +10,13 @@ in it, and its modules one by one otherwise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from resdsl.backends.pytorch.layout import split_args
 from resdsl.backends.pytorch.names import Names, reach
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, Section
 from resdsl.ir.modnames import fill
@@ -140,6 +142,24 @@ def stage_modules(ir: NetworkIR) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _step(a: str, b: str, count: int) -> int | None:
+    """How much an argument grows per use from `a` (the run's first) to `b` (its `count`-th next)."""
+    if a == b:
+        return 0
+    if not (re.fullmatch(r"-?\d+", a) and re.fullmatch(r"-?\d+", b)) or (int(b) - int(a)) % count:
+        return None
+    return (int(b) - int(a)) // count
+
+
+def _affine(start: str, step: int | None) -> str:
+    """`start + step * i` as Python (`64 + 32 * i`, `i + 1`, `64`)."""
+    if not step:
+        return start
+    if step == 1:
+        return "i" if start == "0" else f"i + {start}"
+    return f"{step} * i" if start == "0" else f"{start} + {step} * i"
+
+
 def access(path: list[str]) -> str:
     """`self.features.denseblock1`, `self.features[3]`."""
     return reach(["self", *path])
@@ -154,6 +174,11 @@ class TreeWriter:
         self.entries, self.root = layout(gen.ir)
         self.exprs: dict[int, str] = {}
         self.index = {id(e): k for k, e in enumerate(self.entries)}
+        ops = [e.item if isinstance(e.item, Op) else None for e in self.entries]
+        self.flatten_at = flatten_points(
+            [op.kind if op is not None else None for op in ops],
+            [len(op.in_shapes[0]) if op is not None and op.in_shapes else 0 for op in ops],
+        )
         fresh = False
         for e in self.entries:
             self.exprs[id(e)] = self.module(e, fresh)
@@ -185,9 +210,55 @@ class TreeWriter:
                 return [f"{owner}.add_module(", f'    "{name}",', "    nn.Sequential(", *inner, "    ),", ")"]
             return [self.assign(owner, name, "nn.Sequential("), *items, ")"]
         lines = [self.assign(owner, name, "nn.Sequential()")]
-        for kid, c in kids:
-            lines += self.build([*prefix, name], kid, c)
+        inner = reach([*prefix, name])
+        k = 0
+        while k < len(kids):
+            run = self.run_at(kids, k)
+            if run is None:
+                lines += self.build([*prefix, name], *kids[k])
+                k += 1
+                continue
+            count, label, call = run
+            lines += [f"for i in range({count}):", f"    {inner}.add_module({label}, {call})"]
+            k += count
         return lines
+
+    def run_at(self, kids: list[tuple[str, Node | Entry]], k: int) -> tuple[int, str, str] | None:
+        """A run of block uses from `kids[k]` that a loop builds (DenseNet's `denselayer1` ... `6`): the
+        same class, names numbered one by one, each argument the same or growing by a constant step;
+        its length, the name and the call as expressions of `i`."""
+
+        def parts(j: int) -> tuple[str, int, tuple[str, ...], list[str]] | None:
+            name, child = kids[j]
+            m = re.fullmatch(r"(.*?)(\d+)", name)
+            if not isinstance(child, Entry) or not isinstance(child.item, BlockInstance) or m is None:
+                return None
+            call = self.exprs[id(child)]
+            cls, _, args = call.partition("(")
+            split = [a.partition("=") if "=" in a else ("", "", a) for a in split_args(args[:-1])]
+            return m.group(1), int(m.group(2)), (cls, *(key for key, _, _ in split)), [v for _, _, v in split]
+
+        first = parts(k)
+        if first is None:
+            return None
+        stem, number, shape, values = first
+        steps: list[int | None] = []
+        count = 1
+        while k + count < len(kids):
+            nxt = parts(k + count)
+            if nxt is None or nxt[:3] != (stem, number + count, shape):
+                break
+            diffs = [_step(a, b, count) for a, b in zip(values, nxt[3])]
+            if None in diffs or (steps and diffs != steps):
+                break
+            steps, count = diffs, count + 1  # type: ignore[assignment]
+        if count < 3:
+            return None
+        args = [_affine(v, d) for v, d in zip(values, steps)]
+        keys = shape[1:]
+        call = f"{shape[0]}({', '.join(f'{key}={a}' if key else a for key, a in zip(keys, args))})"
+        label = f'f"{stem}{{{_affine(str(number), 1)}}}"' if stem else f"str({_affine(str(number), 1)})"
+        return count, label, call
 
     @staticmethod
     def assign(owner: str, name: str, expr: str) -> str:
@@ -207,7 +278,7 @@ class TreeWriter:
                 if leaves == list(range(k, k + len(leaves))) and self._whole(node):
                     step, target = len(leaves), e.path[:depth]
                     break
-            if self._flattens(e):
+            if k in self.flatten_at:
                 lines.append("x = torch.flatten(x, 1)")
             lines.append(f"x = {access(target)}(x)")
             k += step
@@ -220,9 +291,5 @@ class TreeWriter:
         return node
 
     def _whole(self, node: Node) -> bool:
-        """A container runs as one Sequential unless an fc after its first module needs a flatten."""
-        return not any(self._flattens(e) for e in node.entries()[1:])
-
-    @staticmethod
-    def _flattens(e: Entry) -> bool:
-        return isinstance(e.item, Op) and behaviour(e.item.kind).flattens and len(e.item.in_shapes[0]) > 1
+        """A container runs as one Sequential unless its modules need a flatten between them."""
+        return not any(self.index[id(e)] in self.flatten_at for e in node.entries()[1:])
