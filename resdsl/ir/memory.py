@@ -63,7 +63,7 @@ def training_memory(
 
 
 def fmt_bytes(n: float) -> str:
-    """1234567 -> '1.2 MB' (decimal units), as trainlib.fmt_bytes writes them."""
+    """1234567 -> '1.2 MB' (decimal units), as train.datafiles.fmt_bytes writes them."""
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1000 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
