@@ -20,7 +20,7 @@ OTHER_MEANINGS = {
     ("resdsl/ir/settings.py", "conv"): "the `projection conv` setting's value",
     ("resdsl/experiments/responses.py", "conv"): "Fig. 7 measures the responses of 3x3 convs",
     ("resdsl/experiments/responses.py", "bn"): "... after their BN",
-    ("resdsl/backends/pytorch/codegen.py", "relu"): "kaiming_normal_'s `nonlinearity` argument",
+    ("resdsl/backends/pytorch/initweights.py", "relu"): "kaiming_normal_'s `nonlinearity` argument",
 }
 NAMED = [d for d in REGISTRY.values() if d.name]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import Names, reach, safe_local
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
-from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, paren
-from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, render
+from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, compared, paren
+from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, last_of, render
 from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
 from resdsl.ir.ops import REGISTRY
@@ -32,19 +31,6 @@ class _Branch:
     containers: dict[str, int | None]
     nodes: dict[str, Container]
     strides: list[str]
-
-
-def _last_of(bn: str, containers: dict[str, int | None]) -> str | None:
-    """`{m}.conv[3]` -> `conv` where it is the last of `conv`'s modules in that branch."""
-    m = re.fullmatch(r"\{m\}\.(.+)\[(\d+)\]", bn)
-    if m is None or containers.get(dotted(m.group(1))) != int(m.group(2)) + 1:
-        return None
-    return m.group(1)
-
-
-def _compared(text: str) -> str:
-    """An operand of `==`: arithmetic binds tighter, a conditional or boolean expression does not."""
-    return f"({text})" if re.search(r"\b(if|and|or|not|lambda)\b|[<>=!]=|[<>]", text) else text
 
 
 class BodyWriter:
@@ -343,7 +329,7 @@ class BodyWriter:
         a, b = then.last_bn, orelse.last_bn
         if a == b or None in (a, b):
             return a if a == b else None
-        ends = [_last_of(bn, branch.containers) for bn, branch in ((a, then), (b, orelse))]
+        ends = [last_of(bn, branch.containers) for bn, branch in ((a, then), (b, orelse))]
         if ends[0] is not None and ends[0] == ends[1]:
             return f"{{m}}.{ends[0]}[-1]"
         return f"({a} if {{m}}.{flag} else {b})"
@@ -495,8 +481,8 @@ class BodyWriter:
         keeps = None  # where the class decides which uses are plain: the test saying "not plain"
         if use.decides_plain and self.spatial_known:
             flag = self.names.get(f"use_shortcut{suffix}")
-            shape_kept = [f"{_compared(st)} == 1" for st in self.strides[mark:]]
-            shape_kept.append(f"{_compared(in_channels)} == {_compared(self.channels)}")
+            shape_kept = [f"{compared(st)} == 1" for st in self.strides[mark:]]
+            shape_kept.append(f"{compared(in_channels)} == {compared(self.channels)}")
             self.init += ["# identity_or_none: the shortcut where the body keeps the shape",
                           f"self.{flag} = {' and '.join(shape_kept)}"]  # fmt: skip
             keeps = f"self.{flag}"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 from resdsl.backends.pytorch.blocks import BodyWriter
-from resdsl.backends.pytorch.layout import finish, generator_lines
+from resdsl.backends.pytorch.hints import uses_hint
+from resdsl.backends.pytorch.initweights import init_weights_lines
+from resdsl.backends.pytorch.layout import finish
 from resdsl.backends.pytorch.names import (
     MODULE_NAMES,
     RESERVED,
@@ -29,13 +30,12 @@ from resdsl.backends.pytorch.names import (
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
-from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage
+from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage, stage_items
 from resdsl.backends.pytorch.tree import TreeWriter, named
 from resdsl.backends.pytorch.view import BlockClass, ModelView
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
 from resdsl.ir.naming import attr_name, base_name
 from resdsl.ir.template import CallItem, OpItem, walk
-from resdsl.lang.values import Size
 
 __all__ = ["CodegenError", "ModelView", "render_model"]
 
@@ -149,7 +149,7 @@ class Generator:
         tr = Translator({**locals_, "in.channels": "in_channels"}, floats)  # in_channels: the class's first parameter
         params: list[tuple[str, str]] = []
         for f in template.formals:
-            hint = _uses_hint([i.args.get(f.name) for i in self.instances[bname]])
+            hint = uses_hint([i.args.get(f.name) for i in self.instances[bname]])
             if f.default is None:
                 params.append((locals_[f.name], f"{locals_[f.name]}: {hint}"))
             elif tr.is_constant(f.default):
@@ -288,7 +288,7 @@ class Generator:
                     init.append(f"self.units = {plan.first_unit - 1}  # stochastic depth: residual units built so far")
                 init.append(f"# {clean_comment(s.name)}: {clean_comment(s.description)}")
                 if plan is None:
-                    init += [f"self.{attr} = nn.Sequential("] + ["    " + line for line in self.stage_items(s)]
+                    init += [f"self.{attr} = nn.Sequential("] + ["    " + line for line in stage_items(self, s)]
                     init.append(")")
                 else:
                     init.append(f"self.{attr} = self.{methods[(plan.block, plan.rule)][0]}({self.stage_args(plan)})")
@@ -339,7 +339,7 @@ class Generator:
         if len(out_shape) > 1:
             forward.append("x = torch.flatten(x, 1)")
         forward.append("return x")
-        init += self.init_weights_lines()
+        init += init_weights_lines(self.last_bns)
         signature = ["zero_init_residual: bool = False"]
         span = ir.span
         cite = [f"{clean_comment(self.spec_path)}:{span.line}: {clean_comment(span.source.line(span.line).strip())}"]
@@ -354,7 +354,7 @@ class Generator:
                 self.instance_paths[id(e.item)] = ".".join(e.path)
             else:
                 self.op_paths[e.item.id] = ".".join(e.path)
-        init = writer.init_lines() + self.init_weights_lines()
+        init = writer.init_lines() + init_weights_lines(self.last_bns)
         forward = writer.forward_lines()
         if len(self.ir.op(self.ir.output_node).shape) > 1:
             forward.append("x = torch.flatten(x, 1)")
@@ -416,38 +416,6 @@ class Generator:
             raise CodegenError(f"no module for {op.kind.value}")
         return module
 
-    def init_weights_lines(self) -> list[str]:
-        lines = [
-            "# He initialisation (fan_out, relu) for convolutions; BN weight 1, bias 0.",
-            "for m in self.modules():",
-            "    if isinstance(m, nn.Conv2d):",
-            '        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
-            "    elif isinstance(m, nn.BatchNorm2d):",
-            "        nn.init.ones_(m.weight)",
-            "        nn.init.zeros_(m.bias)",
-        ]
-        zero = [(cls, bns) for cls, bns in self.last_bns.items() if bns]
-        if zero:
-            lines += [
-                "if zero_init_residual:",
-                "    # The last BN of each residual branch starts at 0: every block starts as an identity.",
-                "    for m in self.modules():",
-            ]
-            for i, (cls, bns) in enumerate(zero):
-                guards = {guard for _, guard in bns}
-                test = f"isinstance(m, {cls})"
-                if len(guards) == 1 and None not in guards:  # one flag for all: in the test itself
-                    test += f" and {guards.pop().format(m='m')}"
-                    bns = [(bn, None) for bn, _ in bns]
-                lines.append(f"        {'if' if i == 0 else 'elif'} {test}:")
-                for bn, guard in bns:
-                    zeroing = f"nn.init.zeros_({bn.format(m='m')}.weight)"
-                    if guard:
-                        lines += [f"            if {guard.format(m='m')}:", f"                {zeroing}"]
-                    else:
-                        lines.append(f"            {zeroing}")
-        return lines
-
     def top_ops(self, s: Section) -> list[Op]:
         return [self.ir.op(n) for n in s.nodes if self.ir.op(n).scope.block is None]
 
@@ -462,39 +430,6 @@ class Generator:
                 seen.add(op.scope.block)
                 items.append(s.blocks[op.scope.block])
         return items
-
-    def stage_items(self, s: Section) -> list[str]:
-        """One line per run of equal block uses: `*(BasicBlock(16, 16) for _ in range(17)),`;
-        a run whose survival follows the linear rule loops over its units."""
-        uses = []
-        for inst in s.blocks:
-            if not inst.nodes:
-                continue  # an empty block (`block e() { }`) is the identity: nothing to build
-            in_c = self.in_channels(inst)
-            looped, unit = self.call(inst, in_c, unit_var="unit")
-            uses.append((looped, unit, self.call(inst, in_c)[0]))
-        lines: list[str] = []
-        i = 0
-        while i < len(uses):
-            text, unit, single = uses[i]
-            step = uses[i + 1][1] - unit if unit is not None and i + 1 < len(uses) and uses[i + 1][1] else 0
-            j = i + 1
-            while (
-                j < len(uses)
-                and uses[j][0] == text
-                and (unit is None or (step > 0 and uses[j][1] == unit + (j - i) * step))
-            ):
-                j += 1
-            count = j - i
-            if count == 1:
-                lines.append(single + ",")
-            elif unit is not None:
-                span = f"{unit}, {unit + count * step}" + (f", {step}" if step > 1 else "")
-                lines += generator_lines(text, f"for unit in range({span})")
-            else:
-                lines += generator_lines(text, f"for _ in range({count})")
-            i = j
-        return lines
 
     # ---- the whole file
     def view(self, zero_init_default: bool) -> ModelView:
@@ -543,29 +478,6 @@ class Generator:
 
 
 _NO_DEFAULT = object()
-
-
-def _uses_hint(values: list[Any]) -> str:
-    """The hint of an argument from the values of all its uses: `int | tuple[int, int]` for a kernel
-    given as a size somewhere, `int | str` for `avgpool k` given `global` somewhere."""
-    hints = dict.fromkeys(_type_hint(v) for v in values)
-    if "int | tuple[int, int]" in hints or "float" in hints:
-        hints.pop("int", None)
-    return " | ".join(hints) or "object"
-
-
-def _type_hint(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "int" if value.is_integer() else "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, Size):
-        return "int | tuple[int, int]"
-    return "object"
 
 
 # ---------------------------------------------------------------- entry points

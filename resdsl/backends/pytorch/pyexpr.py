@@ -39,6 +39,11 @@ def kernel_literal(dims: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ")"
 
 
+def compared(text: str) -> str:
+    """An operand of `==`: arithmetic binds tighter, a conditional or boolean expression does not."""
+    return f"({text})" if re.search(r"\b(if|and|or|not|lambda)\b|[<>=!]=|[<>]", text) else text
+
+
 def paren(text: str) -> str:
     return text if re.fullmatch(r"[\w.]+", text) else f"({text})"
 

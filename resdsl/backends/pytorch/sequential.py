@@ -66,3 +66,11 @@ def call_whole(lines: list[str], containers: list[Container]) -> list[str]:
                 i += 1
         lines = out
     return lines
+
+
+def last_of(bn: str, containers: dict[str, int | None]) -> str | None:
+    """`{m}.conv[3]` -> `conv` where it is the last of `conv`'s modules in that branch."""
+    m = re.fullmatch(r"\{m\}\.(.+)\[(\d+)\]", bn)
+    if m is None or containers.get(dotted(m.group(1))) != int(m.group(2)) + 1:
+        return None
+    return m.group(1)

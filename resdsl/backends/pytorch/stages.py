@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resdsl.backends.pytorch.layout import generator_lines
 from resdsl.backends.pytorch.slots import residual_mode
 from resdsl.ir.graph import BlockInstance, Section, ShortcutOption
 
@@ -182,4 +183,38 @@ def make_stage_method(gen: GenContext, block: str, method: str, rule: Rule, out_
         lines.append("        self.units += 1")
     lines.append(f"        layers.append({rest_call})")
     lines += ["    self.in_channels = out_channels", "    return layers"]
+    return lines
+
+
+def stage_items(gen: GenContext, s: Section) -> list[str]:
+    """One line per run of equal block uses: `*(BasicBlock(16, 16) for _ in range(17)),`;
+    a run whose survival follows the linear rule loops over its units."""
+    uses = []
+    for inst in s.blocks:
+        if not inst.nodes:
+            continue  # an empty block (`block e() { }`) is the identity: nothing to build
+        in_c = gen.in_channels(inst)
+        looped, unit = gen.call(inst, in_c, unit_var="unit")
+        uses.append((looped, unit, gen.call(inst, in_c)[0]))
+    lines: list[str] = []
+    i = 0
+    while i < len(uses):
+        text, unit, single = uses[i]
+        step = uses[i + 1][1] - unit if unit is not None and i + 1 < len(uses) and uses[i + 1][1] else 0
+        j = i + 1
+        while (
+            j < len(uses)
+            and uses[j][0] == text
+            and (unit is None or (step > 0 and uses[j][1] == unit + (j - i) * step))
+        ):
+            j += 1
+        count = j - i
+        if count == 1:
+            lines.append(single + ",")
+        elif unit is not None:
+            span = f"{unit}, {unit + count * step}" + (f", {step}" if step > 1 else "")
+            lines += generator_lines(text, f"for unit in range({span})")
+        else:
+            lines += generator_lines(text, f"for _ in range({count})")
+        i = j
     return lines
