@@ -21,18 +21,24 @@ def checkpoint_path(path: Path) -> Path:
     return path / CHECKPOINT if path.is_dir() else path
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint read with weights_only=True; anything unreadable is an InputError."""
+def torch_load(path: Path, failure: str) -> Any:
+    """A torch.save'd file read onto the CPU with weights_only=True (it cannot run code); one it
+    cannot read is the InputError `failure (what torch said, its first line)`."""
     import torch
 
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"{failure} ({first[:200]})") from None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint read with weights_only=True; anything unreadable is an InputError."""
     path = checkpoint_path(path)
     if not path.exists():
         raise InputError(f"--resume {path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"cannot read checkpoint {path}: it is corrupt or truncated ({first[:200]})") from None
+    state = torch_load(path, f"cannot read checkpoint {path}: it is corrupt or truncated")
     if not isinstance(state, dict) or state.get("format") not in (FORMAT, *OLD_FORMATS):
         raise InputError(f"{path} is not a resdsl training checkpoint")
     needed = ("network", "data", "recipe", "trainer", "best", "wall_time") if state["format"] == FORMAT else ("spec",)

@@ -20,6 +20,7 @@ from typing import Any
 from resdsl.backends.pytorch.weights import load_weights
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.train import rundir
+from resdsl.train.checkpoints import import_model, torch_load
 from resdsl.train.trained import TrainedRun
 
 EVAL_FILE = "eval.json"
@@ -108,16 +109,10 @@ def resolve(opts: EvalOptions) -> Target:
 
 
 def _read_weights(path: Path) -> dict[str, Any]:
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise InputError(f"cannot read --weights {path}: not a torch state_dict file ({first[:200]})") from None
+    state = torch_load(path, f"cannot read --weights {path}: not a torch state_dict file")
     if isinstance(state, dict) and isinstance(state.get("trainer"), dict) and "model" in state["trainer"]:
         state = state["trainer"]["model"]  # a resdsl checkpoint
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
@@ -252,8 +247,6 @@ def _normalizer(target: Target, ir, root: Path, crop: int):
 
 def _build(target: Target, ir):
     """The model with the weights loaded: the run's model.py, or one generated from the spec."""
-    from resdsl.train.checkpoints import import_model
-
     if target.run is not None:
         return target.run.build(target.state, target.source)
     from resdsl.backends.pytorch.codegen import render_model

@@ -31,6 +31,7 @@ class _Branch:
     containers: dict[str, int | None]
     nodes: dict[str, Container]
     strides: list[str]
+    spatial_known: bool
 
 
 class BodyWriter:
@@ -245,9 +246,8 @@ class BodyWriter:
         """`if` in a block: the test picks the modules built and, where the branches differ in forward,
         the lines run (then it is stored at construction: `self.cond1 = t != 1`)."""
         test = self.tr(item.test)
-        if self.cur != "out":
-            self.emit(f"out = {self.cur}")
-            self.cur = "out"
+        entry = self.cur if self.cur != "out" else None  # the branches read `out`: `out = x` goes first
+        self.cur = "out"
         before = (self.channels, self.fresh, self.last_bn, self.spatial_known)
         strides = list(self.strides)
         outer_init, outer_forward = self.init, self.forward
@@ -263,7 +263,8 @@ class BodyWriter:
             self.indent -= 1
             self.cur = "out"
             branches.append(_Branch(self.init, self.forward, self.channels, self.fresh, self.last_bn,
-                                    self.names.taken, self.containers, self.nodes, self.strides))  # fmt: skip
+                                    self.names.taken, self.containers, self.nodes, self.strides,
+                                    self.spatial_known))  # fmt: skip
         self.init, self.forward = outer_init, outer_forward
         then, orelse = branches
         self.names.taken = then.taken | orelse.taken
@@ -283,56 +284,54 @@ class BodyWriter:
         for b in branches:
             b.init = render(b.init)
             b.forward[:] = call_whole(b.forward, [c for c in self.made if c.calls is b.forward])
-        self.spatial_known = self.spatial_known and then.strides == orelse.strides
+        self.spatial_known = then.spatial_known and orelse.spatial_known and then.strides == orelse.strides
         self.strides = then.strides
-        flag = "{flag}"  # the stored test's name, decided once it is known to be needed
-        channels = (
-            then.channels
-            if then.channels == orelse.channels
-            else f"({then.channels} if self.{flag} else {orelse.channels})"
-        )
-        last_bn = self.merged_last_bn(then, orelse, flag)
-        same_forward = then.forward == orelse.forward
         self.fresh = then.fresh and orelse.fresh
-        if same_forward and flag not in channels and (last_bn is None or flag not in last_bn):
+        flag = self.names.get(f"cond{self.conditions + 1}")  # the stored test, where something reads it
+        self.last_bn, bn_reads_flag = self.merged_last_bn(then, orelse, flag)
+        same_forward = then.forward == orelse.forward
+        if same_forward and then.channels == orelse.channels and not bn_reads_flag:
+            self.names.taken.discard(flag)
             cond, negated = test, f"not {paren(test)}"
         else:
             self.conditions += 1
-            name = self.names.get(f"cond{self.conditions}")
-            self.init.append(f"self.{name} = {test}")
-            cond, negated = f"self.{name}", f"not self.{name}"
-            channels, last_bn = channels.replace(flag, name), last_bn and last_bn.replace(flag, name)
-        self.channels, self.last_bn = channels, last_bn
+            self.init.append(f"self.{flag} = {test}")
+            cond, negated = f"self.{flag}", f"not self.{flag}"
+        if then.channels != orelse.channels:
+            self.channels = f"({then.channels} if self.{flag} else {orelse.channels})"
+        else:
+            self.channels = then.channels
         if then.init:
             self.init += [f"if {cond}:"] + ["    " + line for line in then.init]
             if orelse.init:
                 self.init += ["else:"] + ["    " + line for line in orelse.init]
         elif orelse.init:
             self.init += [f"if {negated}:"] + ["    " + line for line in orelse.init]
+        pad = "    " * self.indent
         if same_forward:
             lines = [line[4:] for line in then.forward]
-            pad = "    " * self.indent
-            if lines and self.forward and self.forward[-1].startswith(f"{pad}out = ") and lines[0].endswith("(out)"):
-                source = self.forward.pop()[len(pad) + 6 :]  # `out = x` made for the branches: read x itself
-                lines[0] = lines[0][: -len("(out)")] + f"({source})"
-            self.forward += lines
+            if entry is not None and lines and lines[0].startswith(f"{pad}out = ") and lines[0].endswith("(out)"):
+                lines[0], entry = lines[0][: -len("(out)")] + f"({entry})", None  # reads x itself
+            self.forward += ([f"{pad}out = {entry}"] if entry is not None else []) + lines
             return
-        pad = "    " * self.indent
+        if entry is not None:
+            self.forward.append(f"{pad}out = {entry}")
         self.forward += [f"{pad}if {cond}:"] + (then.forward or [f"{pad}    pass"])
         if orelse.forward:
             self.forward += [f"{pad}else:"] + orelse.forward
 
     @staticmethod
-    def merged_last_bn(then: _Branch, orelse: _Branch, flag: str) -> str | None:
+    def merged_last_bn(then: _Branch, orelse: _Branch, flag: str) -> tuple[str | None, bool]:
         """The BN ending the residual branch after an `if`: the branches' own if they agree, the
-        last module of their container where each ends it (`{m}.conv[-1]`), else the one built."""
+        last module of their container where each ends it (`{m}.conv[-1]`), else the one built
+        (then it reads the stored test: the second value says so)."""
         a, b = then.last_bn, orelse.last_bn
         if a == b or None in (a, b):
-            return a if a == b else None
+            return (a if a == b else None), False
         ends = [last_of(bn, branch.containers) for bn, branch in ((a, then), (b, orelse))]
         if ends[0] is not None and ends[0] == ends[1]:
-            return f"{{m}}.{ends[0]}[-1]"
-        return f"({a} if {{m}}.{flag} else {b})"
+            return f"{{m}}.{ends[0]}[-1]", False
+        return f"({a} if {{m}}.{flag} else {b})", True
 
     def named_attr(self, wanted: str) -> str:
         """The reference (from `self`) of the module a `name:` chose: an attribute (`norm1`), or a path of
@@ -478,21 +477,20 @@ class BodyWriter:
             self.indent += 1
         self.body(item.body)
         self.init += path_init  # registered after the body, as torchvision registers `downsample`
-        keeps = None  # where the class decides which uses are plain: the test saying "not plain"
+        keeps = guard = None  # the test saying "this use adds the shortcut", in forward and for zero_init
         if use.decides_plain and self.spatial_known:
             flag = self.names.get(f"use_shortcut{suffix}")
             shape_kept = [f"{compared(st)} == 1" for st in self.strides[mark:]]
             shape_kept.append(f"{compared(in_channels)} == {compared(self.channels)}")
             self.init += ["# identity_or_none: the shortcut where the body keeps the shape",
                           f"self.{flag} = {' and '.join(shape_kept)}"]  # fmt: skip
-            keeps = f"self.{flag}"
+            keeps, guard = f"self.{flag}", f"{{m}}.{flag}"
         elif use.decides_plain:  # a size the strides alone do not give: the shapes tell, at run time
             keeps = f"out.shape == {shortcut}.shape"
         elif use.mixed_plain:
-            keeps = f"not self.plain{suffix}"
+            keeps, guard = f"not self.plain{suffix}", f"not {{m}}.plain{suffix}"
         self.spatial_known = spatial_before and self.spatial_known
         if self.last_bn and not plain_only:  # a plain use has no identity to start from: never zeroed
-            guard = keeps.replace("self.", "{m}.", 1) if keeps and keeps.startswith(("self.", "not self.")) else None
             if (self.last_bn, guard) not in self.last_bns:
                 self.last_bns.append((self.last_bn, guard))
         if use.stochastic:

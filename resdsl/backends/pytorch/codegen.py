@@ -210,6 +210,13 @@ class Generator:
     def call(self, inst: BlockInstance, in_channels: int, unit_var: str | None = None) -> tuple[str, int | None]:
         """`BasicBlock(64, 128, stride=2, downsample=projection(64, 128, stride=2))`, and the first
         stochastic-depth unit it uses through `unit_var` (None if its survival is written out)."""
+        args, first_unit = self.call_args(inst, in_channels, unit_var)
+        return f"{self.class_names[inst.definition]}({', '.join(args)})", first_unit
+
+    def call_args(
+        self, inst: BlockInstance, in_channels: int, unit_var: str | None = None
+    ) -> tuple[list[str], int | None]:
+        """The arguments of `call`'s constructor call (`["64", "128", "stride=2", ...]`)."""
         positional, keywords = self.block_arguments(inst)
         args = [str(in_channels), *positional, *keywords]
         uses = self.slot_uses[inst.definition]
@@ -234,7 +241,7 @@ class Generator:
                     args.append(f"survival{suffix}={r.survival!r}")
             if use.plain_flag and mode == "none":
                 args.append(f"plain{suffix}=True")
-        return f"{self.class_names[inst.definition]}({', '.join(args)})", first_unit
+        return args, first_unit
 
     def shortcut_module(self, r: Residual) -> str:
         plan = self.ir.op(r.shortcut).shortcut
@@ -300,10 +307,7 @@ class Generator:
                 continue
             init.append(f"# {s.kind}")
             items = self.section_items(s)
-            flatten_at = flatten_points(
-                [item.kind if isinstance(item, Op) else None for item in items],
-                [len(item.in_shapes[0]) if isinstance(item, Op) and item.in_shapes else 0 for item in items],
-            )
+            flatten_at = flatten_points([item if isinstance(item, Op) else None for item in items])
             for k, item in enumerate(items):
                 if k in flatten_at:
                     forward.append("x = torch.flatten(x, 1)")

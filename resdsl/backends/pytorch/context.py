@@ -44,6 +44,12 @@ class GenContext(Protocol):
         """The constructor call of one block use, and its output channels."""
         ...
 
+    def call_args(
+        self, inst: BlockInstance, in_channels: int, unit_var: str | None = None
+    ) -> tuple[list[str], int | None]:
+        """The arguments of that call, each as Python source (`"64"`, `"stride=2"`)."""
+        ...
+
     def module_literal(self, op: Op, in_shape: tuple[int, ...]) -> str:
         """The module of one stem or head op."""
         ...

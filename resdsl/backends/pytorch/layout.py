@@ -32,7 +32,7 @@ def wrap_method_line(line: str) -> list[str]:
         head, _, rest = line.partition("(")
         params = rest[: rest.rfind(")")]
         tail = rest[rest.rfind(")") :]
-        parts = split_args(params)  # not at a ", " inside a string default
+        parts = _split_args(params)  # not at a ", " inside a string default
         inner = ", ".join(parts)
         if 8 + len(inner) <= 88:
             return [f"{head}(", "    " + inner, tail]
@@ -67,7 +67,7 @@ def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:
         return [line]
     tail = line[line.rfind(")") :]
     inner = line[open_at + 1 : line.rfind(")")]
-    parts = split_args(inner)
+    parts = _split_args(inner)
     if indent + 4 + len(", ".join(parts)) <= width:
         return [line[: open_at + 1], "    " + ", ".join(parts), tail]
     if len(parts) == 1 and parts[0].endswith(")") and "(" in parts[0]:
@@ -78,7 +78,7 @@ def wrap_call(line: str, indent: int, width: int = 88) -> list[str]:
     return lines + [tail]
 
 
-def split_args(text: str) -> list[str]:
+def _split_args(text: str) -> list[str]:
     parts, depth, start = [], 0, 0
     quote = ""
     for i, ch in enumerate(text):

@@ -6,9 +6,10 @@ channels (an fc: its input features), `dims` 2 for a CxHxW input and 1 for a vec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from resdsl.ir.graph import Op
 from resdsl.ir.ops import ACTIVATIONS, OpKind
 
 Args = Mapping[str, str]
@@ -108,17 +109,20 @@ def behaviour(kind: OpKind) -> Behaviour:
     return BEHAVIOUR.get(kind, PLAIN)
 
 
-def flatten_points(kinds: list[OpKind | None], in_dims: list[int]) -> set[int]:
+def flatten_points(ops: Sequence[Op | None]) -> set[int]:
     """Where a run of modules flattens its CxHxW tensor: before each fc that reads one, moved back
     past the elementwise ops just before it (`avgpool global; dropout; fc` flattens after the pool,
-    as torchvision's classifiers do, so `classifier` runs as one Sequential). `kinds[i]` is None for
-    a block use; `in_dims[i]` is the number of dimensions of item i's input."""
+    as torchvision's classifiers do, so `classifier` runs as one Sequential). None is a block use."""
+
+    def elementwise(op: Op | None) -> bool:
+        return op is not None and behaviour(op.kind).elementwise
+
     points = set()
-    for k, kind in enumerate(kinds):
-        if kind is None or not behaviour(kind).flattens or in_dims[k] <= 1:
+    for k, op in enumerate(ops):
+        if op is None or not behaviour(op.kind).flattens or len(op.in_shapes[0]) <= 1:
             continue
         start = k
-        while start > 0 and kinds[start - 1] is not None and behaviour(kinds[start - 1]).elementwise:
+        while start > 0 and elementwise(ops[start - 1]):
             start -= 1
         points.add(start)
     return points

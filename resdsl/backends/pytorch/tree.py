@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.layout import split_args
 from resdsl.backends.pytorch.names import Names, reach
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError
@@ -142,6 +141,12 @@ def stage_modules(ir: NetworkIR) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _keyword(arg: str) -> tuple[str, str]:
+    """`stride=2` -> ("stride", "2"); a positional argument -> ("", it)."""
+    m = re.match(r"(\w+)=(?!=)(.*)\Z", arg, re.S)
+    return (m.group(1), m.group(2)) if m else ("", arg)
+
+
 def _step(a: str, b: str, count: int) -> int | None:
     """How much an argument grows per use from `a` (the run's first) to `b` (its `count`-th next)."""
     if a == b:
@@ -174,11 +179,7 @@ class TreeWriter:
         self.entries, self.root = layout(gen.ir)
         self.exprs: dict[int, str] = {}
         self.index = {id(e): k for k, e in enumerate(self.entries)}
-        ops = [e.item if isinstance(e.item, Op) else None for e in self.entries]
-        self.flatten_at = flatten_points(
-            [op.kind if op is not None else None for op in ops],
-            [len(op.in_shapes[0]) if op is not None and op.in_shapes else 0 for op in ops],
-        )
+        self.flatten_at = flatten_points([e.item if isinstance(e.item, Op) else None for e in self.entries])
         fresh = False
         for e in self.entries:
             self.exprs[id(e)] = self.module(e, fresh)
@@ -233,10 +234,11 @@ class TreeWriter:
             m = re.fullmatch(r"(.*?)(\d+)", name)
             if not isinstance(child, Entry) or not isinstance(child.item, BlockInstance) or m is None:
                 return None
-            call = self.exprs[id(child)]
-            cls, _, args = call.partition("(")
-            split = [a.partition("=") if "=" in a else ("", "", a) for a in split_args(args[:-1])]
-            return m.group(1), int(m.group(2)), (cls, *(key for key, _, _ in split)), [v for _, _, v in split]
+            inst = child.item
+            args = self.gen.call_args(inst, self.gen.in_channels(inst))[0]
+            split = [_keyword(a) for a in args]
+            cls = self.gen.class_names[inst.definition]
+            return m.group(1), int(m.group(2)), (cls, *(key for key, _ in split)), [v for _, v in split]
 
         first = parts(k)
         if first is None:
