@@ -168,7 +168,7 @@ class Builder:
             if isinstance(item, OpItem):
                 self.op(item, env, ctx)
             elif isinstance(item, CallItem):
-                self.invoke(item.call, env, ctx, {})
+                self.invoke(item.call, env, ctx, {}, origin=item.key)
             elif isinstance(item, ResidualItem):
                 self.residual_section(item, env, ctx)
             elif isinstance(item, IfItem):
@@ -203,7 +203,8 @@ class Builder:
         elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
             attrs = {}
         node = self.emit(kind, attrs, item.span, ctx)
-        self.graph.nodes[node]["op"].module_name = item.module_name
+        op = self.graph.nodes[node]["op"]
+        op.module_name, op.origin = item.module_name, item.key
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
         """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the
@@ -291,11 +292,20 @@ class Builder:
                 by_shape=by_shape,
             )
         )
+        for node in (shortcut, merge):
+            if node is not None:
+                self.graph.nodes[node]["op"].origin = item.key
         if merge is not None:
             self.graph.nodes[merge]["op"].residual = rid
 
     def invoke(
-        self, call: syntax.Call, env: Env, ctx: Ctx, overrides: dict[str, Value], index: int | None = None
+        self,
+        call: syntax.Call,
+        env: Env,
+        ctx: Ctx,
+        overrides: dict[str, Value],
+        index: int | None = None,
+        origin: str = "",
     ) -> None:
         bdef = self.program.blocks.get(call.name)
         if bdef is None:
@@ -359,7 +369,7 @@ class Builder:
         inst = BlockInstance(
             bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks)
         )
-        inst.defaulted = defaulted
+        inst.defaulted, inst.origin = defaulted, origin
         parent = ctx.instance
         inst._parent = parent  # type: ignore[attr-defined]
         if parent is None:

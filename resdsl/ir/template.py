@@ -38,6 +38,7 @@ class OpItem:
     module_name_span: Span | None = None  # where that name is written
     attr: str | None = None  # in a block: its attribute (or path) in the block's class (resdsl.ir.naming)
     reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # argument (keyword; "" positional) -> params read
+    key: str = ""  # unique in the program (`basic:3`): the origin of the ops it makes (Op.origin)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class CallItem:
 
     block: str
     call: Call  # its arguments with the spec's params folded in
+    key: str = ""  # the origin of the uses it makes (BlockInstance.origin)
+    attr: str | None = None  # its attribute in the calling block's class (resdsl.ir.naming)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ResidualItem:
     preact_error: SpecError | None = None  # `preact` opening a dense section
     shortcut: list[Item] | None = None  # `shortcut { avgpool 2x2, ceil: true; conv 1x1, w; bn }` inside
     shortcut_span: Span | None = None
+    key: str = ""  # the origin of its shortcut and merge ops
 
 
 @dataclass

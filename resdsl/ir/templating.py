@@ -44,6 +44,7 @@ class Templates:
         self._built: dict[str, BlockTemplate] = {}
         self.naming_errors: list[SpecError] = []  # module-name collisions in the blocks built (ir/naming.py)
         self.section_reads: set[str] = set()  # the params that stem and head bodies read
+        self._keys = 0  # items keyed so far (OpItem.key, CallItem.key, ResidualItem.key)
 
     def block(self, name: str) -> BlockTemplate:
         if name not in self._built:
@@ -65,6 +66,7 @@ class Templates:
             bdef.module,
             bdef.span.source.line(bdef.span.line).strip(),
         )
+        self._key(template.body, bdef.name)
         template.reads_input = _mentions(bdef, "in.channels")
         template.params_read = frozenset(folder.read)
         self.naming_errors += decide_block_names(template)
@@ -80,8 +82,16 @@ class Templates:
         """A stem or head body: no formals; the params and `names` (`classes`) folded."""
         folder = Folder({**self.params, **names}, set())
         items = self.body(stmts, folder, where)
+        self._key(items, where)
         self.section_reads |= folder.read & set(self.params)
         return items
+
+    def _key(self, items: list[Item], owner: str) -> None:
+        """Give every op, call and section item its key, unique in the program: `basic:3`."""
+        for item in walk(items):
+            if isinstance(item, OpItem | CallItem | ResidualItem):
+                item.key = f"{owner}:{self._keys}"
+                self._keys += 1
 
     # ---- statements
     def body(self, stmts: list[syntax.Stmt], folder: Folder, where: str) -> list[Item]:
