@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from resdsl.backends.pytorch.codegen import render_model
-from resdsl.backends.pytorch.tree import stage_modules
 from resdsl.backends.pytorch.verify import load_module, measure_model, verify_model
 from resdsl.cli.main import main
+from resdsl.ir.paths import stage_modules
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
 

@@ -15,7 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # What check and info need at run time, without torch (installed from the configured index).
-RUNTIME = ["lark>=1.1.9", "networkx>=3.0", "click>=8.1", "jinja2>=3.1", "graphviz>=0.20", "rich>=13", "numpy>=1.24"]
+RUNTIME = [
+    "lark>=1.1.9",
+    "networkx>=3.0",
+    "click>=8.1",
+    "jinja2>=3.1",
+    "graphviz>=0.20",
+    "rich>=13",
+    "numpy>=1.24",
+    "ruff>=0.9",
+]
 
 SPEC = """\
 # A CIFAR ResNet-20 written outside the checkout: std.rd must come from the installed wheel.

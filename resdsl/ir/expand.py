@@ -204,7 +204,7 @@ class Builder:
             attrs = {}
         node = self.emit(kind, attrs, item.span, ctx)
         op = self.graph.nodes[node]["op"]
-        op.module_name, op.origin = item.module_name, item.key
+        op.module_name, op.module_name_span, op.origin = item.module_name, item.module_name_span, item.key
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
         """Defaults that follow from the kernel (a conv's padding, a pool's stride), by the rules the

@@ -66,6 +66,7 @@ class Op:
     role: Role = Role.MAIN
     residual: int | None = None  # Residual.id of the innermost residual this op belongs to
     module_name: str | None = None  # `name:`: its attribute (in a block) or path (stem, head); ir/modnames.py
+    module_name_span: Span | None = None  # where that name is written
     origin: str = ""  # the key of the template item that made it (OpItem.key; a section's ResidualItem.key)
     path: str | None = None  # ir/naming.decide_paths: its module's path in the network (`layer2.0.bn1`)
     # Written by the passes (resdsl.ir.passes), each by one pass:
@@ -123,6 +124,7 @@ class Section:
     nodes: list[int] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a stage-level override
     module_name: str | None = None  # `name:` of a stage, stem or head: a path pattern (ir/modnames.py)
+    path: str | None = None  # ir/paths.py: a stage's own container in the default layout (`layer2`)
 
 
 @dataclass

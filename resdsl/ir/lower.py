@@ -19,6 +19,7 @@ from resdsl.ir.graph import (
 from resdsl.ir.modnames import is_indexed, path_problem
 from resdsl.ir.ops import OPS
 from resdsl.ir.params import evaluate_params
+from resdsl.ir.paths import decide_paths
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, source_text, unknown_name
@@ -88,6 +89,8 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     ir.output_node = builder.current
     ir.survival = settings["survival"]
     ir.params_used = _params_used(program, net, sections, blocks, builder.templates.section_reads)
+    errors += decide_paths(ir)
+    collect(errors)
     return ir
 
 

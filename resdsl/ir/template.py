@@ -48,7 +48,7 @@ class CallItem:
     block: str
     call: Call  # its arguments with the spec's params folded in
     key: str = ""  # the origin of the uses it makes (BlockInstance.origin)
-    attr: str | None = None  # its attribute in the calling block's class (resdsl.ir.naming)
+    attr: str | None = None  # its attribute in the calling block's class (resdsl.ir.paths)
 
 
 @dataclass
@@ -66,6 +66,7 @@ class ResidualItem:
     shortcut: list[Item] | None = None  # `shortcut { avgpool 2x2, ceil: true; conv 1x1, w; bn }` inside
     shortcut_span: Span | None = None
     key: str = ""  # the origin of its shortcut and merge ops
+    shortcut_attr: str | None = None  # the Sequential of a written shortcut's ops (resdsl.ir.paths)
 
 
 @dataclass

@@ -123,7 +123,6 @@ class BodyWriter:
             attr = item.attr  # decided by the IR (resdsl.ir.naming)
         else:
             raise CodegenError(f"`{item.op}` at {item.span} has no module name of its own (a bug: check named it)")
-        self.gen.item_attrs[id(item)] = item.module_name or attr
         if how.output_aliases_input:
             self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}({self.cur})", self.fresh)
@@ -405,8 +404,9 @@ class BodyWriter:
             elif use.modes == {"none"} and callee_uses[i - 1].plain_flag:
                 args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
-        attr = self.names.get(safe_local(item.block))
-        self.gen.item_attrs[id(item)] = attr
+        if item.attr is None or self.names.get(item.attr) != item.attr:
+            raise CodegenError(f"the use of `{item.block}` has no attribute of its own (a bug: the IR names it)")
+        attr = item.attr  # decided by the IR (resdsl.ir.paths)
         self.init.append(f"self.{attr} = {cls}({', '.join(args)})")
         self.assign(f"self.{attr}({self.cur})", False)
         self.channels = f"self.{attr}.out_channels"
@@ -453,8 +453,9 @@ class BodyWriter:
             shortcut = sc
         path_init: list[str] = []
         if "path" in use.modes and item.shortcut is not None:  # written by hand: a Sequential of its ops
-            attr = self.names.get(f"downsample{suffix}")
-            self.gen.item_attrs[id(item)] = attr  # its ops are `attr.0`, `attr.1`, ... in the order they run
+            attr = item.shortcut_attr  # decided by the IR (resdsl.ir.paths): its ops are `attr.0`, `attr.1`, ...
+            if attr is None or self.names.get(attr) != attr:
+                raise CodegenError("a written shortcut has no attribute of its own (a bug: the IR names it)")
             lines = self.path_lines(item.shortcut, attr)
             self.channels = in_channels
             path_init = [f"self.{attr} = nn.Sequential()"]
