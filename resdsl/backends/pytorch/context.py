@@ -18,6 +18,7 @@ class GenContext(Protocol):
     class_names: dict[str, str]  # block -> its class's name
     slot_uses: dict[str, list[SlotUse]]  # block -> what each of its residual sections does across its uses
     block_params: dict[str, list[tuple[str, str]]]  # block -> (local, `local: hint = default`) of its class
+    block_out: dict[str, str]  # block -> its output channels, an expression of its class's parameters
     stage_ready: set[str]  # blocks whose regular stages may use a make_stage method
     unit_of: dict[int, int]  # residual id -> stochastic-depth unit number (1-based)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import reach
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.stagetable import stage_table
 from resdsl.ir.graph import BlockInstance, Op
 from resdsl.ir.paths import Entry, Node, container_tree, network_entries
 
@@ -99,6 +100,11 @@ class TreeWriter:
         inner = reach([*prefix, name])
         k = 0
         while k < len(kids):
+            count, table = stage_table(self.gen, kids, k, inner)
+            if count:
+                lines += table
+                k += count
+                continue
             run = self.run_at(kids, k)
             if run is None:
                 lines += self.build([*prefix, name], *kids[k])
