@@ -122,3 +122,40 @@ def test_the_contracts_can_fail(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "resdsl.lang is not allowed to import resdsl.cli" in proc.stdout
+
+
+BLOCK_PATH = ("resdsl/ir/expand.py", "resdsl/ir/binding.py")  # lowering's block path: templates only
+
+
+def test_the_block_lowering_never_reads_the_syntax_tree() -> None:
+    """ir/template.py's contract: a block's uses are expanded from its template. The modules of the
+    block path import nothing that reaches a block's syntax (the syntax tree, the parser, the merged
+    program) and name none of syntax.py's own classes (BlockDef, Stmt, OpStmt, Formal, ...); the
+    expression nodes a template holds (lang/expr.py) are theirs to read."""
+    import ast
+
+    from resdsl.lang import expr, syntax
+
+    syntax_own = {
+        name
+        for name, value in vars(syntax).items()
+        if isinstance(value, type) and value.__module__ == syntax.__name__ and name not in vars(expr)
+    }
+    assert {"BlockDef", "Stmt", "OpStmt", "InvokeStmt", "SectionStmt", "IfStmt", "Formal"} <= syntax_own
+    forbidden = {"resdsl.lang.syntax", "resdsl.lang.parser", "resdsl.lang.imports"}
+    for relative in BLOCK_PATH:
+        tree = ast.parse((ROOT / relative).read_text(encoding="utf-8"))
+        imported: set[str] = set()
+        used: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+                used |= {a.name for a in node.names}
+            elif isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+        assert not imported & forbidden, (relative, imported & forbidden)
+        assert not used & (syntax_own | {"syntax", "program", "Program"}), (relative, used & syntax_own)
