@@ -119,5 +119,19 @@ network t {{
     per = 2 + 2 + 2  # preact, body, shortcut and merge
     with pytest.raises(SpecError) as caught:
         lower(program)
-    assert str(caught.value.message) == (f"`many_more()` expands to {400 * 100 * per:,} ops; the limit is {MAX_OPS:,}")
+    assert caught.value.message == (f"`many_more()` expands to {400 * 100 * per:,} ops; the limit is {MAX_OPS:,}")
     assert caught.value.hint == "blocks that call blocks multiply their sizes; call fewer of them"
+
+
+def test_a_repeated_stage_is_refused_with_its_block_bound() -> None:
+    """`preact_basic`'s bound is the ops a use emits: preact 2, body 4, shortcut and merge 2 (the
+    syntax-tree count said 10: it counted `preact { }` as a section with a merge of its own)."""
+    program = load_program(SPECS / "preact_resnet110.rd")
+    ir = lower(program)
+    conv2 = next(s for s in ir.sections if s.name == "conv2")
+    assert len(conv2.nodes) == 18 * 8
+    with pytest.raises(SpecError) as caught:
+        lower(load_program(SPECS / "preact_resnet110.rd"), {"n": 10_000_000})
+    assert caught.value.message == (
+        "`preact_basic(16) x n` expands to 10,000,000 blocks of 8 ops (80,000,000 ops); the limit is 200,000"
+    )
