@@ -159,3 +159,17 @@ def test_the_block_lowering_never_reads_the_syntax_tree() -> None:
                 used.add(node.attr)
         assert not imported & forbidden, (relative, imported & forbidden)
         assert not used & (syntax_own | {"syntax", "program", "Program"}), (relative, used & syntax_own)
+
+
+def test_the_network_lowering_reaches_blocks_through_templates() -> None:
+    """ir/lower.py reads the network's own syntax, but a block only through `Templates`: it never
+    names a BlockDef, its formals or the program's blocks."""
+    import ast
+
+    tree = ast.parse((ROOT / "resdsl/ir/lower.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in ("BlockDef", "formals"), ast.unparse(node)
+            if node.attr == "blocks":
+                owner = node.value.attr if isinstance(node.value, ast.Attribute) else getattr(node.value, "id", "")
+                assert owner != "program", ast.unparse(node)

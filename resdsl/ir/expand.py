@@ -1,8 +1,9 @@
 """Block uses -> ops: the `Builder` expands block templates (resdsl.ir.template) into the graph.
 
-Each use of a block evaluates its template's arguments with the use's values and emits the
-ops, shortcuts and merges of its body; every error found is collected with the notes of the
-uses that led to it (`in block X used here`).
+Each use of a block (a template's `CallItem`, or a stage's item) is bound to its template
+(resdsl.ir.binding), then the template's body is evaluated with the use's values into the ops,
+shortcuts and merges it emits; every error found is collected with the notes of the uses that led
+to it (`in block X used here`). Blocks are read through their templates only, never their syntax.
 """
 
 from __future__ import annotations
