@@ -63,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = SOCKET_SECONDS
     site: Site  # set on the subclass make_server builds
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         try:
             self._check_host()
             path = self.path.partition("?")[0]
@@ -78,7 +78,7 @@ class Handler(BaseHTTPRequestHandler):
         except BadRequest as err:
             self._json(err.status, {"error": err.message})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             self._check_host()
             fn = ENDPOINTS.get(self.path)
@@ -161,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the page went away (a newer request replaced it)
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         if not self.site.quiet:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
@@ -191,7 +191,9 @@ def serve(site: Site, port: int, announce: Callable[[str], None]) -> None:
         server = make_server(site, port)
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            raise UsageError(f"--port {port}: 127.0.0.1:{port} is in use; choose another (--port 0 picks a free one)")
+            raise UsageError(
+                f"--port {port}: 127.0.0.1:{port} is in use; choose another (--port 0 picks a free one)"
+            ) from None
         raise UsageError(f"--port {port}: cannot listen on 127.0.0.1:{port}: {err.strerror or err}") from None
     site.runner.start()
     announce(f"serving {site.path} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")

@@ -22,7 +22,7 @@ def _warm_up() -> None:
     try:
         analyze.check(req)
         analyze.model(req)
-    except Exception:  # noqa: BLE001 - only a head start; a real request reports any problem
+    except Exception:  # only a head start; a real request reports any problem
         pass
 
 

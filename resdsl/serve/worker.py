@@ -108,7 +108,7 @@ def _child(send: Connection, fn: Callable[..., dict[str, Any]], args: tuple[Any,
         answer: tuple[str, Any] = ("ok", fn(*args))
     except MemoryError:
         answer = ("bug", "out of memory (more than 4 GiB) while analysing the spec")
-    except Exception as err:  # noqa: BLE001 - a bug: reported to the page in one line, not a traceback
+    except Exception as err:  # a bug: reported to the page in one line, not a traceback
         answer = ("bug", f"{type(err).__name__}: {err}")
     send.send(answer)
     send.close()
