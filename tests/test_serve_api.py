@@ -169,3 +169,23 @@ def test_imports_reach_only_the_standard_library_and_files_beside_the_spec(tmp_p
             for name, line in (("/etc/passwd", 5), ("../secret.rd", 6), ("link.rd", 7))
         ]
         assert errors[0]["rendered"].startswith(f'{shown}:5:1: error: cannot import "/etc/passwd"')
+
+
+def test_the_command_refuses_a_missing_spec_and_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    def serve_cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "resdsl", "serve", *args]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    missing = serve_cli("nope.rd")
+    assert (missing.returncode, missing.stderr) == (1, "error: cannot read spec `nope.rd`: no such file\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = serve_cli("specs/cifar20.rd", "--port", str(port))
+    assert busy.returncode == 2
+    assert (
+        busy.stderr == f"error: --port {port}: 127.0.0.1:{port} is in use; choose another (--port 0 picks a free one)\n"
+    )

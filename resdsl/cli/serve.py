@@ -55,6 +55,7 @@ def serve_command(spec: Path | None, sets: tuple[str, ...], port: int, seconds: 
             raise SpecError(f"cannot read spec `{spec}`: {err.reason}") from None
     folder = str(Path(shown).resolve().parent)
     site = Site(path=str(shown), text=text, roots=(folder,), runner=Runner(seconds), sets=given)
+    site.file = None if spec is None else str(spec)
     serve(site, port, lambda line: click.echo(line, err=False))
 
 

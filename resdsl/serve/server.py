@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from resdsl.lang.imports import MAX_SPEC_BYTES
@@ -44,11 +45,22 @@ class Site:
     """What is served: the spec (its shown path, text, folder) and the workers."""
 
     path: str
-    text: str
+    text: str  # the spec's text when served (or the example's)
     roots: tuple[str, ...]
     runner: Runner
     sets: dict[str, str] = field(default_factory=dict)
     quiet: bool = False
+    file: str | None = None  # the spec file, read again for each new page (edits on disk show on reload)
+
+    def current_text(self) -> str:
+        if self.file is not None:
+            from resdsl.lang.imports import SpecReadError, read_spec
+
+            try:
+                self.text = read_spec(Path(self.file))
+            except SpecReadError:
+                pass  # gone or unreadable now: the last text read
+        return self.text
 
 
 class BadRequest(Exception):
@@ -69,7 +81,7 @@ class Handler(BaseHTTPRequestHandler):
             path = self.path.partition("?")[0]
             if path == "/api/spec":
                 s = self.site
-                self._json(HTTPStatus.OK, {"path": s.path, "text": s.text, "sets": s.sets})
+                self._json(HTTPStatus.OK, {"path": s.path, "text": s.current_text(), "sets": s.sets})
             elif path in STATIC:
                 name, kind = STATIC[path]
                 self._send(HTTPStatus.OK, (files("resdsl.serve") / "static" / name).read_bytes(), kind)

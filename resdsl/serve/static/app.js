@@ -55,7 +55,8 @@ async function refresh() {
   showRequestError(null);
   const size = new TextEncoder().encode(body.spec).length;
   if (size > MAX_SPEC_BYTES) {
-    showCheck({ ok: false, errors: [{ message: `the spec is ${size.toLocaleString("en-US")} bytes, more than the limit of 1,000,000 bytes for a spec file`, rendered: "", in_editor: false }] });
+    const message = `cannot read spec \`${state.path}\`: it is ${size.toLocaleString("en-US")} bytes, more than the limit of 1,000,000 bytes for a spec file`;
+    showCheck({ ok: false, errors: [{ message, rendered: `error: ${message}`, in_editor: false }] });
     return;
   }
   try {
