@@ -45,8 +45,11 @@ class Runner:
     def __init__(self, seconds: float, slots: int = 2) -> None:
         self.seconds = seconds
         self._slots = threading.BoundedSemaphore(slots)
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["resdsl.serve.warm"])
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            self._ctx = multiprocessing.get_context("forkserver")
+            self._ctx.set_forkserver_preload(["resdsl.serve.warm"])
+        else:  # Windows: each worker imports the pipeline itself
+            self._ctx = multiprocessing.get_context("spawn")
 
     def start(self) -> None:
         """Start the forkserver now (it imports and warms up the pipeline), not at the first request."""
@@ -89,6 +92,8 @@ class Runner:
             proc.join(5)
         if kind == "bug":
             raise WorkerFailed(f"resdsl bug: {value}; please report it with the spec")
+        if kind == "failed":
+            raise WorkerFailed(value)
         return value
 
 
@@ -97,7 +102,8 @@ def _noop() -> dict[str, Any]:
 
 
 def _child(send: Connection, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:
-    os.setpgid(0, 0)  # its own process group: a stop takes Graphviz's `dot` with it
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)  # its own process group: a stop takes Graphviz's `dot` with it
     try:
         import resource
 
@@ -107,7 +113,7 @@ def _child(send: Connection, fn: Callable[..., dict[str, Any]], args: tuple[Any,
     try:
         answer: tuple[str, Any] = ("ok", fn(*args))
     except MemoryError:
-        answer = ("bug", "out of memory (more than 4 GiB) while analysing the spec")
+        answer = ("failed", f"the analysis ran out of memory (the limit is {MEMORY_LIMIT >> 30} GiB per request)")
     except Exception as err:  # a bug: reported to the page in one line, not a traceback
         answer = ("bug", f"{type(err).__name__}: {err}")
     send.send(answer)
@@ -119,5 +125,5 @@ def _kill(proc: multiprocessing.process.BaseProcess) -> None:
     if proc.pid is not None and proc.is_alive():
         try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+        except (AttributeError, ProcessLookupError, PermissionError):  # no process groups (Windows)
             proc.kill()
