@@ -47,7 +47,7 @@ class Runner:
         self._slots = threading.BoundedSemaphore(slots)
         if "forkserver" in multiprocessing.get_all_start_methods():
             self._ctx = multiprocessing.get_context("forkserver")
-            self._ctx.set_forkserver_preload(["resdsl.serve.warm"])
+            self._ctx.set_forkserver_preload(["__main__", "resdsl.serve.warm"])  # __main__: not re-run per worker
         else:  # Windows: each worker imports the pipeline itself
             self._ctx = multiprocessing.get_context("spawn")
 
