@@ -90,6 +90,10 @@ def test_the_page_shows_cifar20_and_follows_the_editor(page, tmp_path: Path) -> 
     page.locator("#diagram g#section_conv3").click()  # a stage: its blocks
     expect(page.locator("#block-name")).to_have_text("conv3")
     expect(page.locator("#block svg")).to_contain_text("conv3.0")
+    page.select_option("#block-index", "2")  # the stage's third block
+    expect(page.locator("#block svg")).to_contain_text("conv3.2")
+    page.select_option("#block-index", "0")
+    expect(page.locator("#block svg")).to_contain_text("conv3.0")
     page.screenshot(path=str(IMAGES / "serve_cifar20.png"))
 
     original = page.input_value("#source")

@@ -120,7 +120,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _check_host(self) -> None:
         port = self.server.server_address[1]
-        if self.headers.get("Host") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        hosts = {f"127.0.0.1:{port}", f"localhost:{port}"} | ({"127.0.0.1", "localhost"} if port == 80 else set())
+        if self.headers.get("Host") not in hosts:
             raise BadRequest(HTTPStatus.MISDIRECTED_REQUEST, f"this server answers only to 127.0.0.1:{port}")
 
     def _body(self) -> dict[str, Any]:
