@@ -2,7 +2,7 @@
 standalone train.py embeds this module, see train/script.py).
 
 Reading: only regular files are opened (`open_regular`: a FIFO, a device or a directory is refused without
-blocking, also through a symlink), gzip is inflated up to a limit (`gunzip_limited`). Writing: an output
+blocking, also through a symlink). Writing: an output
 that is one of the command's inputs is refused (`refuse_overwrite`, by inode and by resolved path, so
 symlinks and hard links count), and files are written atomically (`write_atomic`: a temporary file in the
 same directory, fsynced, renamed over the target), so that a failure leaves what was there.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import io
 import os
 import stat
@@ -78,22 +77,6 @@ def open_regular(path: str | os.PathLike, error: ErrorFactory = FileRefused) -> 
 def read_regular(path: str | os.PathLike, error: ErrorFactory = FileRefused) -> bytes:
     with open_regular(path, error) as f:
         return f.read()
-
-
-def gunzip_limited(raw: bytes, limit: int, what: str, env: str, error: ErrorFactory = FileRefused) -> bytes:
-    """A gzip file's contents, refused with `error` once they pass `limit` bytes: inflated a chunk at a time,
-    so memory never holds much more than the limit (a 2.8 MB file can inflate to 3 GB). `env` names the
-    variable that raises the limit. zlib.error, EOFError and gzip.BadGzipFile propagate (a corrupt file)."""
-    out = bytearray()
-    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-        while chunk := f.read(min(1 << 20, limit + 1 - len(out))):
-            out += chunk
-            if len(out) > limit:
-                raise error(
-                    f"{what} inflates to more than {limit:,} bytes, the limit for a gzipped data file; "
-                    f"nothing more was inflated (raise the limit with {env}=BYTES)"
-                )
-    return bytes(out)
 
 
 # ---------------------------------------------------------------------------------------- outputs

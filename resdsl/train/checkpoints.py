@@ -26,8 +26,13 @@ def torch_load(path: Path, failure: str) -> Any:
     cannot read is the InputError `failure (what torch said, its first line)`."""
     import torch
 
+    from resdsl.files import FileRefused, open_regular
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f:  # a FIFO is refused, not waited on
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except FileRefused as err:
+        raise InputError(str(err)) from None
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise InputError(f"{failure} ({first[:200]})") from None
