@@ -3,6 +3,7 @@ and importing the generated model.py that goes with it."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,7 +30,8 @@ def torch_load(path: Path, failure: str) -> Any:
     from resdsl.files import FileRefused, open_regular
 
     try:
-        with open_regular(path) as f:  # a FIFO is refused, not waited on
+        with open_regular(path) as f, warnings.catch_warnings():  # a FIFO is refused, not waited on
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: a failure is reported below
             return torch.load(f, map_location="cpu", weights_only=True)
     except FileRefused as err:
         raise InputError(str(err)) from None

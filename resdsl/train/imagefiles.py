@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import IO
 
@@ -197,7 +198,8 @@ def _pil_decode(path: str, data: bytes, limit: int):
             with Image.open(io.BytesIO(data)) as image:
                 return np.array(image.convert("RGB"))  # a writable copy for torch
     except Exception as err:  # noqa: BLE001 - Pillow raises many kinds on a bad file
-        raise UnreadableImage(f"{shown(path)} is not a readable image ({type(err).__name__}: {err})") from None
+        said = re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "its data", str(err))  # no address: it differs each run
+        raise UnreadableImage(f"{shown(path)} is not a readable image ({type(err).__name__}: {said})") from None
 
 
 def failure(path: str, err: BaseException) -> BadImage:

@@ -61,8 +61,9 @@ def _is_temp(name: str) -> bool:
 
 def atomic_write(path: Path, data: bytes | str | Callable[[IO[bytes]], None]) -> None:
     """Write `data` (bytes, text, or a function writing to a binary file) to `path` atomically (fsynced,
-    renamed over the old file, the directory fsynced: resdsl/files.py, write_atomic)."""
-    write_atomic([(path, data)])
+    renamed over the old file, the directory fsynced: resdsl/files.py, write_atomic); a failure (a full disk,
+    a missing directory) is the InputError `cannot write PATH: REASON`, the old file left as it was."""
+    write_atomic([(path, data)], InputError)
 
 
 def sweep(out: Path) -> None:

@@ -29,7 +29,6 @@ from resdsl.diagnostics import InputError, UsageError
 from resdsl.train import checkpoints, rundir
 from resdsl.train import threads as threading_policy
 from resdsl.train.console import Interrupted, Printer, StopFlag
-from resdsl.train.datafiles import DataError
 from resdsl.train.dist import Dist, pick_device
 from resdsl.train.plan import RESUMABLE, Options, Plan, check_crop, default_run_dir, prepare, resume_command
 from resdsl.train.rundir import CHECKPOINT, write_metrics
@@ -171,6 +170,7 @@ def _train(s: Session) -> dict[str, Any]:
 
     from resdsl.backends.pytorch.codegen import render_model
     from resdsl.train import trainlib
+    from resdsl.train.datafiles import DataError
 
     plan, opts, dist, say = s.plan, s.opts, s.dist, s.say
     ir, cfg, state = plan.ir, plan.cfg, plan.state
@@ -240,7 +240,7 @@ def _train(s: Session) -> dict[str, Any]:
         trainer.observe(row.get("val_error", row["test_error"]))  # the plateau schedule's signal
         return row
 
-    def bad_data(err: DataError) -> InputError:
+    def bad_data(err: Exception) -> InputError:
         """An image that failed while training: a checkpoint first, so that nothing trained is lost; it lets
         --resume accept the folder with the file replaced (the same names, other sizes)."""
         checkpoint(repair=str(err)[:500])

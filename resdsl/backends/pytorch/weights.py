@@ -8,6 +8,7 @@ downloaded weights. torch is imported inside the functions: importing this modul
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ def load_tensors(path: Path, what: str) -> Any:
     from resdsl.files import FileRefused, open_regular
 
     try:
-        with open_regular(path) as f:
+        with open_regular(path) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the error below says what matters
             return torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError(f"cannot read {what}: no such file") from None
