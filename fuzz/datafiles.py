@@ -3,8 +3,8 @@
 An input is one byte naming the kind of file (`KINDS[data[0] % len(KINDS)]`) and the file's bytes. The file
 is written into a fresh folder and read the way resdsl reads that kind:
 
-    jpeg, png   the folder index's header check (imagefiles.check_header), the decoder, and a test item as a
-                DataLoader worker makes it (imagefolder.TestImages: decode, resize, centre crop)
+    jpeg, png   an image folder (val/c/f.JPEG) indexed (imagefolder.scan: every header checked), the decoder,
+                and a test item as a DataLoader worker makes it (imagefolder.TestImages: decode, resize, crop)
     idx, idx.gz MNIST's reader (digitfiles.read_idx), gzipped or not
     npz         the header check and the reader (datafiles.npz_arrays, read_npz)
     weights     `resdsl weights check`'s reader (weights.read_state_dict), loaded into a tiny generated module
@@ -63,7 +63,9 @@ def check_one(data: bytes, *, timeout: float | None = TIMEOUT_S, **_: object) ->
     os.environ.update(LIMITS)
     try:
         with tempfile.TemporaryDirectory(prefix="resdsl-fuzz-data-") as tmp:
-            path = Path(tmp) / f"f{SUFFIX[kind]}"
+            folder = Path(tmp) / "val" / "c" if kind in ("jpeg", "png") else Path(tmp)  # an image folder's class
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"f{SUFFIX[kind]}"
             path.write_bytes(body)
             with _deadline(timeout), _stage(kind):
                 return READERS[kind](path)
@@ -91,12 +93,10 @@ def _clear(err: Exception, path: Path, stage: str) -> None:
 
 def _image(path: Path) -> Outcome:
     try:
-        imagefiles.check_header(str(path))
+        indexed = imagefolder.scan(path.parent.parent).paths == [str(path)]  # the folder index checks headers
     except datafiles.DataError as err:
         _clear(err, path, "index")
         indexed = False
-    else:
-        indexed = True
     try:
         image = imagefiles.decode(str(path))
     except datafiles.DataError as err:

@@ -2,10 +2,10 @@
 standalone train.py embeds this module, see train/script.py).
 
 Reading: only regular files are opened (`open_regular`: a FIFO, a device or a directory is refused without
-blocking, also through a symlink). Writing: an output
-that is one of the command's inputs is refused (`refuse_overwrite`, by inode and by resolved path, so
-symlinks and hard links count), and files are written atomically (`write_atomic`: a temporary file in the
-same directory, fsynced, renamed over the target), so that a failure leaves what was there.
+blocking, also through a symlink). Writing: an output that is one of the command's inputs is refused
+(`refuse_overwrite`, by inode and by resolved path, so symlinks and hard links count), and files are written
+atomically (`write_atomic`: a temporary file in the same directory, fsynced, renamed over the target), so that
+a failure leaves what was there.
 
 No well-kept library does these: `atomicwrites` is archived by its author (2022), and the rest are
 os.open/os.fstat/os.replace/os.path.samefile around which any wrapper is as long as this module.
@@ -72,11 +72,6 @@ def open_regular(path: str | os.PathLike, error: ErrorFactory = FileRefused) -> 
     except BaseException:
         os.close(fd)
         raise
-
-
-def read_regular(path: str | os.PathLike, error: ErrorFactory = FileRefused) -> bytes:
-    with open_regular(path, error) as f:
-        return f.read()
 
 
 # ---------------------------------------------------------------------------------------- outputs

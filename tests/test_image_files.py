@@ -172,10 +172,17 @@ def test_an_image_failing_in_a_worker_stops_training_with_a_checkpoint(
     ]
     assert "Traceback" not in result.output
     assert (out / "checkpoint.pt").is_file()
+    result = run_cli("eval", out, "--workers", "1")  # the same image, in eval's worker
+    assert (result.exit_code, result.output.splitlines()[-1]) == (
+        1,
+        f"error: {strip} could not be decoded and augmented (ValueError: its shape 3000x1 resized to a shorter "
+        f"side of 55 is 165000x55 pixels, more than the limit of 1,000,000); {HINT}",
+    )
+    assert "Traceback" not in result.output
     strip.write_bytes(jpeg(64, 56))
     result = run_cli("train", spec, "--resume", out, "--data", folder, "--iterations", "4", "--workers", "1")
-    print(result.output)
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output
 
 
 def test_names_that_are_not_utf8_are_indexed_and_printed(folder: Path, spec: Path, tmp_path: Path) -> None:
