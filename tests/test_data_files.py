@@ -58,6 +58,11 @@ def test_fifos_are_refused_without_blocking(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         digitfiles.read_idx(tmp_path / "images", 3)
     assert str(err.value) == f"{tmp_path}/images is not a regular file: it is a named pipe (FIFO)"
+    pytest.importorskip("scipy")
+    os.mkfifo(tmp_path / "train_32x32.mat")
+    with pytest.raises(DataError) as err:
+        digitfiles.read_svhn_mat(tmp_path / "train_32x32.mat")
+    assert str(err.value) == f"{tmp_path}/train_32x32.mat is not a regular file: it is a named pipe (FIFO)"
 
 
 def test_a_gzip_claiming_gigabytes_is_refused_after_its_header(tmp_path: Path) -> None:

@@ -131,10 +131,15 @@ def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
         from scipy.io import loadmat
     except ImportError:
         raise DataError("--dataset svhn reads MATLAB files with scipy: pip install 'resdsl[svhn]'") from None
-    if not path.is_file():
-        raise DataError(f"{path.parent} has no {path.name}")
     try:
-        mat = loadmat(path, variable_names=["X", "y"])
+        f = open_regular(path, DataError)
+    except FileNotFoundError:
+        raise DataError(f"{path.parent} has no {path.name}") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err})") from None
+    try:
+        with f:
+            mat = loadmat(f, variable_names=["X", "y"])
     except Exception:  # noqa: BLE001 - scipy raises many kinds (ValueError, TypeError, OSError, ...) on a bad file
         raise DataError(f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)") from None
     x, y = mat.get("X"), mat.get("y")

@@ -301,7 +301,10 @@ def _train(s: Session) -> dict[str, Any]:
                 )
     if not rows or rows[-1]["iteration"] != trainer.iteration:  # a resumed run that had nothing left to train
         lr = trainer.lr()
-        rows.append(eval_row(trainer.iteration))
+        try:
+            rows.append(eval_row(trainer.iteration))
+        except DataError as err:
+            raise bad_data(err) from None
         if s.main:
             write_metrics(metrics_file, rows)
     checkpoint()
