@@ -1,13 +1,13 @@
 """ImageNet as an ImageFolder (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): scanning, class checks,
 JPEG decoding and the paper's augmentation on uint8 tensors (torch, the standard library, simplejpeg or
-Pillow; no resdsl import above `datafiles`).
+Pillow; of resdsl only `files`, `datafiles` and `imagefiles`).
 
 Scanning reads every image's header (imagefiles.check_header: a regular file, JPEG or PNG, within the pixel
-limit), so a bad file is an error naming it before training starts. Decoding (imagefiles.decode): simplejpeg
-(libjpeg-turbo, about 3x Pillow's `Image.open().convert()` on this CPU, see docs/training.md) when installed,
-else Pillow; files simplejpeg cannot read (PNG, CMYK JPEG) go through Pillow. A file that fails in a
-DataLoader worker comes back as a `BadImage`, never as the worker's traceback. Resizing is torch's antialiased bilinear `interpolate` on uint8 channels-last
-images, the fastest of the ways measured.
+limit, whole), so a bad file is an error naming it before training starts. Decoding (imagefiles.decode):
+simplejpeg (libjpeg-turbo, about 3x Pillow's `Image.open().convert()` on this CPU, see docs/training.md) when
+installed, else Pillow; files simplejpeg cannot read (PNG, CMYK JPEG) go through Pillow. A file that fails in a
+DataLoader worker comes back as a `BadImage`, never as the worker's traceback. Resizing is torch's antialiased
+bilinear `interpolate` on uint8 channels-last images, the fastest of the ways measured.
 """
 
 from __future__ import annotations
