@@ -134,7 +134,7 @@ def test_the_request_size_is_bounded(client: Client) -> None:
 def test_a_request_is_stopped_at_the_time_limit(tmp_path: Path) -> None:
     (tmp_path / "net.rd").write_text(CIFAR20)
     for client in serve(tmp_path, str(tmp_path / "net.rd"), seconds=0.3):
-        body = json.dumps({"spec": CIFAR20, "sets": {"n": "200"}}).encode()
+        body = json.dumps({"spec": CIFAR20, "sets": {"n": "3000"}}).encode()
         status, data = client.request("POST", "/api/check", body, {"Content-Type": "application/json"})
         assert status == 504
         assert data == {
