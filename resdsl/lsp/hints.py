@@ -1,0 +1,38 @@
+"""Inlay hints: the output shape at the end of each stem, stage and head, and of each op line of
+a block (at its first use)."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from resdsl.ir.graph import fmt_shape
+from resdsl.lsp.analysis import Analysis
+from resdsl.lsp.figures import instances, output
+
+
+def inlay_hints(a: Analysis, first: int, last: int) -> list[types.InlayHint]:
+    """The hints on 1-based lines first..last of the document."""
+    ir = a.ir
+    if ir is None:
+        return []
+    shown = a.display
+    at: dict[int, tuple[int, str]] = {}  # line -> (column, label); the last op on a line wins (`conv; bn; relu`)
+    seen: set[str] = set()
+    for _, inst in instances(ir):
+        if inst.definition in seen or inst.def_span.path != shown:
+            continue
+        seen.add(inst.definition)
+        for node in inst.nodes:
+            op = ir.op(node)
+            if op.span.path == shown and op.shape is not None and inst.def_span.line <= op.span.line:
+                at[op.span.end_line] = (op.span.end_col, fmt_shape(op.shape))
+    for section in ir.sections:
+        if section.span.path == shown:
+            at[section.span.end_line] = (section.span.end_col, output(ir, section.nodes))
+    return [
+        types.InlayHint(
+            types.Position(line - 1, col - 1), f"-> {label}", kind=types.InlayHintKind.Type, padding_left=True
+        )
+        for line, (col, label) in sorted(at.items())
+        if first <= line <= last
+    ]

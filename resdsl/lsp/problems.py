@@ -1,0 +1,46 @@
+"""Errors as LSP diagnostics: the located errors, hints and notes `resdsl check` prints."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from resdsl.diagnostics import ResdslError, SpecError
+from resdsl.lsp.analysis import Analysis
+from resdsl.lsp.locate import span_path, to_location, to_range
+
+_START = types.Range(types.Position(0, 0), types.Position(0, 0))
+
+
+def diagnostics(a: Analysis) -> list[types.Diagnostic]:
+    """The document's diagnostics: its own errors where they are, an imported file's errors on the
+    `import` line that brings it in (with the place itself as related information)."""
+    return [_diagnostic(a, err) for err in a.errors]
+
+
+def _diagnostic(a: Analysis, err: ResdslError) -> types.Diagnostic:
+    if not isinstance(err, SpecError):
+        return types.Diagnostic(_START, err.render(), types.DiagnosticSeverity.Error, source="resdsl")
+    message = err.message
+    related: list[types.DiagnosticRelatedInformation] = []
+    span = err.span
+    here = span is not None and span_path(span) == a.path
+    if span is not None and not here:
+        message = f"{span}: {message}"
+        related.append(types.DiagnosticRelatedInformation(to_location(span), err.message))
+    if err.hint:
+        message += f"\nhint: {err.hint}"
+    for note in err.notes:
+        if note.span is not None:
+            related.append(types.DiagnosticRelatedInformation(to_location(note.span), note.message))
+        else:
+            message += f"\nnote: {note.message}"
+    rng = to_range(span) if here else _import_line(a)
+    return types.Diagnostic(
+        rng, message, types.DiagnosticSeverity.Error, source="resdsl", related_information=related or None
+    )
+
+
+def _import_line(a: Analysis) -> types.Range:
+    if a.module is not None and a.module.imports:
+        return to_range(a.module.imports[0].span)
+    return _START
