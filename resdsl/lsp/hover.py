@@ -115,4 +115,3 @@ def _param(a: Analysis, name: str) -> str | None:
     if a.ir is not None and name not in a.ir.params_used:
         text += f"\n\nnot read by `{a.ir.name}`"
     return text
-
