@@ -22,9 +22,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[sys.executable, "-m", "resdsl", "lsp"]))
 async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(
+    result = await lsp_client.initialize_session(
         types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=ROOT.as_uri())
     )
+    lsp_client.server_capabilities = result.capabilities
     yield
     await lsp_client.shutdown_session()
 
@@ -44,13 +45,21 @@ def _change(client: LanguageClient, uri: str, version: int, text: str) -> None:
     )
 
 
-async def _diagnostics(client: LanguageClient, uri: str, version: int) -> list[types.Diagnostic]:
-    """The diagnostics the server publishes for `uri` at `version` (other documents' may come first)."""
+async def _diagnostics(client: LanguageClient, uri: str, until) -> list[types.Diagnostic]:
+    """The diagnostics of `uri` once `until(them)` holds (those published before the last change
+    fail it: each step changes what is wrong)."""
     async with asyncio.timeout(20):
-        while True:
-            params = await client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-            if params.uri == uri and params.version == version:
-                return list(params.diagnostics)
+        while uri not in client.diagnostics or not until(list(client.diagnostics[uri])):
+            await asyncio.sleep(0.01)
+    return list(client.diagnostics[uri])
+
+
+def _none(found: list[types.Diagnostic]) -> bool:
+    return found == []
+
+
+def _one(found: list[types.Diagnostic]) -> bool:
+    return len(found) == 1
 
 
 def _pos(text: str, line_text: str, word: str) -> types.Position:
@@ -58,26 +67,38 @@ def _pos(text: str, line_text: str, word: str) -> types.Position:
     return types.Position(line, line_text.index(word) + 1)
 
 
+async def test_the_server_says_what_it_can_do(client: LanguageClient) -> None:
+    caps = client.server_capabilities
+    assert caps.hover_provider and caps.definition_provider and caps.references_provider
+    assert caps.inlay_hint_provider and caps.document_symbol_provider and caps.completion_provider
+    try:  # formatting goes through `resdsl fmt` where this checkout has it
+        import resdsl.lang.fmt  # noqa: F401
+
+        assert caps.document_formatting_provider
+    except ImportError:
+        assert not caps.document_formatting_provider
+
+
 async def test_diagnostics_appear_and_clear_as_the_document_changes(client: LanguageClient, tmp_path: Path) -> None:
     spec = tmp_path / "net.rd"  # unsaved: the file on disk is empty; std.rd comes from the library
     spec.write_text("")
     good = CIFAR20.read_text()
     uri = _open(client, spec, good)
-    assert await _diagnostics(client, uri, 1) == []
+    assert await _diagnostics(client, uri, _none) == []
     bad = good.replace("basic(32, stride: 2)", "basic(32, strid: 2)")
     _change(client, uri, 2, bad)
-    [d] = await _diagnostics(client, uri, 2)
+    [d] = await _diagnostics(client, uri, _one)
     assert d.message == "block `basic` has no argument `strid`\nhint: did you mean `stride`?"
     line = bad.split("\n").index(STAGE3.replace("stride", "strid"))
     assert (d.range.start.line, d.range.start.character) == (line, STAGE3.index("strid"))
     assert d.severity == types.DiagnosticSeverity.Error and d.source == "resdsl"
     _change(client, uri, 3, bad.replace("param n = 3", "param n = 3\nparam n = 4"))  # every error, with notes
-    errors = await _diagnostics(client, uri, 3)
+    errors = await _diagnostics(client, uri, lambda f: any("defined twice" in e.message for e in f))
     twice = next(e for e in errors if "defined twice" in e.message)
     assert twice.related_information[0].message == "first defined here"
     assert twice.related_information[0].location.uri == uri
     _change(client, uri, 4, good)
-    assert await _diagnostics(client, uri, 4) == []
+    assert await _diagnostics(client, uri, _none) == []
 
 
 async def test_an_unsaved_import_is_read_from_its_buffer(client: LanguageClient, tmp_path: Path) -> None:
@@ -88,18 +109,17 @@ async def test_an_unsaved_import_is_read_from_its_buffer(client: LanguageClient,
     text = 'import "lib.rd"\nnetwork t {\n    input 3x8x8\n    classes 2\n    stage s = twice(4)\n    head { avgpool global; fc classes }\n}\n'
     spec.write_text(text)
     uri = _open(client, spec, text)
-    assert await _diagnostics(client, uri, 1) == []
+    assert await _diagnostics(client, uri, _none) == []
     _change(
         client, lib_uri, 2, "block twice(c) { conv 3x3, c; conv 3x3, c, stride: 0 }\n"
     )  # the importer is checked again
-    [d] = await _diagnostics(client, uri, 1)
+    [d] = await _diagnostics(client, uri, _one)
     assert "lib.rd" in d.message and d.related_information[0].location.uri == lib_uri
 
 
 async def test_hover_shows_a_stage_output_shape(client: LanguageClient) -> None:
     text = CIFAR20.read_text()
     uri = _open(client, CIFAR20, text)
-    await _diagnostics(client, uri, 1)
     result = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), _pos(text, STAGE3, "conv3"))
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from resdsl.ir.graph import fmt_shape
+from resdsl.ir.graph import OpKind, fmt_shape
 from resdsl.lsp.analysis import Analysis
 from resdsl.lsp.figures import instances, output
+
+MERGES = (OpKind.SHORTCUT, OpKind.ADD, OpKind.CONCAT, OpKind.MUL)  # made by a section, not by an op line
 
 
 def inlay_hints(a: Analysis, first: int, last: int) -> list[types.InlayHint]:
@@ -24,7 +26,7 @@ def inlay_hints(a: Analysis, first: int, last: int) -> list[types.InlayHint]:
         seen.add(inst.definition)
         for node in inst.nodes:
             op = ir.op(node)
-            if op.span.path == shown and op.shape is not None and inst.def_span.line <= op.span.line:
+            if op.span.path == shown and op.shape is not None and op.kind not in MERGES:
                 at[op.span.end_line] = (op.span.end_col, fmt_shape(op.shape))
     for section in ir.sections:
         if section.span.path == shown:

@@ -47,7 +47,11 @@ class ResdslServer(LanguageServer):
             for u, d in self.workspace.text_documents.items()
             if u != uri
         }
-        a = analyze(self.path_of(uri), doc.source, self.cache, others)
+        try:
+            a = analyze(self.path_of(uri), doc.source, self.cache, others)
+        except Exception as err:  # a bug in resdsl: said in the log, the last check kept
+            self.window_log_message(types.LogMessageParams(types.MessageType.Error, f"resdsl: internal error: {err!r}"))
+            return self.checks.get(uri) or Analysis(self.path_of(uri), doc.source)
         self.checks[uri] = a
         if a.program is not None:
             self.parsed[uri] = a
