@@ -211,3 +211,25 @@ async def test_document_symbols(client: LanguageClient) -> None:
         ("conv4", "64x8x8"),
         ("head", "10"),
     ]
+
+
+async def test_a_library_shows_the_figures_of_an_open_spec_that_uses_it(client: LanguageClient) -> None:
+    _open(client, CIFAR20, CIFAR20.read_text())
+    std = ROOT / "resdsl" / "lang" / "stdlib" / "std.rd"
+    text = std.read_text()
+    uri = _open(client, std, text)
+    assert await _diagnostics(client, uri, _none) == []  # a library checks as `resdsl check` has it: ok
+    lines = text.split("\n")
+    conv = lines.index("        conv 3x3, width, stride: stride; bn; relu")
+    result = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            types.TextDocumentIdentifier(uri), types.Range(types.Position(0, 0), types.Position(len(lines), 0))
+        )
+    )
+    assert {h.position.line: h.label for h in result}[conv] == "-> 16x32x32"  # basic's first use: conv2
+    header = await client.text_document_hover_async(
+        types.HoverParams(
+            types.TextDocumentIdentifier(uri), types.Position(lines.index("block basic(width, stride = 1) {"), 7)
+        )
+    )
+    assert "used 9 times in `cifar_resnet20`" in header.contents.value

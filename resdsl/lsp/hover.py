@@ -13,8 +13,9 @@ from resdsl.lsp.locate import enclosing_block, to_range, under, word_at
 from resdsl.lsp.symbols import block_signature, find_param
 
 
-def hover(a: Analysis, line: int, col: int) -> types.Hover | None:
-    """The hover at 1-based (line, col) of the document, or None."""
+def hover(a: Analysis, line: int, col: int, others: list[Analysis] | None = None) -> types.Hover | None:
+    """The hover at 1-based (line, col) of the document, or None. Inside a block that this document's
+    network does not use (a library's), the figures come from an open document whose network does."""
     if a.module is None:
         return None
     word = word_at(a.text, line, col)
@@ -23,8 +24,9 @@ def hover(a: Analysis, line: int, col: int) -> types.Hover | None:
         text = _param(a, word[0]) if _is_param_use(a, line, word) else None
         if text:
             return _result(text, line, word)
+    ir = _block_ir(a, others or [], block.name) if block is not None else a.ir
     for node in under(a.module, line, col):
-        text = _describe(a, node, block)
+        text = _describe(a, ir, node, block)
         if text:
             return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), to_range(node.span))
     return None
@@ -43,12 +45,17 @@ def _is_param_use(a: Analysis, line: int, word: tuple[str, int, int]) -> bool:
     return find_param(a, name) is not None and not rest.lstrip().startswith(":")
 
 
-def _describe(a: Analysis, node: object, block: syntax.BlockDef | None) -> str | None:
-    ir = a.ir
+def _block_ir(a: Analysis, others: list[Analysis], name: str) -> NetworkIR | None:
+    """The first checked network among this document's and the others' that uses block `name`."""
+    irs = [x.ir for x in [a, *others] if x.ir is not None]
+    return next((ir for ir in irs if instances_of(ir, name)), a.ir)
+
+
+def _describe(a: Analysis, ir: NetworkIR | None, node: object, block: syntax.BlockDef | None) -> str | None:
     if isinstance(node, syntax.Call | syntax.InvokeStmt):
         call = node.call if isinstance(node, syntax.InvokeStmt) else node
         if a.program is not None and call.name in a.program.blocks:
-            return _block_use(a, call)
+            return _block_use(a, ir, call)
         return None
     if isinstance(node, syntax.OpStmt) and ir is not None:
         ops = ops_at(ir, node.span)
@@ -59,7 +66,7 @@ def _describe(a: Analysis, node: object, block: syntax.BlockDef | None) -> str |
     if isinstance(node, syntax.StageStmt | syntax.SectionStmt) and ir is not None and block is None:
         return _section(ir, node.name)
     if isinstance(node, syntax.BlockDef):
-        return _block(a, node)
+        return _block(ir, node)
     if isinstance(node, syntax.ParamDef):
         return _param(a, node.name)
     return None
@@ -80,23 +87,23 @@ def _section(ir: NetworkIR, name: str) -> str | None:
     return text
 
 
-def _block_use(a: Analysis, call: syntax.Call) -> str:
+def _block_use(a: Analysis, ir: NetworkIR | None, call: syntax.Call) -> str:
     text = block_signature(a.program.blocks[call.name])
-    if a.ir is not None:
-        uses = instances_at(a.ir, call.span)
+    if ir is not None:
+        uses = instances_at(ir, call.span)
         if uses:
             label = "use" if len(uses) == 1 else f"{len(uses)} uses"
-            text += f"\n\n{label}:\n\n" + rows([instance_row(a.ir, s, i) for s, i in uses])
+            text += f"\n\n{label}:\n\n" + rows([instance_row(ir, s, i) for s, i in uses])
     return text
 
 
-def _block(a: Analysis, block: syntax.BlockDef) -> str:
+def _block(ir: NetworkIR | None, block: syntax.BlockDef) -> str:
     text = block_signature(block)
-    if a.ir is not None:
-        uses = instances_of(a.ir, block.name)
-        text += f"\n\nused {len(uses)} times in `{a.ir.name}`" if uses else f"\n\nnot used by `{a.ir.name}`"
+    if ir is not None:
+        uses = instances_of(ir, block.name)
+        text += f"\n\nused {len(uses)} times in `{ir.name}`" if uses else f"\n\nnot used by `{ir.name}`"
         if uses:
-            text += "\n\n" + rows([instance_row(a.ir, s, i) for s, i in uses])
+            text += "\n\n" + rows([instance_row(ir, s, i) for s, i in uses])
     return text
 
 

@@ -121,13 +121,15 @@ def _did_close(ls: ResdslServer, params: types.DidCloseTextDocumentParams) -> No
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def _hover(ls: ResdslServer, params: types.HoverParams) -> types.Hover | None:
     pos = params.position
-    return hover(ls.latest(params.text_document.uri), pos.line + 1, pos.character + 1)
+    uri = params.text_document.uri
+    return hover(ls.latest(uri), pos.line + 1, pos.character + 1, ls.others(uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_INLAY_HINT)
 def _inlay_hints(ls: ResdslServer, params: types.InlayHintParams) -> list[types.InlayHint]:
     r = params.range
-    return inlay_hints(ls.latest(params.text_document.uri), r.start.line + 1, r.end.line + 1)
+    uri = params.text_document.uri
+    return inlay_hints(ls.latest(uri), r.start.line + 1, r.end.line + 1, ls.others(uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
