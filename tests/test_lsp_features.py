@@ -131,3 +131,19 @@ def test_a_buffer_that_does_not_parse_has_its_error_and_no_hints(tmp_path: Path,
     [d] = diagnostics(a)
     assert d.range.start.line + 1 >= _at(SPEC, "stage s1", "s1")[0]
     assert a.ir is None and inlay_hints(a, 1, 100) == []
+
+
+def test_signature_help_marks_the_argument_being_typed(tmp_path: Path, cache: ParseCache) -> None:
+    from resdsl.lsp.signature import signature_help
+
+    a = _check(tmp_path, cache)
+    text = SPEC.replace("stage s1 = pair(w) * 2", "stage s1 = pair(w, stride: ")
+    b = _check(tmp_path, cache, text)
+    line, col = _at(text, "stage s1", "stride: ")
+    help = signature_help(b, line, col + len("stride: "), a)
+    assert help.signatures[0].label == "pair(c, stride = 1)" and help.active_parameter == 1
+    text = SPEC.replace("stem { conv 3x3, w; bn; relu }", "stem { conv 3x3, ")
+    b = _check(tmp_path, cache, text)
+    line, col = _at(text, "stem", "conv 3x3, ")
+    help = signature_help(b, line, col + len("conv 3x3, "), a)
+    assert help.signatures[0].label.startswith("conv kernel, channels, stride: 1") and help.active_parameter == 1

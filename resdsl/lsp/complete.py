@@ -21,7 +21,6 @@ IN_NETWORK = (*NETWORK_SETTINGS, "stem", "stage", "head", "expect")
 IN_BODY = (*SECTIONS_IN_BODY, "shortcut", "preact", "if", "else", "expect")
 
 _STAGE = re.compile(r"^\s*stage\s+\w+(\([^)]*\))?\s*=\s*([^=]*,\s*)?\w*$")
-_OP_LINE = re.compile(r"^\s*(\w+)\s+[^{]*$")
 _Kind = types.CompletionItemKind
 
 
@@ -35,12 +34,12 @@ def complete(a: Analysis, line: int, col: int, known: Analysis | None = None) ->
     offset = sum(len(x) + 1 for x in lines[: line - 1]) + len(prefix)
     headers = _open_bodies(a.text[:offset])
     block = enclosing_block(a.module or known.module, line, col) if (a.module or known.module) else None
-    callee = _open_call(prefix)
-    if callee is None and _STAGE.match(prefix):
+    call = open_call(prefix)
+    if call is None and _STAGE.match(prefix):
         return _blocks(known)
-    if callee is None and headers and not headers[-1].startswith(("network", "train")):
-        m = _OP_LINE.match(prefix)
-        callee = m.group(1) if m and m.group(1) in OPS else None
+    if call is None and headers and not headers[-1].startswith(("network", "train")):
+        call = op_line(prefix)
+    callee = call[0] if call else None
     if callee is not None:
         return _arguments(known, callee) + _values(known, block)
     if re.search(r"[=(,:+*/<>-]\s*\w*$|\b(expect|if)\s+\w*$", prefix) or not re.match(r"^\s*\w*$", prefix):
@@ -69,8 +68,9 @@ def _open_bodies(text: str) -> list[str]:
     return stack
 
 
-def _open_call(prefix: str) -> str | None:
-    """The name before the innermost parenthesis still open in `prefix` (`basic(32, st` -> basic)."""
+def open_call(prefix: str) -> tuple[str, str] | None:
+    """The name before the innermost parenthesis still open in `prefix`, and the arguments typed
+    after it (`basic(32, st` -> ("basic", "32, st"))."""
     depth = 0
     for i in range(len(prefix) - 1, -1, -1):
         ch = prefix[i]
@@ -79,9 +79,15 @@ def _open_call(prefix: str) -> str | None:
         elif ch == "(":
             if depth == 0:
                 m = re.search(r"(\w+)\s*$", prefix[:i])
-                return m.group(1) if m else None
+                return (m.group(1), prefix[i + 1 :]) if m else None
             depth -= 1
     return None
+
+
+def op_line(prefix: str) -> tuple[str, str] | None:
+    """The op whose arguments are being typed (`stem { conv 3x3, ` -> ("conv", "3x3, ")), if any."""
+    m = re.match(r"^\s*(\w+)\s+(.*)$", re.split(r"[{;]", prefix)[-1])
+    return (m.group(1), m.group(2)) if m and m.group(1) in OPS else None
 
 
 def _keywords(words) -> list[types.CompletionItem]:

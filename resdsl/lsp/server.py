@@ -17,6 +17,7 @@ from resdsl.lsp.complete import complete
 from resdsl.lsp.hints import inlay_hints
 from resdsl.lsp.hover import hover
 from resdsl.lsp.problems import diagnostics
+from resdsl.lsp.signature import signature_help
 from resdsl.lsp.symbols import definition, document_symbols, references
 
 try:  # `resdsl fmt`, where this checkout has it
@@ -151,6 +152,12 @@ def _completion(ls: ResdslServer, params: types.CompletionParams) -> types.Compl
     uri, pos = params.text_document.uri, params.position
     items = complete(ls.latest(uri), pos.line + 1, pos.character + 1, ls.known(uri))
     return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(trigger_characters=["(", ",", " "]))
+def _signature_help(ls: ResdslServer, params: types.SignatureHelpParams) -> types.SignatureHelp | None:
+    uri, pos = params.text_document.uri, params.position
+    return signature_help(ls.latest(uri), pos.line + 1, pos.character + 1, ls.known(uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
