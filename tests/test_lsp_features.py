@@ -147,3 +147,50 @@ def test_signature_help_marks_the_argument_being_typed(tmp_path: Path, cache: Pa
     line, col = _at(text, "stem", "conv 3x3, ")
     help = signature_help(b, line, col + len("conv 3x3, "), a)
     assert help.signatures[0].label.startswith("conv kernel, channels, stride: 1") and help.active_parameter == 1
+
+
+@pytest.mark.parametrize("name", ["cifar20", "resnet50", "densenet40", "mobilenet_v2"])
+def test_cached_syntax_trees_give_the_checks_of_the_command_line(name: str, cache: ParseCache) -> None:
+    """Checked twice from one parse cache (its trees shared), a spec has the IR `resdsl info` gets."""
+    from resdsl.backends.report import to_json
+    from resdsl.ir.pipeline import load_network
+
+    spec = Path(__file__).resolve().parent.parent / "specs" / f"{name}.rd"
+    if not spec.exists():
+        pytest.skip(f"no {spec.name}")
+    expected = to_json(load_network(spec), str(spec))
+    for _ in range(2):
+        a = analyze(spec, spec.read_text(), cache)
+        assert to_json(a.ir, str(spec)) == expected
+
+
+def test_the_errors_are_those_of_check(tmp_path: Path, cache: ParseCache) -> None:
+    from resdsl.diagnostics import SpecErrors
+    from resdsl.ir.pipeline import load_network
+
+    text = SPEC.replace("pair(w) * 2", "pair(w, strid: 2) * 2").replace(
+        "stride: 2), basic(16)", "strde: 2), basic(1.5)"
+    )
+    spec = tmp_path / "t.rd"
+    spec.write_text(text)
+    with pytest.raises(SpecErrors) as raised:
+        load_network(spec)
+    errors = raised.value.errors
+    found = diagnostics(analyze(spec, text, cache))
+    assert len(found) == len(errors) >= 3
+    assert [d.message.split("\n")[0] for d in found] == [  # one in std.rd, at basic's conv: its place said
+        e.message if e.span.path == a_path(spec) else f"{e.span}: {e.message}" for e in errors
+    ]
+    import_line = (1, 1)
+    assert [(d.range.start.line + 1, d.range.start.character + 1) for d in found] == [
+        (e.span.line, e.span.col) if e.span.path == a_path(spec) else import_line for e in errors
+    ]
+    assert [d.message.partition("\nhint: ")[2] or None for d in found] == [e.hint for e in errors]
+    [std] = {r.location.uri for d in found for r in d.related_information or []}
+    assert std.endswith("/std.rd")
+
+
+def a_path(spec: Path) -> str:
+    from resdsl.lang.imports import display_path
+
+    return display_path(spec.resolve())

@@ -12,8 +12,9 @@ _START = types.Range(types.Position(0, 0), types.Position(0, 0))
 
 
 def diagnostics(a: Analysis) -> list[types.Diagnostic]:
-    """The document's diagnostics: its own errors where they are, an imported file's errors on the
-    `import` line that brings it in (with the place itself as related information)."""
+    """The document's diagnostics: its own errors where they are; an error in an imported file (a
+    block's body, at a use) where a note points into this document, else on its first `import`,
+    its place named in the message and given as related information."""
     return [_diagnostic(a, err) for err in a.errors]
 
 
@@ -34,7 +35,8 @@ def _diagnostic(a: Analysis, err: ResdslError) -> types.Diagnostic:
             related.append(types.DiagnosticRelatedInformation(to_location(note.span), note.message))
         else:
             message += f"\nnote: {note.message}"
-    rng = to_range(span) if here else _import_line(a)
+    local = next((n.span for n in err.notes if n.span is not None and span_path(n.span) == a.path), None)
+    rng = to_range(span) if here else to_range(local) if local is not None else _import_line(a)
     return types.Diagnostic(
         rng, message, types.DiagnosticSeverity.Error, source="resdsl", related_information=related or None
     )
