@@ -110,6 +110,9 @@ def test_completion_by_context(tmp_path: Path, cache: ParseCache) -> None:
     assert {"c:", "stride:", "w"} <= labels(args, "stage s1", "pair(w, ")
     op_args = SPEC.replace("conv 3x3, c; bn\n", "conv 3x3, c, \n")
     assert {"stride:", "groups:", "c", "w"} <= labels(op_args, "conv 3x3, c, \n".strip(), "conv 3x3, c, ")
+    (tmp_path / "mine.rd").write_text("")
+    imports = SPEC.replace('import "std.rd"', 'import "')
+    assert {"std.rd", "mine.rd"} <= labels(imports, "import", 'import "')
     network = SPEC.replace("    shortcut B\n", "    sh\n")
     assert {"shortcut", "stage", "stem", "input"} <= labels(network, "sh", "sh")
 
@@ -194,3 +197,8 @@ def a_path(spec: Path) -> str:
     from resdsl.lang.imports import display_path
 
     return display_path(spec.resolve())
+
+
+def test_a_crlf_buffer_checks_as_its_file_would(tmp_path: Path, cache: ParseCache) -> None:
+    a = _check(tmp_path, cache, SPEC.replace("\n", "\r\n"))
+    assert a.errors == [] and len(inlay_hints(a, 1, 100)) == 7

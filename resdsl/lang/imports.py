@@ -85,7 +85,12 @@ def read_spec(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecReadError("not UTF-8 text", binary=True) from None
-    # as Path.read_text(encoding="utf-8") decodes: universal newlines
+    return normalize(text)
+
+
+def normalize(text: str) -> str:
+    """A spec's text as it is parsed: a leading BOM dropped, universal newlines (as
+    Path.read_text(encoding="utf-8") decodes)."""
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -140,7 +145,7 @@ class _Loader:
             return
         where = via.span if via else None
         try:
-            text = self.sources[path] if path in self.sources else read_spec(path)
+            text = normalize(self.sources[path]) if path in self.sources else read_spec(path)
         except SpecReadError as err:
             if err.binary:
                 errors.append(SpecError(f"`{display_path(path)}` is not UTF-8 text", where))

@@ -14,7 +14,7 @@ from resdsl.diagnostics import ResdslError, SpecError, SpecErrors
 from resdsl.ir.graph import NetworkIR
 from resdsl.ir.pipeline import load_network
 from resdsl.lang import syntax
-from resdsl.lang.imports import STDLIB, Program, display_path, load_program
+from resdsl.lang.imports import STDLIB, Program, display_path, load_program, normalize
 from resdsl.lang.parser import parse_text
 
 
@@ -72,6 +72,7 @@ def analyze(path: Path, text: str, cache: ParseCache, sources: Mapping[Path, str
     """Check `text` as the spec at `path` (imports resolved beside it; `sources`: other unsaved buffers)."""
     start, cpu = time.perf_counter(), time.process_time()
     path = Path(os.path.realpath(path))
+    text = normalize(text)  # as a file is read: CRLF and a BOM from an editor's buffer
     result = Analysis(path, text)
     texts = dict(sources or {})
     texts[path] = text

@@ -10,6 +10,7 @@ from lsprotocol import types
 from resdsl.ir.ops import OPS
 from resdsl.ir.settings import NETWORK_SETTINGS
 from resdsl.lang.argspec import Signature
+from resdsl.lang.imports import STDLIB
 from resdsl.lang.recipe import FIELDS
 from resdsl.lang.signatures import SECTIONS_IN_BODY
 from resdsl.lsp.analysis import Analysis
@@ -34,6 +35,8 @@ def complete(a: Analysis, line: int, col: int, known: Analysis | None = None) ->
     offset = sum(len(x) + 1 for x in lines[: line - 1]) + len(prefix)
     headers = _open_bodies(a.text[:offset])
     block = enclosing_block(a.module or known.module, line, col) if (a.module or known.module) else None
+    if re.match(r'^\s*import\s+"[^"]*$', prefix):
+        return _files(a)
     call = open_call(prefix)
     if call is None and _STAGE.match(prefix):
         return _blocks(known)
@@ -88,6 +91,16 @@ def op_line(prefix: str) -> tuple[str, str] | None:
     """The op whose arguments are being typed (`stem { conv 3x3, ` -> ("conv", "3x3, ")), if any."""
     m = re.match(r"^\s*(\w+)\s+(.*)$", re.split(r"[{;]", prefix)[-1])
     return (m.group(1), m.group(2)) if m and m.group(1) in OPS else None
+
+
+def _files(a: Analysis) -> list[types.CompletionItem]:
+    """What `import "` can name: the .rd files beside the document and the standard library's."""
+    beside = sorted(p.name for p in a.path.parent.glob("*.rd") if p != a.path)
+    std = sorted(p.name for p in STDLIB.glob("std*.rd"))
+    return [
+        types.CompletionItem(n, kind=_Kind.File, detail="standard library" if n in std else None)
+        for n in {**dict.fromkeys(beside), **dict.fromkeys(std)}
+    ]
 
 
 def _keywords(words) -> list[types.CompletionItem]:
