@@ -233,3 +233,16 @@ async def test_a_library_shows_the_figures_of_an_open_spec_that_uses_it(client: 
         )
     )
     assert "used 9 times in `cifar_resnet20`" in header.contents.value
+
+
+async def test_fixing_an_import_clears_the_importer(client: LanguageClient, tmp_path: Path) -> None:
+    lib = tmp_path / "lib.rd"
+    lib.write_text("")
+    lib_uri = _open(client, lib, "block one(c) { conv 3x3, c\n")  # does not parse
+    spec = tmp_path / "net.rd"
+    text = 'import "lib.rd"\nnetwork t {\n    input 3x8x8\n    classes 2\n    stage s = one(4)\n    head { avgpool global; fc classes }\n}\n'
+    uri = _open(client, spec, text)
+    [d] = await _diagnostics(client, uri, _one)
+    assert "lib.rd" in d.message
+    _change(client, lib_uri, 2, "block one(c) { conv 3x3, c }\n")
+    assert await _diagnostics(client, uri, _none) == []

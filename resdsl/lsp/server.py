@@ -68,11 +68,17 @@ class ResdslServer(LanguageServer):
     def check_with_dependents(self, uri: str) -> None:
         """Check a changed document, then the open documents that import it."""
         a = self.check(uri)
-        for other, old in list(self.checks.items()):
-            if other != uri and old.program is not None and a.path in old.program.files:
+        for other in list(self.checks):
+            if other != uri and self._reads(other, a.path):
                 self.check(other)
         if self._refresh_hints():
             self.workspace_inlay_hint_refresh(None)
+
+    def _reads(self, uri: str, path: Path) -> bool:
+        """Whether the open document `uri` imports `path`, as far as its checks tell (one that never
+        loaded, for a syntax error in an import, may: it is checked again)."""
+        loaded = self.parsed.get(uri)
+        return loaded is None or path in loaded.program.files
 
     def _refresh_hints(self) -> bool:
         ws = self.client_capabilities.workspace
