@@ -246,3 +246,16 @@ async def test_fixing_an_import_clears_the_importer(client: LanguageClient, tmp_
     assert "lib.rd" in d.message
     _change(client, lib_uri, 2, "block one(c) { conv 3x3, c }\n")
     assert await _diagnostics(client, uri, _none) == []
+
+
+async def test_formatting_goes_through_fmt(client: LanguageClient, tmp_path: Path) -> None:
+    fmt = pytest.importorskip("resdsl.lang.fmt", reason="resdsl fmt is not in this checkout")
+    messy = CIFAR20.read_text().replace("    stage conv2 = basic(16) * n", "  stage   conv2=basic( 16 )*n")
+    spec = tmp_path / "messy.rd"
+    spec.write_text(messy)
+    uri = _open(client, spec, messy)
+    edits = await client.text_document_formatting_async(
+        types.DocumentFormattingParams(types.TextDocumentIdentifier(uri), types.FormattingOptions(4, True))
+    )
+    [edit] = edits
+    assert edit.new_text == fmt.format_source(messy) and (edit.range.start.line, edit.range.start.character) == (0, 0)

@@ -12,6 +12,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from resdsl.diagnostics import ResdslError
 from resdsl.lsp.analysis import Analysis, ParseCache, analyze
 from resdsl.lsp.complete import complete
 from resdsl.lsp.hints import inlay_hints
@@ -177,8 +178,8 @@ if format_source is not None:
     def _formatting(ls: ResdslServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
         doc = ls.workspace.get_text_document(params.text_document.uri)
         try:
-            text = format_source(doc.source)
-        except Exception:  # noqa: BLE001 - a spec that does not parse is left as it is
+            text = format_source(doc.source, ls.path_of(doc.uri).name)
+        except ResdslError:  # a spec that does not parse is left as it is (its diagnostics say why)
             return None
         if text == doc.source:
             return []
