@@ -202,3 +202,17 @@ def a_path(spec: Path) -> str:
 def test_a_crlf_buffer_checks_as_its_file_would(tmp_path: Path, cache: ParseCache) -> None:
     a = _check(tmp_path, cache, SPEC.replace("\n", "\r\n"))
     assert a.errors == [] and len(inlay_hints(a, 1, 100)) == 7
+
+
+def test_lsp_without_pygls_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from click.testing import CliRunner
+
+    from resdsl.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "pygls", None)  # as if the `lsp` extra were not installed
+    monkeypatch.delitem(sys.modules, "resdsl.lsp.server", raising=False)
+    result = CliRunner().invoke(main, ["lsp"])
+    assert result.exit_code == 2
+    assert "pip install 'resdsl[lsp]'" in result.output
