@@ -34,6 +34,7 @@ def test_the_package_has_its_layers() -> None:
         "resdsl.train",
         "resdsl.experiments",
         "resdsl.lsp",
+        "resdsl.serve",
         "resdsl.cli",
     ):
         assert package in modules

@@ -48,13 +48,27 @@ PSEUDO_FILESYSTEMS = ("/proc/", "/sys/")  # their files claim to be regular but 
 Parse = Callable[[str, str], syntax.Module]  # (text, display path) -> module; raises SpecError
 
 
-def load_program(path: str | Path, sources: Mapping[Path, str] | None = None, parse: Parse | None = None) -> Program:
-    """The spec at `path` and everything it imports. `sources`: texts to use instead of reading
-    files (an editor's unsaved buffers, by resolved path); `parse`: instead of `parse_text` (the
-    language server's cache of parsed files)."""
+def load_program(
+    path: str | Path,
+    text: str | None = None,
+    roots: tuple[Path, ...] | None = None,
+    *,
+    sources: Mapping[Path, str] | None = None,
+    parse: Parse | None = None,
+) -> Program:
+    """The spec at `path` and its imports merged. `text`: the spec's text (an editor's, unsaved)
+    instead of the file's. `roots`: the folders imports may resolve into (the standard library is
+    always allowed); an absolute path, a `..` or a link out of them is a located error (None: any).
+    `sources`: texts to read instead of files, by resolved path (the language server's open
+    buffers, imported files' too); `parse`: instead of `parse_text` (its cache of parsed files)."""
     path = Path(path)
-    loader = _Loader(sources or {}, parse or parse_text)
     resolved = Path(os.path.realpath(path))
+    texts = dict(sources or {})
+    if text is not None:
+        texts[resolved] = text
+    # the allowed folders, resolved, the standard library last (_outside names the others)
+    policy = None if roots is None else tuple(Path(os.path.realpath(r)) for r in (*roots, STDLIB))
+    loader = _Loader(texts, parse or parse_text, policy)
     loader.load(resolved, None, [], shown=str(path))
     collect(loader.errors)
     program = _merge(loader.modules, loader.errors)
@@ -94,6 +108,14 @@ def normalize(text: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _checked_text(text: str) -> str:
+    """A spec's text given in memory, held to read_spec's size limit and newlines."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise SpecReadError(_too_big(size))
+    return normalize(text)
+
+
 class SpecReadError(Exception):
     def __init__(self, reason: str, binary: bool = False) -> None:
         super().__init__(reason)
@@ -126,6 +148,7 @@ def _locate(name: str, importer: Path) -> Path | None:
 class _Loader:
     sources: Mapping[Path, str]
     parse: Parse
+    roots: tuple[Path, ...] | None = None  # the folders imports may resolve into, the standard library last
     seen: dict[Path, syntax.Module] = field(default_factory=dict)
     modules: list[syntax.Module] = field(default_factory=list)
     errors: list[SpecError] = field(default_factory=list)
@@ -145,7 +168,7 @@ class _Loader:
             return
         where = via.span if via else None
         try:
-            text = normalize(self.sources[path]) if path in self.sources else read_spec(path)
+            text = _checked_text(self.sources[path]) if path in self.sources else read_spec(path)
         except SpecReadError as err:
             if err.binary:
                 errors.append(SpecError(f"`{display_path(path)}` is not UTF-8 text", where))
@@ -168,8 +191,15 @@ class _Loader:
             errors.append(err)
             return
         self.seen[path] = module
+        roots = self.roots
         for imp in module.imports:
+            if roots is not None and _escapes(imp.path):
+                errors.append(_outside(imp, roots[:-1]))
+                continue
             target = _locate(imp.path, path)
+            if target is not None and roots is not None and not any(target.is_relative_to(r) for r in roots):
+                errors.append(_outside(imp, roots[:-1]))  # a link that leads out
+                continue
             if target is None:
                 errors.append(
                     SpecError(
@@ -190,6 +220,22 @@ class _Loader:
                 )
             )
         self.modules.append(module)
+
+
+def _escapes(name: str) -> bool:
+    """Whether an import names a file outside the allowed folders by its spelling alone: an absolute
+    path or a `..` step (checked before the file system is looked at)."""
+    pure = Path(name)
+    return pure.is_absolute() or ".." in pure.parts
+
+
+def _outside(imp: syntax.Import, roots: tuple[Path, ...]) -> SpecError:
+    where = " and ".join(f"files in {display_path(r)}" for r in roots) or "no other files"
+    return SpecError(
+        f'cannot import "{imp.path}": only the standard library and files beside the spec can be imported here',
+        imp.span,
+        f"imports may name the standard library ({_std_names()}) and {where}",
+    )
 
 
 def _not_a_spec(text: str, err: SpecSyntaxError, imported: bool) -> str | None:

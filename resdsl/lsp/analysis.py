@@ -77,7 +77,7 @@ def analyze(path: Path, text: str, cache: ParseCache, sources: Mapping[Path, str
     texts = dict(sources or {})
     texts[path] = text
     try:
-        result.program = load_program(path, texts, cache.parse)
+        result.program = load_program(path, sources=texts, parse=cache.parse)
         result.module = result.program.modules[-1]
         if result.program.network is not None:
             result.ir = load_network(path, {}, result.program)
