@@ -78,6 +78,12 @@ def test_hover_on_a_param_says_where_it_comes_from(tmp_path: Path, cache: ParseC
     assert hover(a, *_at(SPEC, "stage s2", "stride")) is not None  # the call's hover, not a param's
 
 
+def test_hover_on_the_network_gives_its_totals(tmp_path: Path, cache: ParseCache) -> None:
+    a = _check(tmp_path, cache)
+    text = hover(a, *_at(SPEC, "network t", "t")).contents.value
+    assert text.startswith("**network t**: 3x16x16 -> 4 classes, shortcut B") and "layers 10, params 11,020," in text
+
+
 def test_inlay_hints_on_block_op_lines_at_the_first_use(tmp_path: Path, cache: ParseCache) -> None:
     a = _check(tmp_path, cache)
     lines = SPEC.split("\n")

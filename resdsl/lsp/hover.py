@@ -65,11 +65,22 @@ def _describe(a: Analysis, ir: NetworkIR | None, node: object, block: syntax.Blo
         return None
     if isinstance(node, syntax.StageStmt | syntax.SectionStmt) and ir is not None and block is None:
         return _section(ir, node.name)
+    if isinstance(node, syntax.ExpectStmt | syntax.NetworkDef) and a.ir is not None and block is None:
+        return _network(a.ir)
     if isinstance(node, syntax.BlockDef):
         return _block(ir, node)
     if isinstance(node, syntax.ParamDef):
         return _param(a, node.name)
     return None
+
+
+def _network(ir: NetworkIR) -> str:
+    """The totals an `expect` can test, as the network has them."""
+    t = ir.totals
+    return (
+        f"**network {ir.name}**: {fmt_shape(ir.input_shape)} -> {ir.classes} classes, shortcut {ir.shortcut.value}\n\n"
+        f"layers {t.layers}, params {t.params:,}, FLOPs {t.flops:,}, {t.ops} ops"
+    )
 
 
 def _section(ir: NetworkIR, name: str) -> str | None:
