@@ -7,7 +7,8 @@ import click
 
 @click.command("lsp")
 @click.option("--stdio", is_flag=True, help="Talk over stdin and stdout (the default and only transport).")
-def lsp_command(stdio: bool) -> None:
+@click.option("--clientProcessId", "client_pid", type=int, hidden=True)  # what some clients pass; unused
+def lsp_command(stdio: bool, client_pid: int | None) -> None:
     """Run the language server (for editors: diagnostics, hover, inlay hints, definitions, completion)."""
     try:
         from resdsl.lsp.server import serve
