@@ -15,6 +15,7 @@ from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+from resdsl.cli.lsp import lsp_command
 from resdsl.cli.serve import serve_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
@@ -143,6 +144,7 @@ for _command in (
     plot_command,
     eval_command,
     weights_group,
+    lsp_command,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
     serve_command,
