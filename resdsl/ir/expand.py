@@ -24,7 +24,7 @@ from resdsl.ir.graph import (
     ShortcutOption,
     inputs_of,
 )
-from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY
+from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY, scaled
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
@@ -198,6 +198,7 @@ class Builder:
         for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
             if name in attrs and attrs[name] == default:
                 del attrs[name]
+        attrs = {name: v for name, v in attrs.items() if v is not None}  # an optional argument not given
         if rule.global_form is not None and attrs["kernel"] == "global":
             kind, attrs = rule.global_form, {}
         elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
@@ -214,6 +215,9 @@ class Builder:
             if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
                 derive = REGISTRY[item.kind].derived[name][0]
                 attrs[name] = derive(attrs["kernel"])
+                by = REGISTRY[item.kind].derived_scale.get(name)
+                if by is not None and attrs.get(by) is not None:
+                    attrs[name] = scaled(attrs[name], attrs[by])
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind

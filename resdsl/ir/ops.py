@@ -24,7 +24,9 @@ from resdsl.lang.argspec import (
     _nonneg,
     _pool_kernel,
     _positive,
+    _positive_real,
     _prob,
+    _unit,
 )
 
 Shape = tuple[int, ...]
@@ -82,6 +84,9 @@ class OpDef:
     # operator and operand of the expression a template writes for a kernel that is a block argument:
     # `k // 2`; None: `k` itself).
     derived: dict[str, tuple[Callable[[tuple[int, int]], Any], str | None, Any]] = field(default_factory=dict)
+    # A derived default multiplied by another argument where that is given (a conv's padding by its
+    # dilation: `dilation * (k // 2)` keeps the size for odd kernels).
+    derived_scale: dict[str, str] = field(default_factory=dict)
     global_form: OpKind | None = None  # the kind it takes with the kernel `global` (avgpool -> GLOBAL_AVGPOOL)
     check: Callable[[Attrs], tuple[str, int | None] | None] | None = None  # a use's arguments: (message, slot)
 
@@ -104,14 +109,21 @@ def out_size(n: int, k: int, s: int, p: int, ceil: bool) -> int:
     return out - 1 if (out - 1) * s >= n + p else out
 
 
+def scaled(value: int | tuple[int, int], factor: int) -> int | tuple[int, int]:
+    """A derived default (one number or (height, width)) times a factor (OpDef.derived_scale)."""
+    return (value[0] * factor, value[1] * factor) if isinstance(value, tuple) else value * factor
+
+
 def _window(what: str, attrs: Attrs, x: Shape) -> Shape:
     c, h, w = x
-    kh, kw = attrs["kernel"]
+    d = attrs.get("dilation") or 1
+    kh, kw = (d * (k - 1) + 1 for k in attrs["kernel"])  # the dilated kernel's extent
     (sh, sw), (ph, pw) = _pair(attrs["stride"]), _pair(attrs["pad"])
     if kh > h + 2 * ph or kw > w + 2 * pw:
         pad = f"{ph}x{pw}" if ph != pw else str(ph)
+        dilated = "{}x{} dilated by {} ({}x{})".format(*attrs["kernel"], d, kh, kw) if d > 1 else f"{kh}x{kw}"
         raise OpProblem(
-            f"{what} kernel {kh}x{kw} is larger than its {h}x{w} input"
+            f"{what} kernel {dilated} is larger than its {h}x{w} input"
             + (f" (padded by {pad})" if ph or pw else "")
             + ": the output size would reach 0",
             "use a smaller kernel, more padding, or fewer downsampling steps before it",
@@ -196,16 +208,25 @@ REGISTRY: dict[OpKind, OpDef] = {
                     Param("pad", _nonneg, "a whole number >= 0"),
                     Param("bias", _bool, "true or false", False),
                     Param("groups", _positive, "a positive whole number", 1),
+                    Param("dilation", _positive, "a positive whole number"),  # None: 1, kept out of the IR
                 ],
                 "conv 3x3, 64, stride: 2",
             ),
             ("conv2d", "convolution"),
             shape=lambda a, x: _window("conv", a, x), params=_conv_params, flops=_conv_flops,
             counts_acts=True, layer=True, module="conv", numbered=True,
-            derived={"pad": (same_padding, "//", 2)}, check=_conv_check,
+            derived={"pad": (same_padding, "//", 2)}, derived_scale={"pad": "dilation"}, check=_conv_check,
         ),
         OpDef(
-            OpKind.BN, "bn", Signature([]), ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
+            OpKind.BN, "bn", Signature(
+                [],
+                [  # None: PyTorch's defaults (1e-5, 0.1), kept out of the IR and the code
+                    Param("eps", _positive_real, "a positive number"),
+                    Param("momentum", _unit, "a number in [0, 1]"),
+                ],
+                "bn eps: 0.001, momentum: 0.01",
+            ),
+            ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
             shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn", numbered=True,
         ),
         _activation(OpKind.RELU, "relu"),

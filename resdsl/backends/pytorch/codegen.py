@@ -394,7 +394,8 @@ class Generator:
         if how.output_width is not None and how.flattens and a[how.output_width] == self.ir.classes:
             args[how.output_width] = "NUM_CLASSES"
         for name in how.float_args:
-            args[name] = repr(a[name])
+            if name in a:
+                args[name] = repr(a[name])
         c_in = str(math.prod(in_shape)) if how.flattens else str(in_shape[0])
         module = module_text(op.kind, args, c_in, 2 if len(in_shape) > 1 else 1)
         if module is None:

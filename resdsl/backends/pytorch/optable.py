@@ -6,26 +6,44 @@ channels (an fc: its input features), `dims` 2 for a CxHxW input and 1 for a vec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from resdsl.backends.pytorch.pyexpr import paren
 from resdsl.ir.graph import Op
 from resdsl.ir.ops import ACTIVATIONS, OpKind
 
 Args = Mapping[str, str]
 
 
-def conv_module(c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str) -> str:
+def conv_module(
+    c_in: str, c_out: str, kernel: str, stride: str, pad: str, bias: str, groups: str, dilation: str = "1"
+) -> str:
     args = [c_in, c_out, kernel]
     if stride != "1":
         args.append(f"stride={stride}")
     if pad != "0":
         args.append(f"padding={pad}")
+    if dilation != "1":
+        args.append(f"dilation={dilation}")
     if groups != "1":
         args.append(f"groups={groups}")
     if bias != "True":
         args.append(f"bias={bias}")
     return f"nn.Conv2d({', '.join(args)})"
+
+
+def dilated_pad(pad: str, dilation: str) -> str:
+    """A conv's derived padding (a number, a `(h, w)` tuple or an expression) times its dilation."""
+    if pad == "1":
+        return dilation
+    if pad.isdigit() and dilation.isdigit():
+        return str(int(pad) * int(dilation))
+    pair = re.fullmatch(r"\((\d+), (\d+)\)", pad)
+    if pair:
+        return "(" + ", ".join(dilated_pad(p, dilation) for p in pair.groups()) + ")"
+    return f"{paren(dilation)} * {paren(pad)}"
 
 
 def pool_module(kind: OpKind, kernel: str, stride: str, pad: str, ceil: str = "False", count_pad: str = "True") -> str:
@@ -49,6 +67,11 @@ def _pool(kind: OpKind) -> Callable[[Args, str, int], str]:
     )
 
 
+def _norm_options(a: Args, defaults: Mapping[str, str]) -> str:
+    """`, eps=0.001`: a norm's options other than PyTorch's defaults (none written: today's code)."""
+    return "".join(f", {name}={a[name]}" for name, default in defaults.items() if a.get(name, default) != default)
+
+
 def _fc(a: Args, c: str, d: int) -> str:
     return f"nn.Linear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
 
@@ -66,9 +89,9 @@ assert set(ACTIVATION_MODULES) | {OpKind.RELU} == set(ACTIVATIONS), "every activ
 
 MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
     OpKind.CONV: lambda a, c, d: conv_module(
-        c, a["channels"], a["kernel"], a["stride"], a["pad"], a["bias"], a["groups"]
+        c, a["channels"], a["kernel"], a["stride"], a["pad"], a["bias"], a["groups"], a.get("dilation", "1")
     ),
-    OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c})",
+    OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c}{_norm_options(a, {'eps': '1e-05', 'momentum': '0.1'})})",
     OpKind.MAXPOOL: _pool(OpKind.MAXPOOL),
     OpKind.AVGPOOL: _pool(OpKind.AVGPOOL),
     OpKind.GLOBAL_AVGPOOL: lambda a, c, d: "nn.AdaptiveAvgPool2d(1)",
@@ -96,7 +119,7 @@ class Behaviour:
 
 BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.CONV: Behaviour(output_width="channels"),
-    OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True),
+    OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True, float_args=("eps", "momentum")),
     OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
     OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),

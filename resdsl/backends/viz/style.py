@@ -40,7 +40,15 @@ def _conv_label(op: Op) -> str:
         text += f", /{a['stride']}"
     if a.get("groups", 1) > 1:
         text += f", groups {a['groups']}"
+    if a.get("dilation", 1) > 1:
+        text += f", dilation {a['dilation']}"
     return text
+
+
+def _bn_label(op: Op) -> str:
+    """`BN`, with the options that are not PyTorch's defaults: `BN, eps 0.001`."""
+    extra = [f"{name} {op.attrs[name]:g}" for name in ("eps", "momentum") if name in op.attrs]
+    return ", ".join(["BN", *extra])
 
 
 def _pool_label(kind: str) -> Callable[[Op], str]:
@@ -68,7 +76,7 @@ _POOL = "#fbb4c4"
 LOOKS: dict[OpKind, OpLook] = {
     OpKind.INPUT: OpLook("#e5e5e5", "input", lambda op: f"input {fmt_shape(op.shape)}", _text("input")),
     OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
-    OpKind.BN: OpLook("#fdd49e", "batch norm", _text("BN"), _text("BN")),
+    OpKind.BN: OpLook("#fdd49e", "batch norm", _bn_label, _text("BN")),
     OpKind.RELU: _activation("ReLU"),
     OpKind.RELU6: _activation("ReLU6"),
     OpKind.SIGMOID: _activation("sigmoid", "#a1d99b"),
