@@ -126,7 +126,7 @@ def _window(what: str, attrs: Attrs, x: Shape) -> Shape:
             f"{what} kernel {dilated} is larger than its {h}x{w} input"
             + (f" (padded by {pad})" if ph or pw else "")
             + ": the output size would reach 0",
-            "use a smaller kernel, more padding, or fewer downsampling steps before it",
+            f"use a smaller kernel{' or dilation' if d > 1 else ''}, more padding, or fewer downsampling steps before it",
         )
     if sh > h + 2 * ph or sw > w + 2 * pw:
         raise OpProblem(

@@ -1,0 +1,193 @@
+"""Issue 20's op-level constructs: `bn eps:/momentum:`, `conv dilation:` (and the ops after them).
+
+Each: the analysis (shapes, params, FLOPs), the diagram label, the generated module against a
+hand-built torch reference (params equal to the IR's, output equal), and the exact error text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from resdsl.backends.pytorch.codegen import render_model
+from resdsl.backends.pytorch.verify import load_module, verify_model
+from resdsl.backends.viz.labels import op_label
+from resdsl.cli.main import main
+from resdsl.ir.graph import NetworkIR, OpKind
+from resdsl.ir.pipeline import load_network
+
+F = torch.nn.functional
+
+
+def build(tmp_path: Path, text: str) -> tuple[NetworkIR, object]:
+    spec = tmp_path / "t.rd"
+    spec.write_text(text)
+    ir = load_network(spec)
+    source = render_model(ir, "t.rd")
+    assert verify_model(ir, source) == []
+    module = load_module(source)
+    module.source = source
+    return ir, module
+
+
+def check_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str) -> None:
+    (tmp_path / "bad.rd").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "bad.rd"])
+    assert result.exit_code == 1
+    assert result.stderr == expected
+
+
+def ops(ir: NetworkIR, kind: OpKind) -> list:
+    return [op for op in ir.ops() if op.kind is kind]
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- bn eps: / momentum:
+
+BN_SPEC = """\
+block cbn(width, e = 0.001) {
+    conv 3x3, width; bn eps: e, momentum: 0.01; relu
+    conv 3x3, width; bn
+}
+
+network bns {
+    input 3x8x8
+    classes 10
+    stem { conv 3x3, 8; bn eps: 0.001; relu }
+    stage s1 = cbn(8)
+    head { avgpool global; fc 16; bn momentum: 0.2; fc classes }
+}
+"""
+
+
+def test_bn_options_keep_params_and_reach_the_module(tmp_path: Path) -> None:
+    ir, module = build(tmp_path, BN_SPEC)
+    bns = ops(ir, OpKind.BN)
+    assert [op.attrs for op in bns] == [{"eps": 0.001}, {"eps": 0.001, "momentum": 0.01}, {}, {"momentum": 0.2}]
+    assert [op.params for op in bns] == [16, 16, 16, 32] and all(op.flops == 0 for op in bns)
+    assert [op_label(op) for op in bns] == ["BN, eps 0.001", "BN, eps 0.001, momentum 0.01", "BN", "BN, momentum 0.2"]
+    assert "nn.BatchNorm2d(8, eps=0.001)" in module.source
+    assert "nn.BatchNorm2d(width, eps=e, momentum=0.01)" in module.source
+    assert "nn.BatchNorm1d(16, momentum=0.2)" in module.source
+    model = module.build_model()
+    assert n_params(model) == ir.totals.params
+    block = model.layer1[0]
+    assert (block.bn1.eps, block.bn1.momentum, block.bn2.eps, block.bn2.momentum) == (0.001, 0.01, 1e-5, 0.1)
+
+
+def test_bn_with_eps_computes_torchs_batchnorm(tmp_path: Path) -> None:
+    """Train mode (batch statistics, running averages updated by the momentum) and eval mode."""
+    _, module = build(tmp_path, BN_SPEC)
+    torch.manual_seed(0)
+    block = module.CbnBlock(8, 8, e=0.5)
+    ref = torch.nn.BatchNorm2d(8, eps=0.5, momentum=0.01)
+    ref.load_state_dict(block.bn1.state_dict())
+    x = torch.randn(4, 8, 5, 5) * 0.3
+    assert torch.equal(block.bn1(x), ref(x))
+    assert torch.equal(block.bn1.running_var, ref.running_var)
+    block.eval(), ref.eval()
+    assert torch.equal(block.bn1(x), ref(x))
+    assert not torch.equal(ref(x), torch.nn.BatchNorm2d(8).eval()(x))  # eps matters here
+
+
+def test_bn_defaults_are_not_written(tmp_path: Path) -> None:
+    _, module = build(tmp_path, BN_SPEC.replace("eps: 0.001;", "eps: 0.00001;"))
+    assert "nn.BatchNorm2d(8)" in module.source
+
+
+def test_bn_option_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BN_SPEC.replace("bn eps: 0.001; relu }", "bn eps: 0, momentum: 2; relu }")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:9:33: error: `eps` of `bn` must be a positive number, got 0\n"
+        "    9 |     stem { conv 3x3, 8; bn eps: 0, momentum: 2; relu }\n"
+        "      |                                 ^\n"
+        "bad.rd:9:46: error: `momentum` of `bn` must be a number in [0, 1], got 2\n"
+        "    9 |     stem { conv 3x3, 8; bn eps: 0, momentum: 2; relu }\n"
+        "      |                                              ^\n",
+    )
+
+
+# ---------------------------------------------------------------- conv dilation:
+
+DIL_SPEC = """\
+block dil(width, d = 2, k = 3) {
+    residual {
+        conv 3x3, width, dilation: d; bn; relu
+        conv k, width, dilation: 2; bn; relu
+        conv 1x3, width, dilation: 3; bn
+    }
+    relu
+}
+
+network dils {
+    input 3x16x16
+    classes 10
+    shortcut B
+    stem { conv 3x3, 8, dilation: 2; bn; relu; conv 3x3, 8, stride: 2, dilation: 3, pad: 1 }
+    stage s1 = dil(8) * 2
+    stage s2 = dil(8, d: 4, k: 5)
+    head { avgpool global; fc classes }
+}
+"""
+
+
+def test_dilation_shapes_padding_params_and_flops(tmp_path: Path) -> None:
+    ir, module = build(tmp_path, DIL_SPEC)
+    convs = ops(ir, OpKind.CONV)
+    stem, strided = convs[0], convs[1]
+    assert stem.attrs["pad"] == 2 and stem.shape == (8, 16, 16)  # dilation * (k // 2): the size is kept
+    assert strided.shape == (8, 6, 6)  # (16 + 2 - 7) // 2 + 1: the dilated kernel spans 7
+    for op in convs:
+        kh, kw = op.attrs["kernel"]
+        assert op.params == op.in_shapes[0][0] * kh * kw * op.attrs["channels"]  # as undilated
+        assert op.flops == op.shape[1] * op.shape[2] * op.params  # per output, as undilated
+    body = [op for op in convs[2:] if op.attrs.get("dilation")]
+    assert all(op.shape == op.in_shapes[0] for op in body)
+    assert {op.attrs["pad"] for op in body} == {2, 4, (0, 3)}  # d * (k // 2): 3x3 at 2 and 4, 5x5 at 2
+    assert op_label(stem) == "3x3 conv, 8, dilation 2"
+    assert "padding=d, dilation=d" in module.source and "padding=2 * (k // 2), dilation=2" in module.source
+    assert "padding=(0, 3), dilation=3" in module.source
+    assert n_params(module.build_model()) == ir.totals.params
+
+
+def test_dilated_block_computes_torchs_dilated_convs(tmp_path: Path) -> None:
+    _, module = build(tmp_path, DIL_SPEC)
+    torch.manual_seed(0)
+    block = module.DilBlock(8, 8, d=4, k=5).eval()
+    x = torch.randn(2, 8, 12, 12)
+    h = F.relu(block.bn1(F.conv2d(x, block.conv1.weight, padding=4, dilation=4)))
+    h = F.relu(block.bn2(F.conv2d(h, block.conv2.weight, padding=4, dilation=2)))
+    h = block.bn3(F.conv2d(h, block.conv3.weight, padding=(0, 3), dilation=3))
+    assert torch.equal(block(x), F.relu(h + x))
+
+
+def test_dilation_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = DIL_SPEC.replace("dilation: 3, pad: 1 }", "dilation: 0 }")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:14:82: error: `dilation` of `conv` must be a positive whole number, got 0\n"
+        "   14 |     stem { conv 3x3, 8, dilation: 2; bn; relu; conv 3x3, 8, stride: 2, dilation: 0 }\n"
+        "      |                                                                                  ^\n",
+    )
+    text = DIL_SPEC.replace("dilation: 3, pad: 1 }", "dilation: 9, pad: 0 }")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:14:48: error: conv kernel 3x3 dilated by 9 (19x19) is larger than its 16x16 input: "
+        "the output size would reach 0\n"
+        "   14 |     stem { conv 3x3, 8, dilation: 2; bn; relu; conv 3x3, 8, stride: 2, dilation: 9, pad: 0 }\n"
+        "      |                                                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "  hint: use a smaller kernel or dilation, more padding, or fewer downsampling steps before it\n",
+    )
