@@ -191,3 +191,114 @@ def test_dilation_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "      |                                                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
         "  hint: use a smaller kernel or dilation, more padding, or fewer downsampling steps before it\n",
     )
+
+
+# ---------------------------------------------------------------- layernorm, pointwise (ConvNeXt)
+
+CNX_SPEC = """\
+block cn(dim, e = 1e-6) {
+    residual {
+        conv 7x7, dim, groups: dim, bias: true
+        layernorm eps: e
+        pointwise 4 * dim; gelu
+        pointwise dim
+    }
+}
+
+network cnx {
+    input 3x32x32
+    classes 10
+    stem { conv 4x4, 16, stride: 4, pad: 0, bias: true; layernorm }
+    stage s1 = cn(16) * 2
+    head { avgpool global; layernorm eps: 0.001; pointwise 20, bias: false; fc classes }
+}
+"""
+
+
+class Permute(torch.nn.Module):
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+def torchvision_cnblock(dim: int) -> torch.nn.Sequential:
+    """torchvision's CNBlock.block (convnext.py), without layer scale and stochastic depth."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(dim, dim, 7, padding=3, groups=dim, bias=True),
+        Permute(0, 2, 3, 1),
+        torch.nn.LayerNorm(dim, eps=1e-6),
+        torch.nn.Linear(dim, 4 * dim),
+        torch.nn.GELU(),
+        torch.nn.Linear(4 * dim, dim),
+        Permute(0, 3, 1, 2),
+    )
+
+
+def test_layernorm_and_pointwise_analysis(tmp_path: Path) -> None:
+    ir, module = build(tmp_path, CNX_SPEC)
+    norms, pws = ops(ir, OpKind.LAYERNORM), ops(ir, OpKind.POINTWISE)
+    assert [op.shape for op in norms] == [(16, 8, 8), (16, 8, 8), (16, 8, 8), (16, 1, 1)]
+    assert all(op.params == 2 * op.shape[0] and op.flops == 0 for op in norms)
+    assert [(op.in_shapes[0], op.shape) for op in pws[:2]] == [((16, 8, 8), (64, 8, 8)), ((64, 8, 8), (16, 8, 8))]
+    assert [op.params for op in pws] == [16 * 64 + 64, 64 * 16 + 16] * 2 + [16 * 20]
+    assert [op.flops for op in pws] == [64 * 16 * 64, 64 * 64 * 16] * 2 + [16 * 20]
+    assert ir.totals.layers == 1 + 2 * 3 + 2  # the pointwise layers are layers, as 1x1 convs are
+    assert [op_label(op) for op in norms][-1] == "LN, eps 0.001"
+    assert op_label(pws[0]) == "pointwise linear, 64"
+    assert "class LayerNorm2d(nn.LayerNorm):" in module.source and "class PointwiseLinear(nn.Linear):" in module.source
+    assert "self.norm1 = LayerNorm2d(dim, eps=e)" in module.source
+    assert "self.pwconv1 = PointwiseLinear(16, 20, bias=False)" in module.source
+    assert n_params(module.build_model()) == ir.totals.params
+
+
+def test_helpers_only_where_used(tmp_path: Path) -> None:
+    _, module = build(tmp_path, BN_SPEC)
+    assert "LayerNorm2d" not in module.source and "PointwiseLinear" not in module.source
+
+
+def test_convnext_block_computes_torchvisions_cnblock(tmp_path: Path) -> None:
+    """The keys and shapes of torchvision's CNBlock (Linear weights [4C, C], LayerNorm weight/bias);
+    copied over, the output is the same."""
+    _, module = build(tmp_path, CNX_SPEC)
+    torch.manual_seed(0)
+    block, ref = module.CnBlock(16, 16), torchvision_cnblock(16)
+    mine = block.state_dict()
+    assert list(mine) == [
+        "conv1.weight", "conv1.bias", "norm1.weight", "norm1.bias",
+        "pwconv1.weight", "pwconv1.bias", "pwconv2.weight", "pwconv2.bias",
+    ]  # fmt: skip
+    theirs = ref.state_dict()
+    assert [v.shape for v in mine.values()] == [v.shape for v in theirs.values()]
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_()
+    block.load_state_dict(dict(zip(mine, theirs.values(), strict=True)), strict=True)
+    x = torch.randn(2, 16, 6, 6)
+    assert torch.allclose(block(x), ref(x) + x, atol=1e-5)
+    norm = module.LayerNorm2d(16, eps=1e-6)
+    assert torch.allclose(norm(x), F.layer_norm(x.permute(0, 2, 3, 1), (16,), eps=1e-6).permute(0, 3, 1, 2))
+
+
+def test_layernorm_and_pointwise_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = CNX_SPEC.replace("fc classes }", "fc classes; layernorm }").replace("pointwise dim", "pointwise 0")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:6:19: error: `out` of `pointwise` must be a positive whole number of channels, got 0\n"
+        "    6 |         pointwise 0\n"
+        "      |                   ^\n",
+    )
+    text = CNX_SPEC.replace("fc classes }", "fc classes; layernorm }")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:15:89: error: `layernorm` needs a CxHxW input, but it gets 10 (after an fc)\n"
+        "   15 |     head { avgpool global; layernorm eps: 0.001; pointwise 20, bias: false; fc classes; layernorm }\n"
+        "      |                                                                                         ^^^^^^^^^\n"
+        "  hint: put fc last\n",
+    )

@@ -37,6 +37,8 @@ class OpKind(Enum):
     INPUT = "input"
     CONV = "conv"
     BN = "bn"
+    LAYERNORM = "layernorm"  # over the channels at each position (ConvNeXt's LayerNorm2d)
+    POINTWISE = "pointwise"  # a linear map of the channels at each position (ConvNeXt's nn.Linear in NHWC)
     RELU = "relu"
     RELU6 = "relu6"
     SIGMOID = "sigmoid"
@@ -179,6 +181,12 @@ def kernel_stride(kernel: tuple[int, int]) -> int | tuple[int, int]:
 MAX_CHANNELS = 1 << 20
 
 
+def _width_check(channels: int) -> tuple[str, int | None] | None:
+    if channels > MAX_CHANNELS:
+        return f"{channels:,} channels is more than the limit of {MAX_CHANNELS:,}", 0
+    return None
+
+
 def _conv_check(a: Attrs) -> tuple[str, int | None] | None:
     if a["channels"] > MAX_CHANNELS:
         return f"{a['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}", 1
@@ -228,6 +236,27 @@ REGISTRY: dict[OpKind, OpDef] = {
             ),
             ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
             shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn", numbered=True,
+        ),
+        OpDef(
+            OpKind.LAYERNORM, "layernorm", Signature(
+                [],
+                [Param("eps", _positive_real, "a positive number")],  # None: 1e-6, torchvision's convnext
+                "layernorm eps: 1e-6",
+            ),
+            ("layer_norm", "layernorm2d", "ln"),
+            shape=_same, params=lambda a, x: 2 * x[0], module="norm", numbered=True,
+        ),
+        OpDef(
+            OpKind.POINTWISE, "pointwise", Signature(
+                [Param("out", _positive, "a positive whole number of channels", required=True)],
+                [Param("bias", _bool, "true or false", True)],
+                "pointwise 4 * in.channels",
+            ),
+            ("pwconv", "linear_c"),
+            shape=lambda a, x: (a["out"], x[1], x[2]),
+            params=lambda a, x: x[0] * a["out"] + (a["out"] if a["bias"] else 0),
+            flops=lambda a, x, y: y[1] * y[2] * x[0] * a["out"], counts_acts=True, layer=True, module="pwconv",
+            numbered=True, check=lambda a: _width_check(a["out"]),
         ),
         _activation(OpKind.RELU, "relu"),
         _activation(OpKind.RELU6, "relu6", "relu_6"),

@@ -188,7 +188,7 @@ class BodyWriter(BranchWriting):
                 self.spatial_known = False
             if args["stride"] != "1":
                 self.strides.append(args["stride"])
-        elif not (how.elementwise or how.ends_branch_norm):
+        elif not (how.elementwise or how.ends_branch_norm or how.keeps_size):
             self.spatial_known = False
 
     def path_lines(self, items: list[Item], attr: str) -> list[str]:

@@ -25,7 +25,7 @@ from resdsl.backends.pytorch.names import (
     local_names,
     network_class_name,
 )
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, HELPERS, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.pyformat import format_python
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
@@ -427,6 +427,7 @@ class Generator:
             uses_zero_pad=self.uses_zero_pad,
             uses_projection=self.uses_projection,
             survival=survival,
+            helpers=[text for kind, text in HELPERS.items() if any(op.kind is kind for op in self.ir.ops())],
             blocks=blocks,
             network=network,
             zero_init_default=str(bool(zero_init_default)),

@@ -76,6 +76,26 @@ def _fc(a: Args, c: str, d: int) -> str:
     return f"nn.Linear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
 
 
+def _pointwise(a: Args, c: str, d: int) -> str:
+    return f"PointwiseLinear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
+
+
+# Classes a generated file defines where it uses their kind, in this order (model.py.j2 writes them
+# after the shortcut helpers). Each keeps the state_dict keys of the torch module it extends.
+HELPERS: dict[OpKind, str] = {
+    OpKind.LAYERNORM: '''class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW tensor, at each position (torchvision's convnext)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)''',
+    OpKind.POINTWISE: '''class PointwiseLinear(nn.Linear):
+    """nn.Linear over the channels of an NCHW tensor, at each position (ConvNeXt's pointwise layers)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)''',
+}
+
+
 # Stateless activations: one module per kind and class, shared by its uses (ReLU: in place where safe).
 ACTIVATION_MODULES: dict[OpKind, str] = {
     OpKind.RELU6: "nn.ReLU6()",
@@ -92,6 +112,8 @@ MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
         c, a["channels"], a["kernel"], a["stride"], a["pad"], a["bias"], a["groups"], a.get("dilation", "1")
     ),
     OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c}{_norm_options(a, {'eps': '1e-05', 'momentum': '0.1'})})",
+    OpKind.LAYERNORM: lambda a, c, d: f"LayerNorm2d({c}, eps={a.get('eps', '1e-06')})",
+    OpKind.POINTWISE: _pointwise,
     OpKind.MAXPOOL: _pool(OpKind.MAXPOOL),
     OpKind.AVGPOOL: _pool(OpKind.AVGPOOL),
     OpKind.GLOBAL_AVGPOOL: lambda a, c, d: "nn.AdaptiveAvgPool2d(1)",
@@ -114,12 +136,15 @@ class Behaviour:
     ends_branch_norm: bool = False  # `zero_init_residual` zeroes it where it ends a residual branch
     vector_form: bool = False  # has a 1-d form for the vector after an fc (`dims` 1: BatchNorm1d)
     float_args: tuple[str, ...] = ()  # arguments written as Python floats (`0.0`, not `0`)
+    keeps_size: bool = False  # its output has its input's height and width (a norm, a pointwise linear)
     elementwise: bool = False  # acts on each value alone: a flatten may come before it (`dropout; fc`)
 
 
 BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.CONV: Behaviour(output_width="channels"),
     OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True, float_args=("eps", "momentum")),
+    OpKind.LAYERNORM: Behaviour(float_args=("eps",), keeps_size=True),
+    OpKind.POINTWISE: Behaviour(output_width="out", keeps_size=True),
     OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
     OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),

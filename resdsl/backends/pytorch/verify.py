@@ -36,7 +36,7 @@ def measure_model(
             kh, kw = module.kernel_size
             macs[0] += output[0].numel() * (module.in_channels // module.groups) * kh * kw
         elif isinstance(module, nn.Linear):
-            macs[0] += module.in_features * module.out_features
+            macs[0] += output[0].numel() * module.in_features  # at each position, over channels (PointwiseLinear)
 
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -45,10 +45,13 @@ def _conv_label(op: Op) -> str:
     return text
 
 
-def _bn_label(op: Op) -> str:
+def _norm_label(text: str) -> Callable[[Op], str]:
     """`BN`, with the options that are not PyTorch's defaults: `BN, eps 0.001`."""
-    extra = [f"{name} {op.attrs[name]:g}" for name in ("eps", "momentum") if name in op.attrs]
-    return ", ".join(["BN", *extra])
+
+    def label(op: Op) -> str:
+        return ", ".join([text, *(f"{name} {op.attrs[name]:g}" for name in ("eps", "momentum") if name in op.attrs)])
+
+    return label
 
 
 def _pool_label(kind: str) -> Callable[[Op], str]:
@@ -76,7 +79,11 @@ _POOL = "#fbb4c4"
 LOOKS: dict[OpKind, OpLook] = {
     OpKind.INPUT: OpLook("#e5e5e5", "input", lambda op: f"input {fmt_shape(op.shape)}", _text("input")),
     OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
-    OpKind.BN: OpLook("#fdd49e", "batch norm", _bn_label, _text("BN")),
+    OpKind.BN: OpLook("#fdd49e", "batch norm", _norm_label("BN"), _text("BN")),
+    OpKind.LAYERNORM: OpLook("#fdd49e", "layer norm", _norm_label("LN"), _text("LN")),
+    OpKind.POINTWISE: OpLook(
+        "#9ecae1", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
+    ),
     OpKind.RELU: _activation("ReLU"),
     OpKind.RELU6: _activation("ReLU6"),
     OpKind.SIGMOID: _activation("sigmoid", "#a1d99b"),
