@@ -82,7 +82,7 @@ LOOKS: dict[OpKind, OpLook] = {
     OpKind.BN: OpLook("#fdd49e", "batch norm", _norm_label("BN"), _text("BN")),
     OpKind.LAYERNORM: OpLook("#fdd49e", "layer norm", _norm_label("LN"), _text("LN")),
     OpKind.POINTWISE: OpLook(
-        "#9ecae1", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
+        "#c6dbef", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
     ),
     OpKind.RELU: _activation("ReLU"),
     OpKind.RELU6: _activation("ReLU6"),
