@@ -302,3 +302,87 @@ def test_layernorm_and_pointwise_errors(tmp_path: Path, monkeypatch: pytest.Monk
         "      |                                                                                         ^^^^^^^^^\n"
         "  hint: put fc last\n",
     )
+
+
+# ---------------------------------------------------------------- conv1d across channels (ECA-Net)
+
+ECA_SPEC = """\
+block eca(k = 3) {
+    gate { avgpool global; conv1d k, name: "conv"; sigmoid }
+}
+
+block eca_basic(width, stride = 1) {
+    residual {
+        conv 3x3, width, stride: stride; bn; relu
+        conv 3x3, width; bn
+        eca()
+    }
+    relu
+}
+
+network ecanet {
+    input 3x16x16
+    classes 10
+    shortcut B
+    stem { conv 3x3, 16; bn; relu }
+    stage s1 = eca_basic(16) * 2
+    stage s2 = eca_basic(32, stride: 2)
+    head { avgpool global; conv1d 5, bias: true; fc classes }
+}
+"""
+
+
+def eca_reference(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
+    """timm's EcaModule.forward (timm/layers/eca.py)."""
+    y = x.mean((2, 3)).view(x.shape[0], 1, -1)
+    y = conv(y)
+    y = y.view(x.shape[0], -1, 1, 1).sigmoid()
+    return x * y.expand_as(x)
+
+
+def test_conv1d_analysis(tmp_path: Path) -> None:
+    ir, module = build(tmp_path, ECA_SPEC)
+    c1 = ops(ir, OpKind.CONV1D)
+    assert [(op.in_shapes[0], op.shape) for op in c1] == [((16, 1, 1), (16, 1, 1))] * 2 + [
+        ((32, 1, 1), (32, 1, 1)),
+        ((32, 1, 1), (32, 1, 1)),
+    ]
+    assert [op.params for op in c1] == [3, 3, 3, 6]  # k weights (+ 1 bias)
+    assert [op.flops for op in c1] == [16 * 3, 16 * 3, 32 * 3, 32 * 5]  # k multiply-adds per channel
+    assert op_label(c1[0]) == "1-d conv across channels, k 3"
+    assert "self.conv = ChannelConv1d(1, 1, k, padding=k // 2, bias=False)" in module.source
+    assert "ChannelConv1d(1, 1, 5, padding=2)" in module.source
+    assert n_params(module.build_model()) == ir.totals.params
+
+
+def test_eca_gate_computes_timms_eca_module(tmp_path: Path) -> None:
+    _, module = build(tmp_path, ECA_SPEC)
+    torch.manual_seed(0)
+    gate = module.EcaBlock(16, k=5)
+    assert {k: v.shape for k, v in gate.state_dict().items()} == {"conv.weight": (1, 1, 5)}  # timm's keys
+    ref = torch.nn.Conv1d(1, 1, 5, padding=2, bias=False)
+    ref.load_state_dict(gate.conv.state_dict(), strict=True)
+    x = torch.randn(2, 16, 5, 5)
+    assert torch.allclose(gate(x), eca_reference(x, ref), atol=1e-6)
+
+
+def test_conv1d_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ECA_SPEC.replace("head { avgpool global; conv1d 5", "head { conv1d 4")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:21:19: error: `conv1d` needs an odd kernel, got 4: only an odd one keeps the number of channels\n"
+        "   21 |     head { conv1d 4, bias: true; fc classes }\n"
+        "      |                   ^\n",
+    )
+    text = ECA_SPEC.replace("head { avgpool global; conv1d 5", "head { conv1d 5")
+    check_error(
+        tmp_path,
+        monkeypatch,
+        text,
+        "bad.rd:21:12: error: `conv1d` runs across the channels of a Cx1x1 tensor, but it gets 32x8x8\n"
+        "   21 |     head { conv1d 5, bias: true; fc classes }\n"
+        "      |            ^^^^^^^^^^^^^^^^^^^^\n"
+        "  hint: pool first, as ECA-Net's gate does: `avgpool global; conv1d 3; sigmoid`\n",
+    )

@@ -37,6 +37,7 @@ class OpKind(Enum):
     INPUT = "input"
     CONV = "conv"
     BN = "bn"
+    CONV1D = "conv1d"  # a 1-d conv across the channels of a Cx1x1 tensor (ECA-Net's gate)
     LAYERNORM = "layernorm"  # over the channels at each position (ConvNeXt's LayerNorm2d)
     POINTWISE = "pointwise"  # a linear map of the channels at each position (ConvNeXt's nn.Linear in NHWC)
     RELU = "relu"
@@ -195,6 +196,21 @@ def _conv_check(a: Attrs) -> tuple[str, int | None] | None:
     return None
 
 
+def _across_channels(a: Attrs, x: Shape) -> Shape:
+    if x[1:] != (1, 1):
+        raise OpProblem(
+            f"`conv1d` runs across the channels of a Cx1x1 tensor, but it gets {'x'.join(map(str, x))}",
+            "pool first, as ECA-Net's gate does: `avgpool global; conv1d 3; sigmoid`",
+        )
+    return x
+
+
+def _odd(a: Attrs) -> tuple[str, int | None] | None:
+    if a["k"] % 2 == 0:
+        return f"`conv1d` needs an odd kernel, got {a['k']}: only an odd one keeps the number of channels", 0
+    return None
+
+
 def _activation(kind: OpKind, name: str, *aliases: str) -> OpDef:
     return OpDef(kind, name, Signature([]), aliases, shape=_same, image_input=False, activation=True)
 
@@ -236,6 +252,17 @@ REGISTRY: dict[OpKind, OpDef] = {
             ),
             ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
             shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn", numbered=True,
+        ),
+        OpDef(
+            OpKind.CONV1D, "conv1d", Signature(
+                [Param("k", _positive, "an odd kernel size such as 3", required=True)],
+                [Param("bias", _bool, "true or false", False)],
+                "conv1d 3",
+            ),
+            ("conv_1d", "conv1d_channels"),
+            shape=_across_channels, params=lambda a, x: a["k"] + (1 if a["bias"] else 0),
+            flops=lambda a, x, y: y[0] * a["k"], counts_acts=True, layer=True, module="conv", numbered=True,
+            check=_odd,
         ),
         OpDef(
             OpKind.LAYERNORM, "layernorm", Signature(

@@ -76,6 +76,12 @@ def _fc(a: Args, c: str, d: int) -> str:
     return f"nn.Linear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
 
 
+def _conv1d(a: Args, c: str, d: int) -> str:
+    k = a["k"]
+    pad = str(int(k) // 2) if k.isdigit() else f"{paren(k)} // 2"
+    return f"ChannelConv1d(1, 1, {k}, padding={pad}" + (", bias=False" if a["bias"] != "True" else "") + ")"
+
+
 def _pointwise(a: Args, c: str, d: int) -> str:
     return f"PointwiseLinear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
 
@@ -88,6 +94,11 @@ HELPERS: dict[OpKind, str] = {
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)''',
+    OpKind.CONV1D: '''class ChannelConv1d(nn.Conv1d):
+    """nn.Conv1d(1, 1, k) across the channels of an NxCx1x1 tensor (ECA-Net's gate; timm's EcaModule)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.view(x.shape[0], 1, -1)).view(x.shape)''',
     OpKind.POINTWISE: '''class PointwiseLinear(nn.Linear):
     """nn.Linear over the channels of an NCHW tensor, at each position (ConvNeXt's pointwise layers)."""
 
@@ -114,6 +125,7 @@ MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
     OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c}{_norm_options(a, {'eps': '1e-05', 'momentum': '0.1'})})",
     OpKind.LAYERNORM: lambda a, c, d: f"LayerNorm2d({c}, eps={a.get('eps', '1e-06')})",
     OpKind.POINTWISE: _pointwise,
+    OpKind.CONV1D: _conv1d,
     OpKind.MAXPOOL: _pool(OpKind.MAXPOOL),
     OpKind.AVGPOOL: _pool(OpKind.AVGPOOL),
     OpKind.GLOBAL_AVGPOOL: lambda a, c, d: "nn.AdaptiveAvgPool2d(1)",
@@ -145,6 +157,7 @@ BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.BN: Behaviour(ends_branch_norm=True, vector_form=True, float_args=("eps", "momentum")),
     OpKind.LAYERNORM: Behaviour(float_args=("eps",), keeps_size=True),
     OpKind.POINTWISE: Behaviour(output_width="out", keeps_size=True),
+    OpKind.CONV1D: Behaviour(keeps_size=True),
     OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
     OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),

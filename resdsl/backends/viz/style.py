@@ -80,6 +80,7 @@ LOOKS: dict[OpKind, OpLook] = {
     OpKind.INPUT: OpLook("#e5e5e5", "input", lambda op: f"input {fmt_shape(op.shape)}", _text("input")),
     OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
     OpKind.BN: OpLook("#fdd49e", "batch norm", _norm_label("BN"), _text("BN")),
+    OpKind.CONV1D: OpLook("#9ecae1", "conv", lambda op: f"1-d conv across channels, k {op.attrs['k']}", _text("c1d")),
     OpKind.LAYERNORM: OpLook("#fdd49e", "layer norm", _norm_label("LN"), _text("LN")),
     OpKind.POINTWISE: OpLook(
         "#c6dbef", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
