@@ -386,3 +386,98 @@ def test_conv1d_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "      |            ^^^^^^^^^^^^^^^^^^^^\n"
         "  hint: pool first, as ECA-Net's gate does: `avgpool global; conv1d 3; sigmoid`\n",
     )
+
+
+# ---------------------------------------------------------------- layerscale (ConvNeXt's layer_scale)
+
+LS_SPEC = """\
+block cn(dim, g = 1e-6) {
+    residual {
+        conv 7x7, dim, groups: dim, bias: true
+        layernorm
+        pointwise 4 * dim; gelu
+        pointwise dim
+        layerscale g, name: "layer_scale"
+    }
+}
+
+network cnx {
+    input 3x32x32
+    classes 10
+    stem { conv 4x4, 16, stride: 4, pad: 0, bias: true; layernorm; layerscale }
+    stage s1 = cn(16) * 2
+    head { avgpool global; layerscale 0.5; fc classes }
+}
+"""
+
+
+def test_layerscale_analysis_and_code(tmp_path: Path) -> None:
+    ir, module = build(tmp_path, LS_SPEC)
+    scales = ops(ir, OpKind.LAYERSCALE)
+    assert [(op.shape, op.params, op.flops) for op in scales] == [((16, 8, 8), 16, 0)] * 3 + [((16, 1, 1), 16, 0)]
+    assert [op_label(op) for op in scales] == ["layer scale 1e-06"] * 3 + ["layer scale 0.5"]
+    assert "self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), float(g)))" in module.source
+    assert "out = self.layer_scale * out" in module.source
+    assert "self.layer_scale2 = nn.Parameter(torch.full((16, 1, 1), 0.5))" in module.source
+    model = module.build_model()
+    assert n_params(model) == ir.totals.params
+    assert torch.equal(model.layer_scale2, torch.full((16, 1, 1), 0.5))
+
+
+def test_convnext_block_with_layer_scale_loads_torchvisions_keys(tmp_path: Path) -> None:
+    """torchvision's CNBlock: `layer_scale` a [C, 1, 1] parameter of the block, applied to the branch."""
+    _, module = build(tmp_path, LS_SPEC)
+    torch.manual_seed(0)
+    block, ref = module.CnBlock(16, 16), torchvision_cnblock(16)
+    assert block.layer_scale.shape == (16, 1, 1) and "layer_scale" in block.state_dict()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_()
+    gamma = torch.randn(16, 1, 1)
+    theirs = {**ref.state_dict(), "layer_scale": gamma}
+    mine = [key for key in block.state_dict() if key != "layer_scale"]
+    block.load_state_dict(dict(zip(mine, ref.state_dict().values(), strict=True)) | {"layer_scale": gamma})
+    assert set(theirs) - set(ref.state_dict()) == {"layer_scale"}
+    x = torch.randn(2, 16, 6, 6)
+    assert torch.allclose(block(x), gamma * ref(x) + x, atol=1e-5)
+
+
+def test_layerscale_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_error(
+        tmp_path,
+        monkeypatch,
+        LS_SPEC.replace("layerscale 0.5", "layerscale 0"),
+        "bad.rd:16:39: error: `init` of `layerscale` must be a positive number (the scale's initial value), got 0\n"
+        "   16 |     head { avgpool global; layerscale 0; fc classes }\n"
+        "      |                                       ^\n",
+    )
+    check_error(
+        tmp_path,
+        monkeypatch,
+        LS_SPEC.replace('name: "layer_scale"', 'name: "block.7"'),
+        "bad.rd:7:29: error: `layerscale` is a parameter of its class, not a module: it cannot be `block.7`, "
+        "inside a container\n"
+        '    7 |         layerscale g, name: "block.7"\n'
+        "      |                             ^^^^^^^^^\n"
+        '  hint: give it one attribute name (`name: "layer_scale"`, as torchvision\'s ConvNeXt)\n',
+    )
+    check_error(
+        tmp_path,
+        monkeypatch,
+        LS_SPEC.replace("head {", 'head(name: "classifier.#") {'),
+        "bad.rd:16:50: error: `layerscale` is a parameter of its class, not a module: it cannot be `classifier.1`, "
+        "inside a container\n"
+        '   16 |     head(name: "classifier.#") { avgpool global; layerscale 0.5; fc classes }\n'
+        "      |                                                  ^^^^^^^^^^^^^^\n"
+        '  hint: give it one attribute name (`name: "layer_scale"`, as torchvision\'s ConvNeXt), or put it in a block\n',
+    )
+    check_error(
+        tmp_path,
+        monkeypatch,
+        LS_SPEC.replace("pointwise dim\n", "pointwise dim\n        shortcut { layerscale }\n"),
+        "bad.rd:7:20: error: `layerscale` is a parameter, not a module: a written `shortcut { }` (an nn.Sequential) "
+        "cannot hold it\n"
+        "    7 |         shortcut { layerscale }\n"
+        "      |                    ^^^^^^^^^^\n"
+        "  hint: scale the body instead\n",
+    )

@@ -39,6 +39,7 @@ class OpKind(Enum):
     BN = "bn"
     CONV1D = "conv1d"  # a 1-d conv across the channels of a Cx1x1 tensor (ECA-Net's gate)
     LAYERNORM = "layernorm"  # over the channels at each position (ConvNeXt's LayerNorm2d)
+    LAYERSCALE = "layerscale"  # a learnt scale per channel, a [C, 1, 1] parameter (ConvNeXt's `layer_scale`)
     POINTWISE = "pointwise"  # a linear map of the channels at each position (ConvNeXt's nn.Linear in NHWC)
     RELU = "relu"
     RELU6 = "relu6"
@@ -82,6 +83,7 @@ class OpDef:
     layer: bool = False  # a weighted layer: counted in the paper's depth on the main path
     module: str | None = None  # the base of its module's attribute name; None: a stateless function
     activation: bool = False  # an activation function
+    parameter: bool = False  # a bare parameter of its class, not a module: never inside a container
     numbered: bool = False  # its modules are always numbered (conv1, bn1), not only where a class has several
     # Defaults that follow from the kernel: argument -> (the rule on the kernel's (height, width), and the
     # operator and operand of the expression a template writes for a kernel that is a block argument:
@@ -272,6 +274,15 @@ REGISTRY: dict[OpKind, OpDef] = {
             ),
             ("layer_norm", "layernorm2d", "ln"),
             shape=_same, params=lambda a, x: 2 * x[0], module="norm", numbered=True,
+        ),
+        OpDef(
+            OpKind.LAYERSCALE, "layerscale", Signature(
+                [Param("init", _positive_real, "a positive number (the scale's initial value)", 1e-6)],
+                [],
+                "layerscale 1e-6",
+            ),
+            ("layer_scale", "gamma"),
+            shape=_same, params=lambda a, x: x[0], module="layer_scale", parameter=True,
         ),
         OpDef(
             OpKind.POINTWISE, "pointwise", Signature(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.branches import BranchWriting
 from resdsl.backends.pytorch.names import Names, reach, safe_local
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, dilated_pad, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, apply_text, behaviour, dilated_pad, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, compared, paren
 from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, render
 from resdsl.backends.pytorch.slots import SlotUse
@@ -119,8 +119,12 @@ class BodyWriter(BranchWriting):
         module = self.module_of(item)
         if how.ends_branch_norm:
             self.last_bn = "{m}." + attr
+        if how.parameter and attr in self.positions:
+            raise CodegenError(
+                f"`{item.op}` at {item.span} is a parameter: it cannot be in a container (check refuses it)"
+            )
         self.put(attr, module)
-        self.assign(f"self.{attr}({self.cur})", True)
+        self.assign(apply_text(kind, f"self.{attr}", self.cur), True)
 
     def put(self, ref: str, module: str | Container) -> None:
         """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`):

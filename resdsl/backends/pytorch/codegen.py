@@ -25,7 +25,14 @@ from resdsl.backends.pytorch.names import (
     local_names,
     network_class_name,
 )
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, HELPERS, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.optable import (
+    ACTIVATION_MODULES,
+    HELPERS,
+    apply_text,
+    behaviour,
+    flatten_points,
+    module_text,
+)
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.pyformat import format_python
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
@@ -315,7 +322,7 @@ class Generator:
                     fresh = False
                     continue
                 init.append(f"self.{op.path} = {self.module_literal(op, op.in_shapes[0])}")
-                forward.append(f"x = self.{op.path}(x)")
+                forward.append(f"x = {apply_text(op.kind, f'self.{op.path}', 'x')}")
                 fresh = not behaviour(op.kind).output_aliases_input or fresh
         out_shape = ir.op(ir.output_node).shape
         if len(out_shape) > 1:

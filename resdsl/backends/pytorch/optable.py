@@ -82,6 +82,11 @@ def _conv1d(a: Args, c: str, d: int) -> str:
     return f"ChannelConv1d(1, 1, {k}, padding={pad}" + (", bias=False" if a["bias"] != "True" else "") + ")"
 
 
+def _float(text: str) -> str:
+    """A float argument's text: a literal as it is, an expression of a block's argument made a float."""
+    return text if re.fullmatch(r"[\d.]+(e-?\d+)?", text) and not text.isdigit() else f"float({text})"
+
+
 def _pointwise(a: Args, c: str, d: int) -> str:
     return f"PointwiseLinear({c}, {a['out']}" + ("" if a["bias"] == "True" else f", bias={a['bias']}") + ")"
 
@@ -125,6 +130,7 @@ MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
     OpKind.BN: lambda a, c, d: f"nn.BatchNorm{d}d({c}{_norm_options(a, {'eps': '1e-05', 'momentum': '0.1'})})",
     OpKind.LAYERNORM: lambda a, c, d: f"LayerNorm2d({c}, eps={a.get('eps', '1e-06')})",
     OpKind.POINTWISE: _pointwise,
+    OpKind.LAYERSCALE: lambda a, c, d: f"nn.Parameter(torch.full(({c}, 1, 1), {_float(a['init'])}))",
     OpKind.CONV1D: _conv1d,
     OpKind.MAXPOOL: _pool(OpKind.MAXPOOL),
     OpKind.AVGPOOL: _pool(OpKind.AVGPOOL),
@@ -148,6 +154,7 @@ class Behaviour:
     ends_branch_norm: bool = False  # `zero_init_residual` zeroes it where it ends a residual branch
     vector_form: bool = False  # has a 1-d form for the vector after an fc (`dims` 1: BatchNorm1d)
     float_args: tuple[str, ...] = ()  # arguments written as Python floats (`0.0`, not `0`)
+    parameter: bool = False  # an nn.Parameter, not a module: its forward line is `self.<attr> * x`
     keeps_size: bool = False  # its output has its input's height and width (a norm, a pointwise linear)
     elementwise: bool = False  # acts on each value alone: a flatten may come before it (`dropout; fc`)
 
@@ -158,6 +165,7 @@ BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.LAYERNORM: Behaviour(float_args=("eps",), keeps_size=True),
     OpKind.POINTWISE: Behaviour(output_width="out", keeps_size=True),
     OpKind.CONV1D: Behaviour(keeps_size=True),
+    OpKind.LAYERSCALE: Behaviour(parameter=True, float_args=("init",), keeps_size=True),
     OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
     OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),
@@ -187,6 +195,11 @@ def flatten_points(ops: Sequence[Op | None]) -> set[int]:
             start -= 1
         points.add(start)
     return points
+
+
+def apply_text(kind: OpKind, module: str, x: str) -> str:
+    """How forward applies an op's module (or parameter) `module` to `x`."""
+    return f"{module} * {x}" if behaviour(kind).parameter else f"{module}({x})"
 
 
 def module_text(kind: OpKind, args: Args, c_in: str, dims: int = 2, inplace: bool = True) -> str | None:

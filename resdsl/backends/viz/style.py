@@ -81,6 +81,7 @@ LOOKS: dict[OpKind, OpLook] = {
     OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
     OpKind.BN: OpLook("#fdd49e", "batch norm", _norm_label("BN"), _text("BN")),
     OpKind.CONV1D: OpLook("#9ecae1", "conv", lambda op: f"1-d conv across channels, k {op.attrs['k']}", _text("c1d")),
+    OpKind.LAYERSCALE: OpLook("#fee391", "layer scale", lambda op: f"layer scale {op.attrs['init']:g}", _text("γ")),
     OpKind.LAYERNORM: OpLook("#fdd49e", "layer norm", _norm_label("LN"), _text("LN")),
     OpKind.POINTWISE: OpLook(
         "#c6dbef", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
