@@ -24,7 +24,7 @@ from resdsl.ir.graph import (
     ShortcutOption,
     inputs_of,
 )
-from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY, scaled
+from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY
 from resdsl.ir.passes import infer_op
 from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
@@ -213,11 +213,7 @@ class Builder:
         so a non-square kernel, or one given through a block argument as a size, works too."""
         for name in item.derived:
             if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
-                derive = REGISTRY[item.kind].derived[name][0]
-                attrs[name] = derive(attrs["kernel"])
-                by = REGISTRY[item.kind].derived_scale.get(name)
-                if by is not None and attrs.get(by) is not None:
-                    attrs[name] = scaled(attrs[name], attrs[by])
+                attrs[name] = REGISTRY[item.kind].derive(name, attrs)
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind

@@ -95,6 +95,12 @@ class OpDef:
     global_form: OpKind | None = None  # the kind it takes with the kernel `global` (avgpool -> GLOBAL_AVGPOOL)
     check: Callable[[Attrs], tuple[str, int | None] | None] | None = None  # a use's arguments: (message, slot)
 
+    def derive(self, name: str, attrs: Attrs) -> Any:
+        """A default that follows from the kernel (`derived`), times its `derived_scale` argument where given."""
+        value = self.derived[name][0](attrs["kernel"])
+        by = self.derived_scale.get(name)
+        return scaled(value, attrs[by]) if by is not None and attrs.get(by) is not None else value
+
 
 def _same(attrs: Attrs, x: Shape) -> Shape:
     return x
