@@ -70,7 +70,7 @@ def test_bn_options_keep_params_and_reach_the_module(tmp_path: Path) -> None:
     ir, module = build(tmp_path, BN_SPEC)
     bns = ops(ir, OpKind.BN)
     assert [op.attrs for op in bns] == [{"eps": 0.001}, {"eps": 0.001, "momentum": 0.01}, {}, {"momentum": 0.2}]
-    assert [op.params for op in bns] == [16, 16, 16, 32] and all(op.flops == 0 for op in bns)
+    assert [op.params for op in bns] == [16, 16, 16, 32] and all(op.flops == op.acts == 0 for op in bns)
     assert [op_label(op) for op in bns] == ["BN, eps 0.001", "BN, eps 0.001, momentum 0.01", "BN", "BN, momentum 0.2"]
     assert "nn.BatchNorm2d(8, eps=0.001)" in module.source
     assert "nn.BatchNorm2d(width, eps=e, momentum=0.01)" in module.source
@@ -150,6 +150,7 @@ def test_dilation_shapes_padding_params_and_flops(tmp_path: Path) -> None:
         kh, kw = op.attrs["kernel"]
         assert op.params == op.in_shapes[0][0] * kh * kw * op.attrs["channels"]  # as undilated
         assert op.flops == op.shape[1] * op.shape[2] * op.params  # per output, as undilated
+        assert op.acts == op.shape[0] * op.shape[1] * op.shape[2]  # pycls: a conv's output elements
     body = [op for op in convs[2:] if op.attrs.get("dilation")]
     assert all(op.shape == op.in_shapes[0] for op in body)
     assert {op.attrs["pad"] for op in body} == {2, 4, (0, 3)}  # d * (k // 2): 3x3 at 2 and 4, 5x5 at 2
@@ -241,7 +242,8 @@ def test_layernorm_and_pointwise_analysis(tmp_path: Path) -> None:
     ir, module = build(tmp_path, CNX_SPEC)
     norms, pws = ops(ir, OpKind.LAYERNORM), ops(ir, OpKind.POINTWISE)
     assert [op.shape for op in norms] == [(16, 8, 8), (16, 8, 8), (16, 8, 8), (16, 1, 1)]
-    assert all(op.params == 2 * op.shape[0] and op.flops == 0 for op in norms)
+    assert all(op.params == 2 * op.shape[0] and op.flops == op.acts == 0 for op in norms)  # as BN
+    assert [op.acts for op in pws] == [64 * 64, 16 * 64] * 2 + [20]  # output elements, as a conv's
     assert [(op.in_shapes[0], op.shape) for op in pws[:2]] == [((16, 8, 8), (64, 8, 8)), ((64, 8, 8), (16, 8, 8))]
     assert [op.params for op in pws] == [16 * 64 + 64, 64 * 16 + 16] * 2 + [16 * 20]
     assert [op.flops for op in pws] == [64 * 16 * 64, 64 * 64 * 16] * 2 + [16 * 20]
@@ -349,6 +351,7 @@ def test_conv1d_analysis(tmp_path: Path) -> None:
     ]
     assert [op.params for op in c1] == [3, 3, 3, 6]  # k weights (+ 1 bias)
     assert [op.flops for op in c1] == [16 * 3, 16 * 3, 32 * 3, 32 * 5]  # k multiply-adds per channel
+    assert [op.acts for op in c1] == [16, 16, 32, 32]  # output elements, as a conv's
     assert op_label(c1[0]) == "1-d conv across channels, k 3"
     assert "self.conv = ChannelConv1d(1, 1, k, padding=k // 2, bias=False)" in module.source
     assert "ChannelConv1d(1, 1, 5, padding=2)" in module.source
@@ -414,7 +417,9 @@ network cnx {
 def test_layerscale_analysis_and_code(tmp_path: Path) -> None:
     ir, module = build(tmp_path, LS_SPEC)
     scales = ops(ir, OpKind.LAYERSCALE)
-    assert [(op.shape, op.params, op.flops) for op in scales] == [((16, 8, 8), 16, 0)] * 3 + [((16, 1, 1), 16, 0)]
+    assert [(op.shape, op.params, op.flops, op.acts) for op in scales] == [((16, 8, 8), 16, 0, 0)] * 3 + [
+        ((16, 1, 1), 16, 0, 0)
+    ]
     assert [op_label(op) for op in scales] == ["layer scale 1e-06"] * 3 + ["layer scale 0.5"]
     assert "self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), float(g)))" in module.source
     assert "out = self.layer_scale * out" in module.source
