@@ -190,6 +190,7 @@ class Builder:
         for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
             if name in attrs and attrs[name] == default:
                 del attrs[name]
+        attrs = {name: v for name, v in attrs.items() if v is not None}  # an optional argument not given
         if rule.global_form is not None and attrs["kernel"] == "global":
             kind, attrs = rule.global_form, {}
         elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
@@ -204,8 +205,7 @@ class Builder:
         so a non-square kernel, or one given through a block argument as a size, works too."""
         for name in item.derived:
             if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
-                derive = REGISTRY[item.kind].derived[name][0]
-                attrs[name] = derive(attrs["kernel"])
+                attrs[name] = REGISTRY[item.kind].derive(name, attrs)
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind

@@ -25,7 +25,7 @@ from resdsl.diagnostics import SpecError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, Role, Section
 from resdsl.ir.modnames import MODULE_ATTRIBUTES, fill
 from resdsl.ir.naming import OWN_MODULE, attr_name, base_name
-from resdsl.ir.ops import ACTIVATIONS
+from resdsl.ir.ops import ACTIVATIONS, REGISTRY
 from resdsl.ir.pynames import Names, safe_local
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
 
@@ -61,6 +61,8 @@ def decide_paths(ir: NetworkIR) -> list[SpecError]:
     for template in ir.blocks.values():
         _name_calls_and_shortcuts(template, ir.blocks)
     errors: list[SpecError] = []
+    for template in ir.blocks.values():
+        errors += _parameters_in_containers(template)
     if named_layout(ir):
         _named_layout(ir, errors)
     else:
@@ -207,6 +209,35 @@ def _named_layout(ir: NetworkIR, errors: list[SpecError]) -> None:
             _place(root, path, item, s, errors)
 
 
+_PARAMETER_HINT = 'give it one attribute name (`name: "layer_scale"`, as torchvision\'s ConvNeXt)'
+
+
+def _parameter_problem(op: str, path: str) -> str:
+    return f"`{op}` is a parameter of its class, not a module: it cannot be `{path}`, inside a container"
+
+
+def _parameters_in_containers(template: BlockTemplate) -> list[SpecError]:
+    """A bare parameter (a layer scale) named into a container of a block, or in a written `shortcut { }`
+    (an nn.Sequential, which holds modules only)."""
+    errors = []
+    for item in walk(template.body):
+        if isinstance(item, OpItem) and REGISTRY[item.kind].parameter and item.module_name and "." in item.module_name:
+            span = item.module_name_span or item.span
+            errors.append(SpecError(_parameter_problem(item.op, item.module_name), span, _PARAMETER_HINT))
+        if isinstance(item, ResidualItem) and item.shortcut:
+            for op in walk(item.shortcut):
+                if isinstance(op, OpItem) and REGISTRY[op.kind].parameter:
+                    errors.append(
+                        SpecError(
+                            f"`{op.op}` is a parameter, not a module: a written `shortcut {{ }}` (an nn.Sequential) "
+                            "cannot hold it",
+                            op.span,
+                            "scale the body instead",
+                        )
+                    )
+    return errors
+
+
 def _has_sections(template: BlockTemplate) -> bool:
     """Whether a block's template holds a residual, dense or gate section (used or not at this use)."""
     return any(isinstance(item, ResidualItem) for item in walk(template.body))
@@ -231,6 +262,10 @@ def _place(root: Node, path: str, item: Op | BlockInstance, s: Section, errors: 
         node = child
     if parts[-1] == "#":
         parts[-1] = str(len(node.children))
+    if isinstance(item, Op) and REGISTRY[item.kind].parameter and len(parts) > 1:
+        hint = _PARAMETER_HINT + ", or put it in a block"
+        errors.append(SpecError(_parameter_problem(item.kind.value, ".".join(parts)), span, hint))
+        return
     other = node.children.get(parts[-1])
     if other is not None:
         what = f"the module is {_what(other)}" if isinstance(other, Entry) else "it holds other modules"
