@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from resdsl.diagnostics import UsageError
 
 SEED = "seed"  # the grid's seed axis: the recipe's `seed` field, set with --set seed=N
+MAX_POINTS = 10_000  # points of one sweep: checked from the axes' lengths before any list of points is made
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VALUE = re.compile(r"^[A-Za-z0-9_.+\-x\"\[\] ]+$")  # what a run directory's name may hold (no / nor =)
 
@@ -72,9 +73,24 @@ def parse_grid(grids: tuple[str, ...] | list[str], seeds: int) -> dict[str, list
         if not all(v.isdigit() for v in axes[SEED]):
             raise UsageError(f"--grid seed={','.join(axes[SEED])}: seeds are whole numbers >= 0")
         axes[SEED] = axes.pop(SEED)  # the seed axis last, so that run names group by setting
+        check_size({k: len(v) for k, v in axes.items()})
     else:
+        check_size({**{k: len(v) for k, v in axes.items()}, SEED: seeds})
         axes[SEED] = [str(s) for s in range(seeds)]
     return axes
+
+
+def check_size(lengths: dict[str, int], where: str = "") -> None:
+    """Refuse a grid of more than MAX_POINTS points, from its axes' lengths (nothing allocated yet)."""
+    total = 1
+    for n in lengths.values():
+        total *= n
+    if total > MAX_POINTS:
+        sizes = " x ".join(f"{k} {n:,}" for k, n in lengths.items())
+        raise UsageError(
+            f"{where}the grid has {total:,} points ({sizes}), more than the limit of {MAX_POINTS:,}; "
+            f"split it into several sweeps"
+        )
 
 
 def points(axes: dict[str, list[str]]) -> list[Point]:

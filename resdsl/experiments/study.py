@@ -24,42 +24,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from resdsl.diagnostics import InputError, UsageError
+from resdsl.diagnostics import InputError
+from resdsl.experiments import storage
 from resdsl.experiments.grid import Point
 
 HEARTBEAT_S = 10  # a running trial's heartbeat; a trial silent for GRACE_S is failed by any worker
 GRACE_S = 60
-SCHEMES = ("sqlite", "postgresql", "mysql")
-DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql (and mysql+pymysql:// URLs)"}
 
 # A trial's user attributes
 ERROR, STOPPED, DUPLICATE, HOST, PID, RUN = "error", "stopped", "duplicate_of", "host", "pid", "run"
 
-
-def check_url(url: str) -> str:
-    """The URL's database kind (sqlite, postgresql, mysql); UsageError for anything else."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    kind = scheme.split("+", 1)[0]
-    if kind not in SCHEMES:
-        raise UsageError(
-            f"--join {url}: not a database URL; use postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://... or "
-            f"sqlite:///PATH"
-        )
-    return kind
+check_url = storage.check_url
 
 
 def redact(url: str) -> str:
     """The URL without its password, for files and messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return storage.hide_password(url)
 
 
 def sqlite_path(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+    return storage.sqlite_file(url)
 
 
 def open_study(url: str, name: str, config: dict[str, Any]):
@@ -71,37 +55,60 @@ def open_study(url: str, name: str, config: dict[str, Any]):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     logging.getLogger("alembic").setLevel(logging.ERROR)
-    kind = check_url(url)
-    engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
+    engine_url = storage.engine_url(url)  # checked, its driver found, before Optuna sees it
+    storage.check_sqlite_file(url)
+    seconds = storage.timeout_s()
     path = sqlite_path(url)
     # Tables are created by the first process only; others wait (SQLite: several workers start at once).
-    guard = _file_lock(path + ".lock") if path and path != ":memory:" else contextlib.nullcontext()
+    guard = _file_lock(path + ".lock", seconds) if path else contextlib.nullcontext()
     try:
         with guard:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            rdb = optuna.storages.RDBStorage(
+                engine_url,
+                engine_kwargs=storage.engine_kwargs(engine_url),
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
             )
-            study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, direction="minimize")
+            study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="minimize")
             if "config" not in study.user_attrs:
                 study.set_user_attr("config", config)
-    except ModuleNotFoundError as err:
+    except TimeoutError:
         raise InputError(
-            f"--join {redact(url)}: the database driver `{err.name}` is missing: pip install {DRIVERS.get(kind, err.name)}"
+            f"cannot open the sweep's database {redact(url)}: its lock {path}.lock is held by another process "
+            f"and was not released in {seconds:g} s\nhint: wait for it, or set {storage.TIMEOUT_ENV}=SECONDS"
         ) from None
     except Exception as err:  # sqlalchemy's OperationalError and friends: a server that cannot be reached
         if type(err).__module__.startswith(("sqlalchemy", "optuna")):
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"cannot open the sweep's database {redact(url)}: {first[:300]}") from None
+            raise InputError(f"cannot open the sweep's database {redact(url)}: {_reason(err, seconds)}") from None
         raise
     return study
 
 
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    from filelock import FileLock
+def _reason(err: Exception, seconds: float) -> str:
+    """The first line of a database error, said plainly where it is a timeout."""
+    text = str(getattr(err, "orig", None) or err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    if "timeout" in first.lower() or "timed out" in first.lower():
+        return f"the server did not answer in {seconds:g} s ({first[:200]})\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
+    if "database is locked" in first:
+        return f"it stayed locked by another process for {seconds:g} s\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
+    return first[:300]
 
-    with FileLock(path):
+
+@contextlib.contextmanager
+def _file_lock(path: str, seconds: float) -> Iterator[None]:
+    """filelock's lock, given up after `seconds` (TimeoutError)."""
+    from filelock import FileLock, Timeout
+
+    try:
+        lock = FileLock(path, timeout=seconds)
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(path) from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def point_of(trial, axes: dict[str, list[str]]) -> Point | None:

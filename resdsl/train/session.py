@@ -398,7 +398,12 @@ def _trainer(s: Session, model_file: Path) -> Any:
     if s.dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # Stochastic depth skips whole residual branches in a batch: their parameters get no gradient on
+        # that rank, which DDP must be told to expect (else "Expected to have finished reduction").
+        skips = any(r.survival < 1.0 for r in s.plan.ir.residuals)
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=skips
+        )
     trainer_class, extra = trainlib.Trainer, {}
     if s.dataset == "imagenet":
         from resdsl.train.folder_trainer import FolderTrainer
