@@ -24,12 +24,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from resdsl.diagnostics import InputError
+from resdsl.diagnostics import InputError, UsageError
 from resdsl.experiments import storage
 from resdsl.experiments.grid import Point
 
-HEARTBEAT_S = 10  # a running trial's heartbeat; a trial silent for GRACE_S is failed by any worker
-GRACE_S = 60
+GRACE_S = 60  # a running trial silent this long is failed by any worker (RESDSL_SWEEP_GRACE overrides it)
+GRACE_ENV = "RESDSL_SWEEP_GRACE"
+
+
+def grace_s() -> int:
+    """Seconds without a heartbeat after which a running trial's worker counts as lost."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    if not text:
+        return GRACE_S
+    if not text.isdigit() or not 3 <= int(text) <= 86400:
+        raise UsageError(f"{GRACE_ENV}={text}: give whole seconds from 3 to 86400")
+    return int(text)
+
+
+def heartbeat_s() -> int:
+    """A running trial records a heartbeat this often: six in a grace period (10 s by default)."""
+    return max(1, grace_s() // 6)
+
 
 # A trial's user attributes
 ERROR, STOPPED, DUPLICATE, HOST, PID, RUN = "error", "stopped", "duplicate_of", "host", "pid", "run"
@@ -66,8 +82,8 @@ def open_study(url: str, name: str, config: dict[str, Any]):
             rdb = optuna.storages.RDBStorage(
                 engine_url,
                 engine_kwargs=storage.engine_kwargs(engine_url),
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
+                heartbeat_interval=heartbeat_s(),
+                grace_period=grace_s(),
             )
             study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="minimize")
             if "config" not in study.user_attrs:
@@ -176,7 +192,7 @@ def reap(study) -> None:
         attrs = trial.user_attrs
         gone = attrs.get(HOST) == host and PID in attrs and not _pid_alive(int(attrs[PID]))
         unclaimed = (
-            HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > GRACE_S
+            HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > grace_s()
         )
         if gone or unclaimed:
             with contextlib.suppress(Exception):  # another worker failed it first
@@ -231,18 +247,19 @@ def claim_attrs(name: str) -> dict[str, Any]:
 
 
 class Heartbeat:
-    """Records a trial's heartbeat every HEARTBEAT_S seconds in a thread while the run trains."""
+    """Records a trial's heartbeat every heartbeat_s() seconds in a thread while the run trains."""
 
     def __init__(self, study, trial_id: int) -> None:
         self._storage, self._id = study._storage, trial_id
         self._stop = threading.Event()
+        self._every = heartbeat_s()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
 
     def _beat(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
                 self._storage.record_heartbeat(self._id)
-            if self._stop.wait(HEARTBEAT_S):
+            if self._stop.wait(self._every):
                 return
 
     def __enter__(self) -> Heartbeat:
