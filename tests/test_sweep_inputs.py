@@ -6,7 +6,6 @@ a hint), exit 1 (2 for the command line), never a traceback; the exact texts are
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
