@@ -115,8 +115,9 @@ def test_a_held_lock_and_a_silent_server_time_out(tmp_path: Path) -> None:
         "the server did not answer in 1 s ("
     )
     assert result.stderr.endswith(")\nhint: set RESDSL_DB_TIMEOUT=SECONDS\n")
-    fails(sweep(spec, "--grid", "n=1,2", env={"RESDSL_DB_TIMEOUT": "soon"}), 2,
+    fails(sweep(spec, "--grid", "n=1,2", "--out", tmp_path / "c", env={"RESDSL_DB_TIMEOUT": "soon"}), 2,
           "error: RESDSL_DB_TIMEOUT=soon: not a number of seconds")  # fmt: skip
+    assert not (tmp_path / "c").exists()
 
 
 def test_grids_past_the_limit_are_refused_before_allocating(tmp_path: Path) -> None:
@@ -149,6 +150,10 @@ def test_status_reads_the_storage_sweep_json_names(tmp_path: Path, one_thread) -
     result = sweep("--status", out)  # no --join: sweep.json says where the study is
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "2 done, 0 running, 0 failed, 0 stopped, 0 pending"
+    shared = record["storage"]
+    again = sweep(tiny_spec(tmp_path), "--grid", "n=1,2", "--iterations", "2", "--eval-every", "1", "--out", out)
+    fails(again, 1, f"error: {out}'s study is in {shared}, not sqlite:///{out.resolve() / 'study.db'}; "
+          "pass --join with that URL, or use another --out")  # fmt: skip
     record["storage"] = "postgresql://resdsl:***@db.example.org/sweeps"
     (out / "sweep.json").write_text(json.dumps(record))
     fails(sweep("--status", out), 1,

@@ -156,3 +156,19 @@ def test_a_killed_worker_has_its_point_rerun_by_the_other(server: Server, spec: 
     log = (out / "logs" / f"{killed}.log").read_text()
     assert "resuming" in log and log.count("training tiny") == 2, log
     assert f"{killed}: training" in err
+
+
+def test_a_server_lost_mid_sweep_is_one_line(spec: Path) -> None:
+    """The database stops while a worker trains: the worker ends with one error line, exit 1, no traceback."""
+    with cluster() as own:
+        url = own.database("lost")
+        out = spec.parent / "lost"
+        worker = start(spec, out, "--iterations", "40", "--eval-every", "20", "--checkpoint-every", "2", "--join", url)
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((out / "runs").glob("*/checkpoint.pt")):
+            time.sleep(0.02)
+    _, err = worker.communicate(timeout=300)  # the cluster is stopped (and deleted) by now
+    assert worker.returncode == 1, err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: the sweep's database {url} failed: "), err

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,15 +80,7 @@ def open_study(url: str, name: str, config: dict[str, Any]):
     guard = _file_lock(path + ".lock", seconds) if path else contextlib.nullcontext()
     try:
         with guard:
-            rdb = optuna.storages.RDBStorage(
-                engine_url,
-                engine_kwargs=storage.engine_kwargs(engine_url),
-                heartbeat_interval=heartbeat_s(),
-                grace_period=grace_s(),
-            )
-            study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="minimize")
-            if "config" not in study.user_attrs:
-                study.set_user_attr("config", config)
+            study = _create(engine_url, name, config, seconds)
     except TimeoutError:
         raise InputError(
             f"cannot open the sweep's database {redact(url)}: its lock {path}.lock is held by another process "
@@ -100,8 +93,56 @@ def open_study(url: str, name: str, config: dict[str, Any]):
     return study
 
 
-def _reason(err: Exception, seconds: float) -> str:
-    """The first line of a database error, said plainly where it is a timeout."""
+def _create(engine_url: str, name: str, config: dict[str, Any], seconds: float):
+    """Optuna's storage and the study, created if missing. Two workers that create a server database's tables
+    at the same moment collide (PostgreSQL: `duplicate key value violates unique constraint`): the one that
+    lost tries again, finding the tables made."""
+    import optuna
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            rdb = optuna.storages.RDBStorage(
+                engine_url,
+                engine_kwargs=storage.engine_kwargs(engine_url),
+                heartbeat_interval=heartbeat_s(),
+                grace_period=grace_s(),
+            )
+            study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="minimize")
+            if "config" not in study.user_attrs:
+                study.set_user_attr("config", config)
+            return study
+        except Exception as err:
+            text = str(err).lower()
+            racing = type(err).__module__.startswith("sqlalchemy") and ("duplicate" in text or "already exists" in text)
+            if not racing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database that fails while the sweep runs (a server gone, a disk full) ends the worker with one line."""
+    try:
+        yield
+    except Exception as err:
+        if not _from_database(err):
+            raise
+        raise InputError(f"the sweep's database {redact(url)} failed: {_reason(err, storage.timeout_s())}") from None
+
+
+def _from_database(err: BaseException) -> bool:
+    """An error of the database layer (SQLAlchemy, a driver, Optuna's storage), not of resdsl or the run."""
+    from optuna.exceptions import StorageInternalError
+
+    modules = ("sqlalchemy", "optuna.storages", "psycopg", "sqlite3", "pymysql", "MySQLdb")
+    return isinstance(err, StorageInternalError) or type(err).__module__.startswith(modules)
+
+
+def _reason(err: BaseException, seconds: float) -> str:
+    """The first line of the error at the root of a database error, said plainly where it is a timeout."""
+    while err.__cause__ is not None:  # Optuna's StorageInternalError wraps SQLAlchemy's, which wraps the driver's
+        err = err.__cause__
     text = str(getattr(err, "orig", None) or err).strip()
     first = text.splitlines()[0] if text else type(err).__name__
     if "timeout" in first.lower() or "timed out" in first.lower():

@@ -109,11 +109,13 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     path = out / SWEEP_FILE
     if path.exists():
         try:
-            theirs = parse_config(json.loads(path.read_text(encoding="utf-8"))["config"])
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            theirs = parse_config(stored["config"])
         except Exception:  # anything unreadable or not as resdsl writes it
             raise InputError(f"{path} is not a sweep.json resdsl wrote; use another --out") from None
         if theirs != cfg:
             raise InputError(f"{out} holds another sweep ({_difference(theirs, cfg)}); use another --out")
+        _same_storage(out, stored.get("storage"), url)
         return
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise InputError(f"{out} exists and is no sweep directory (no {SWEEP_FILE}); use another --out")
@@ -122,6 +124,18 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     from resdsl.train.rundir import atomic_write
 
     atomic_write(path, json.dumps(record, indent=2) + "\n")
+
+
+def _same_storage(out: Path, stored: object, url: str) -> None:
+    """A sweep directory continues with the study it started in: its own study.db (wherever the directory now
+    is), or the database it was given with --join."""
+    mine = studies.redact(url)
+    if not isinstance(stored, str) or stored == mine:
+        return
+    local = studies.sqlite_path(stored)
+    if local is not None and Path(local).name == DATABASE and mine == studies.redact(storage_url(out, None)):
+        return  # the directory moved: its study.db moved with it
+    raise InputError(f"{out}'s study is in {stored}, not {mine}; pass --join with that URL, or use another --out")
 
 
 def _difference(theirs: SweepConfig, mine: SweepConfig) -> str:
@@ -135,6 +149,7 @@ def _difference(theirs: SweepConfig, mine: SweepConfig) -> str:
 
 
 def storage_url(out: Path, join: str | None) -> str:
+    storage.timeout_s()  # RESDSL_DB_TIMEOUT checked before anything is created
     if join is not None:
         storage.check_join(join)  # before anything is created: a bad URL, a missing driver, an unwritable file
         return join
@@ -151,12 +166,10 @@ def run(cfg: SweepConfig, machine: Machine) -> int:
     studies.open_study(machine.url, cfg.study_name, asdict(cfg))  # created once, before the workers start
     if machine.threads_line and not machine.quiet:
         print(machine.threads_line, file=sys.stderr, flush=True)
-    if machine.parallel == 1:
-        code = work(cfg, machine, 0)
-    else:
-        code = _run_workers(cfg, machine)
-    if code == 0 or code == 1:
-        code = _summarise(cfg, machine)
+    with studies.database_errors(machine.url):
+        code = work(cfg, machine, 0) if machine.parallel == 1 else _run_workers(cfg, machine)
+        if code == 0 or code == 1:
+            code = _summarise(cfg, machine)
     return code
 
 
@@ -198,7 +211,9 @@ def _worker_main(cfg: SweepConfig, machine: Machine, index: int) -> None:
         if gpus is None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(index)  # one GPU per worker (ignored without GPUs)
     try:
-        sys.exit(work(cfg, machine, index))
+        with studies.database_errors(machine.url):
+            code = work(cfg, machine, index)
+        sys.exit(code)
     except ResdslError as err:
         print(err.render(), file=sys.stderr)
         sys.exit(2 if isinstance(err, UsageError) else 1)
@@ -393,7 +408,8 @@ def status(out: Path, join: str | None = None) -> list[tuple[str, studies.PointS
     cfg = record.config
     url = storage_url(out, join) if join is not None else _recorded_storage(Path(out), record.storage)
     study = studies.open_study(url, record.study, asdict(cfg))
-    states = studies.point_states(study, cfg.axes, cfg.points())
+    with studies.database_errors(url):
+        states = studies.point_states(study, cfg.axes, cfg.points())
     return [(p.name, states[p.name]) for p in cfg.points()]
 
 
