@@ -103,6 +103,29 @@ def test_the_readme_digits_command_prints_no_note_and_says_1_iteration(tmp_path:
     assert ", 1 iteration of batch 64 -> " in result.stderr
 
 
+def _readme_commands() -> list[str]:
+    """Every resdsl command of the README's code blocks, continuation lines joined, comments dropped."""
+    blocks = re.findall(r"^```\n(.*?)^```", README, re.M | re.S)
+    lines = [line.split("#")[0] for b in blocks for line in b.replace("\\\n", " ").splitlines()]
+    return [line for line in lines if "resdsl " in line]
+
+
 def test_no_readme_command_writes_into_docs() -> None:
-    commands = [line for line in README.splitlines() if "resdsl " in line or line.startswith("      ")]
+    commands = _readme_commands()
+    assert len(commands) > 15
     assert not [c for c in commands if re.search(r"(-o|--out|--output)\s+docs/", c)]
+
+
+def test_what_the_readme_commands_write_is_git_ignored() -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = set()
+    for line in _readme_commands():
+        written |= set(re.findall(r"(?:-o|--out|--output|--train-script)\s+(\S+)", line))
+    written.add("resnet34.svg")  # viz's default: the spec's name in the current directory
+    assert {"model.py", "curves.png", "sweeps/digits", "report/digits", "responses_digits.png"} <= written
+    ignored = subprocess.run(["git", "check-ignore", *sorted(written)], cwd=ROOT, capture_output=True, text=True)
+    assert sorted(ignored.stdout.split()) == sorted(written)
