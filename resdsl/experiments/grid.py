@@ -11,8 +11,8 @@ from resdsl.diagnostics import UsageError
 
 SEED = "seed"  # the grid's seed axis: the recipe's `seed` field, set with --set seed=N
 MAX_POINTS = 10_000  # points of one sweep: checked from the axes' lengths before any list of points is made
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_VALUE = re.compile(r"^[A-Za-z0-9_.+\-x\"\[\] ]+$")  # what a run directory's name may hold (no / nor =)
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VALUE_RE = re.compile(r"^[A-Za-z0-9_.+\-x\"\[\] ]+$")  # what a run directory's name may hold (no / nor =)
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,12 @@ def parse_grid(grids: tuple[str, ...] | list[str], seeds: int) -> dict[str, list
     for text in grids:
         name, sep, rest = text.partition("=")
         name = name.strip()
-        if not sep or not _NAME.match(name):
+        if not sep or not NAME_RE.match(name):
             raise UsageError(f"--grid takes NAME=V1,V2,..., got `{text}`")
         if name in axes:
             raise UsageError(f"--grid {name} is given twice; list all its values in one --grid {name}=...")
         values = split_values(rest)
-        bad = next((v for v in values if not v or not _VALUE.match(v)), None)
+        bad = next((v for v in values if not v or not VALUE_RE.match(v)), None)
         if bad is not None:
             what = "an empty value" if not bad else f"the value `{bad}`"
             raise UsageError(f"--grid {text}: {what} cannot name a run directory; use letters, digits and . _ - +")

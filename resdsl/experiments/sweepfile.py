@@ -13,7 +13,7 @@ from typing import Any
 
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.experiments import storage
-from resdsl.experiments.grid import _NAME, _VALUE, SEED, Point, check_size, points
+from resdsl.experiments.grid import NAME_RE, SEED, VALUE_RE, Point, check_size, points
 
 FORMAT = "resdsl-sweep-1"
 SWEEP_FILE = "sweep.json"
@@ -92,8 +92,8 @@ def parse_config(cfg: Any) -> SweepConfig:
     _need(isinstance(axes, dict) and len(axes) > 0, "config.axes", "an object of lists of values", axes)
     for name, values in axes.items():
         where = f"config.axes.{name}"
-        _need(_NAME.match(name) is not None, where, "named like a --set name", name)
-        ok = isinstance(values, list) and values and all(_is_str(v) and _VALUE.match(v) for v in values)
+        _need(NAME_RE.match(name) is not None, where, "named like a --set name", name)
+        ok = isinstance(values, list) and values and all(_is_str(v) and VALUE_RE.match(v) for v in values)
         _need(bool(ok), where, "a list of values (strings that can name a run directory)", values)
         _need(len(set(values)) == len(values), where, "a list of distinct values", values)
         if name == SEED:
