@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from resdsl.cli.main import SUMMARIES, main
+from resdsl.cli.main import SUMMARIES, WEIGHTS_SUMMARIES, main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -77,6 +77,8 @@ def test_every_command_takes_set_and_has_whole_help() -> None:
     text = cli("--help").output
     listed = dict(re.findall(r"^  (\w+)\s{2,}(.+)$", text.split("Commands:")[1], re.M))
     assert listed == SUMMARIES  # each whole, none cut with "..." (or at "Fig.")
+    text = cli("weights", "--help").output
+    assert dict(re.findall(r"^  (\w+)\s{2,}(.+)$", text.split("Commands:")[1], re.M)) == WEIGHTS_SUMMARIES
     for name, command in main.commands.items():
         if name != "weights":
             assert any("--set" in p.opts for p in command.params), name

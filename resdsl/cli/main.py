@@ -164,5 +164,12 @@ for _command in (
 ):
     main.add_command(_command)
 
+WEIGHTS_SUMMARIES = {
+    "check": "Load weights into the spec's module (strict), compare outputs.",
+    "rename": "Give weights the generated module's keys, shapes checked.",
+}
+
 for _name, _summary in SUMMARIES.items():
     main.commands[_name].short_help = _summary
+for _name, _summary in WEIGHTS_SUMMARIES.items():
+    weights_group.commands[_name].short_help = _summary
