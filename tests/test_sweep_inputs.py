@@ -151,6 +151,17 @@ def test_status_reads_the_storage_sweep_json_names(tmp_path: Path, one_thread) -
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "2 done, 0 running, 0 failed, 0 stopped, 0 pending"
     shared = record["storage"]
+    import sqlite3
+
+    holder = sqlite3.connect(tmp_path / "db" / "shared.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a long write
+    try:
+        fails(sweep("--status", out, env={"RESDSL_DB_TIMEOUT": "1"}), 1,
+              f"error: cannot open the sweep's database {shared}: it stayed locked by another process for 1 s\n"
+              "hint: set RESDSL_DB_TIMEOUT=SECONDS")  # fmt: skip
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
     again = sweep(tiny_spec(tmp_path), "--grid", "n=1,2", "--iterations", "2", "--eval-every", "1", "--out", out)
     fails(again, 1, f"error: {out}'s study is in {shared}, not sqlite:///{out.resolve() / 'study.db'}; "
           "pass --join with that URL, or use another --out")  # fmt: skip

@@ -128,6 +128,23 @@ def test_two_workers_split_the_grid_and_match_one(server: Server, spec: Path, si
     assert status.returncode == 0, status.stderr  # sweep.json's storage (no password): read without --join
     assert status.stdout.splitlines()[-1] == "4 done, 0 running, 0 failed, 0 stopped, 0 pending"
 
+    import psycopg
+
+    with psycopg.connect(url) as holder:  # another session keeps the study table locked: an error, not a wait
+        holder.execute("LOCK TABLE studies IN ACCESS EXCLUSIVE MODE")
+        locked = subprocess.run(
+            [sys.executable, "-m", "resdsl", "sweep", "--status", str(out)],
+            capture_output=True,
+            text=True,
+            env={**ENV, "RESDSL_DB_TIMEOUT": "2"},
+            timeout=120,
+        )
+    assert locked.returncode == 1, locked.stderr
+    assert locked.stderr == (
+        f"error: cannot open the sweep's database {url}: another session held a lock for 2 s "
+        "(canceling statement due to lock timeout)\nhint: set RESDSL_DB_TIMEOUT=SECONDS\n"
+    )
+
 
 def test_a_killed_worker_has_its_point_rerun_by_the_other(server: Server, spec: Path, single: dict[str, float]) -> None:
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--uts", "true"]).returncode != 0:

@@ -190,4 +190,7 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     key = (
         "timeout" if scheme.endswith("pg8000") else "connection_timeout" if "connector" in scheme else "connect_timeout"
     )
-    return {"pool_pre_ping": True, "connect_args": {key: max(1, int(round(seconds)))}}
+    args: dict[str, Any] = {key: max(1, int(round(seconds)))}
+    if scheme.startswith("postgresql+psycopg"):  # a table another session keeps locked: an error, not a wait
+        args["options"] = f"-c lock_timeout={int(seconds * 1000)}"
+    return {"pool_pre_ping": True, "connect_args": args}

@@ -145,6 +145,8 @@ def _reason(err: BaseException, seconds: float) -> str:
         err = err.__cause__
     text = str(getattr(err, "orig", None) or err).strip()
     first = text.splitlines()[0] if text else type(err).__name__
+    if "lock timeout" in first.lower():
+        return f"another session held a lock for {seconds:g} s ({first[:200]})\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
     if "timeout" in first.lower() or "timed out" in first.lower():
         return f"the server did not answer in {seconds:g} s ({first[:200]})\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
     if "database is locked" in first:
