@@ -224,3 +224,14 @@ def test_status_of_what_is_no_sweep(tmp_path: Path) -> None:
     (tmp_path / "sweep.json").write_bytes(b"\xff{")
     fails(sweep("--status", tmp_path), 1,
           f"error: {tmp_path / 'sweep.json'}: not JSON; it is not a sweep.json resdsl wrote")  # fmt: skip
+
+
+def test_a_sweep_into_a_directory_with_a_bad_sweep_json_names_the_field(tmp_path: Path) -> None:
+    from resdsl.experiments.sweepfile import FORMAT
+
+    out = tmp_path / "sw"
+    out.mkdir()
+    config = {"spec": "tiny.rd", "spec_sha256": "0" * 64, "axes": {"n": ["1", "2"]}, "train": {"batch": "64"}}
+    (out / "sweep.json").write_text(json.dumps({"format": FORMAT, "config": config, "study": "s", "storage": None}))
+    fails(sweep(tiny_spec(tmp_path), "--grid", "n=1,2", "--out", out), 1,
+          f'error: {out / "sweep.json"}: `config.train.batch` must be a whole number >= 1, not "64"; use another --out')  # fmt: skip

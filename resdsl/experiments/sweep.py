@@ -31,7 +31,7 @@ from resdsl.diagnostics import InputError, ResdslError, UsageError
 from resdsl.experiments import storage
 from resdsl.experiments import study as studies
 from resdsl.experiments.grid import SEED, Point, describe
-from resdsl.experiments.sweepfile import FORMAT, SWEEP_FILE, SweepConfig, parse_config, read_sweep
+from resdsl.experiments.sweepfile import FORMAT, SWEEP_FILE, SweepConfig, read_sweep
 
 __all__ = ["FORMAT", "SWEEP_FILE", "SweepConfig", "read_sweep", "run", "status", "status_table"]
 
@@ -109,13 +109,12 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     path = out / SWEEP_FILE
     if path.exists():
         try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-            theirs = parse_config(stored["config"])
-        except Exception:  # anything unreadable or not as resdsl writes it
-            raise InputError(f"{path} is not a sweep.json resdsl wrote; use another --out") from None
-        if theirs != cfg:
-            raise InputError(f"{out} holds another sweep ({_difference(theirs, cfg)}); use another --out")
-        _same_storage(out, stored.get("storage"), url)
+            record = read_sweep(out)
+        except InputError as err:  # unreadable, or not as resdsl writes it: the field that is wrong
+            raise InputError(f"{err}; use another --out") from None
+        if record.config != cfg:
+            raise InputError(f"{out} holds another sweep ({_difference(record.config, cfg)}); use another --out")
+        _same_storage(out, record.storage, url)
         return
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise InputError(f"{out} exists and is no sweep directory (no {SWEEP_FILE}); use another --out")
@@ -126,11 +125,11 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     atomic_write(path, json.dumps(record, indent=2) + "\n")
 
 
-def _same_storage(out: Path, stored: object, url: str) -> None:
+def _same_storage(out: Path, stored: str | None, url: str) -> None:
     """A sweep directory continues with the study it started in: its own study.db (wherever the directory now
     is), or the database it was given with --join."""
     mine = studies.redact(url)
-    if not isinstance(stored, str) or stored == mine:
+    if stored is None or stored == mine:
         return
     local = studies.sqlite_path(stored)
     if local is not None and Path(local).name == DATABASE and mine == studies.redact(storage_url(out, None)):
