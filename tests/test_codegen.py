@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from resdsl.backends.pytorch.codegen import render_model
-from resdsl.backends.pytorch.tree import stage_modules
 from resdsl.backends.pytorch.verify import load_module, measure_model, verify_model
 from resdsl.cli.main import main
+from resdsl.ir.paths import stage_modules
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
 
@@ -693,8 +693,65 @@ def test_mobilenet_block_decides_its_shortcut_and_runs_conv_whole() -> None:
     assert "plain=" not in source and 'add_module("0", nn.Sequential())' not in source
     assert "x = torch.flatten(x, 1)\n        x = self.classifier(x)" in source
     assert "nn.init.zeros_(m.conv[-1].weight)" in source
+    assert "for out, stride, t, blocks in (" in source and "(24, 2, 6, 2)," in source  # the features' stage table
+    assert source.count("InvertedResidualBlock(") == 2  # the class and the table's loop
     block = load_module(source).InvertedResidualBlock(16, 24, stride=2)
     assert block(torch.randn(1, 16, 8, 8)).shape == (1, 24, 4, 4)
+
+
+STAGE_TABLE = """
+block ir(out, stride = 1) {
+    residual(shortcut: identity_or_none) {
+        conv 3x3, out, stride: stride, name: "conv.0"; bn name: "conv.1"
+    }
+}
+network t {
+    input 3x16x16
+    classes 10
+    stem(name: "features.0.#") { conv 3x3, 8; bn; relu }
+    stage a(name: "features.#") = ir(8) * 2
+    stage b(name: "features.#") = ir(16, stride: 2) * 2
+    stage c(name: "features.#") = STAGE_C
+    head { avgpool global; fc classes, name: "fc" }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("stage_c", "table"),
+    [
+        ("ir(32, stride: 2) * 3", True),  # MobileNetV2's features: a stage table and a loop
+        ("ir(32, stride: 2), ir(48)", False),  # a later use that changes the width: written out
+    ],
+)
+def test_regular_stages_become_a_table(tmp_path: Path, stage_c: str, table: bool) -> None:
+    spec = tmp_path / "t.rd"
+    spec.write_text(STAGE_TABLE.replace("STAGE_C", stage_c))
+    ir = load_network(spec)
+    source = render_model(ir, "t.rd")
+    loop = (
+        "# stages a ... c: each one's out, stride (at its first block) and blocks\n"
+        "        in_channels = 8\n"
+        "        for out, stride, blocks in (\n"
+        "            (8, 1, 2),\n"
+        "            (16, 2, 2),\n"
+        "            (32, 2, 3),\n"
+        "        ):\n"
+        "            for i in range(blocks):\n"
+        "                self.features.append(\n"
+        "                    IrBlock(in_channels, out, stride=stride if i == 0 else 1)\n"
+        "                )\n"
+        "                in_channels = out\n"
+    )
+    assert (loop in source) is table
+    model = load_module(source).build_model().eval()
+    uses = [inst for s in ir.sections for inst in s.blocks]
+    assert [n for n, _ in model.features.named_children()] == [str(i) for i in range(len(uses) + 1)]
+    for k, inst in enumerate(uses, start=1):  # each use where the IR put it, with its own widths and stride
+        assert inst.path == f"features.{k}"
+        conv = model.get_submodule(f"{inst.path}.conv.0")
+        assert (conv.out_channels, conv.stride[0]) == (inst.args["out"], inst.args["stride"])
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
 def test_a_container_runs_whole_only_where_its_modules_run_in_a_row() -> None:

@@ -1,19 +1,21 @@
-"""backends.pytorch.modpaths: the module path the code generator gave each op that owns a module. Checked by
+"""ir.paths: the module path the IR decided for each op that owns a module, as the generated model holds it. Checked by
 running the generated model on the meta device with every mapped module hooked: each runs exactly once per
 forward pass, is the op's kind of module, and gives the op's output shape."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from resdsl.backends.pytorch.codegen import render_model
-from resdsl.backends.pytorch.modpaths import module_paths
 from resdsl.backends.pytorch.optable import behaviour
 from resdsl.backends.pytorch.verify import load_module
 from resdsl.ir.graph import OpKind
+from resdsl.ir.paths import module_paths
 from resdsl.ir.pipeline import load_network
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -103,3 +105,19 @@ def test_blocks_inside_blocks(tmp_path: Path) -> None:
         "layer1.1.basic_.bn1", "layer1.1.basic_.bn2", "layer1.1.basic_.conv1", "layer1.1.basic_.conv2",
         "layer1.1.bn1", "layer1.1.conv1",
     ]  # fmt: skip
+
+
+def test_paths_are_decided_in_the_ir_without_the_back_end() -> None:
+    """Lowering writes every path (Op.path, BlockInstance.path): no back end is imported to learn them."""
+    code = (
+        "import sys; from resdsl.ir.pipeline import load_network; from resdsl.ir.paths import module_paths\n"
+        f"ir = load_network({str(SPECS / 'resnet50d.rd')!r})\n"
+        "print(sorted(p for p in module_paths(ir).values() if p.startswith('layer2.0.')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('resdsl.backends')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "['layer2.0.bn1', 'layer2.0.bn2', 'layer2.0.bn3', 'layer2.0.conv1', 'layer2.0.conv2', 'layer2.0.conv3', "
+        "'layer2.0.downsample.0', 'layer2.0.downsample.1', 'layer2.0.downsample.2']",
+        "[]",
+    ]

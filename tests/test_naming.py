@@ -1,4 +1,5 @@
-"""Module names decided in the IR (resdsl/ir/naming.py): collisions are located errors at `check`.
+"""Module names decided in the IR (resdsl/ir/naming.py inside blocks, resdsl/ir/paths.py for the network):
+collisions are located errors at `check`.
 
 Before, `bn name: "relu"` compiled (exit 0) into a module whose BN was the shared ReLU, a conv named
 `downsample` replaced the projection shortcut, and `forward`, `training`, `__class__` passed `check`
@@ -58,6 +59,16 @@ CASES = [
         "stem",
         'network t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4, name: "features.forward"; bn; relu }\n    head { avgpool global; fc classes }\n}\n',
         'bad.rd:4:31: error: bad module name \'features.forward\': `forward` is an attribute of every nn.Module; a module of that name would break the class\n    4 |     stem { conv 3x3, 4, name: "features.forward"; bn; relu }\n      |                               ^^^^^^^^^^^^^^^^^^\n  hint: e.g. `name: "features.denseblock1.denselayer{n}"` or `name: "features.#"`\n',
+    ),
+    (
+        "stem_takes_a_stage",
+        'block b(c) {\n    residual {\n        conv 3x3, c; bn; relu\n        conv 3x3, c; bn\n    }\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4, name: "layer1"; bn; relu }\n    stage s = b(4)\n    head { avgpool global; fc classes }\n}\n',
+        "bad.rd:11:15: error: `layer1` names both a module and a container of `layer1.0`\n   11 |     stage s = b(4)\n      |               ^^^^\n  hint: the module is the `conv` at line 10; give one of them another name\n",
+    ),
+    (
+        "network_twice",
+        'block b(c) {\n    residual {\n        conv 3x3, c; bn; relu\n        conv 3x3, c; bn\n    }\n}\nnetwork t {\n    input 3x8x8\n    classes 2\n    stem { conv 3x3, 4, name: "stem.0"; bn; relu }\n    stage s = b(4)\n    head { avgpool global; fc classes, name: "stem.0" }\n}\n',
+        'bad.rd:12:46: error: two modules of the network are named `stem.0`\n   12 |     head { avgpool global; fc classes, name: "stem.0" }\n      |                                              ^^^^^^^^\n  hint: the module is the `conv` at line 10; give one of them another name (`name:`)\n',
     ),
 ]
 

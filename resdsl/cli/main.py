@@ -15,6 +15,7 @@ from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+from resdsl.cli.serve import serve_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
@@ -150,6 +151,7 @@ SUMMARIES = {
     "report": "Table 6, Fig. 6 and an HTML page from sweeps and runs.",
     "responses": "Std of the 3x3 layers' responses (Fig. 7).",
     "maps": "NIN's category confidence maps for a few test images.",
+    "serve": "A local page: edit a spec, see its errors, table and diagram live.",
 }
 
 for _command in (
@@ -161,6 +163,7 @@ for _command in (
     weights_group,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
+    serve_command,
 ):
     main.add_command(_command)
 

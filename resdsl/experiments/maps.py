@@ -4,7 +4,7 @@ image beside the last layer's feature map for each class, the predicted class ma
 
 The maps are the input of the global average pool, found in the IR: the `avgpool global` op whose input has
 `classes` channels and after which no layer with weights follows (so each class's score is the mean of its
-map). Its module comes from the code generator's record (backends.pytorch.modpaths).
+map). Its module is the path the IR decided for the pool (resdsl.ir.paths).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def compute(run, x, y, n: int) -> Maps:
     """The class maps and predictions of the first `n` images of `x`."""
     import torch
 
-    from resdsl.backends.pytorch.modpaths import module_paths
     from resdsl.experiments.trained import batches
+    from resdsl.ir.paths import module_paths
 
     pool = class_map_pool(run.ir)
     path = module_paths(run.ir)[pool.id]

@@ -6,7 +6,7 @@ Which layers: from the IR, every conv op with a 3x3 kernel, in network order. It
 the BN op that consumes it (its only consumer); a 3x3 conv without a BN after it (NIN's convs with bias, the
 last conv of a pre-activation block) is measured at its own output, still before any ReLU or addition. The
 module that computes that op in the trained model comes from the code generator's record of where it put
-each op (backends.pytorch.modpaths), never from guessing module names.
+each op (decided in the IR: resdsl.ir.paths), never from guessing module names.
 
 The statistic: for each channel, the standard deviation of its values over all test images and all
 spatial positions (population std, accumulated in float64 batch by batch with Chan et al.'s pairwise
@@ -118,8 +118,8 @@ def measure(run, x, batch: int = 500) -> list[LayerResponse]:
     """The response std of every 3x3 layer of an opened run (experiments.trained.Run) over the images `x`."""
     import torch
 
-    from resdsl.backends.pytorch.modpaths import module_paths
     from resdsl.experiments.trained import batches
+    from resdsl.ir.paths import module_paths
 
     layers = response_layers(run.ir)
     if not layers:

@@ -66,6 +66,9 @@ class Op:
     role: Role = Role.MAIN
     residual: int | None = None  # Residual.id of the innermost residual this op belongs to
     module_name: str | None = None  # `name:`: its attribute (in a block) or path (stem, head); ir/modnames.py
+    module_name_span: Span | None = None  # where that name is written
+    origin: str = ""  # the key of the template item that made it (OpItem.key; a section's ResidualItem.key)
+    path: str | None = None  # ir/naming.decide_paths: its module's path in the network (`layer2.0.bn1`)
     # Written by the passes (resdsl.ir.passes), each by one pass:
     in_shapes: list[tuple[int, ...]] | None = None  # infer_shapes: the input shapes, by port
     shape: tuple[int, ...] | None = None  # infer_shapes: the output shape, (C, H, W) or (N,)
@@ -107,6 +110,8 @@ class BlockInstance:
     children: list[BlockInstance] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a `shortcut:` given at the call
     defaulted: set[str] = field(default_factory=set)  # arguments that took the block's default
+    origin: str = ""  # inside a block: the key of the CallItem that made it ("" in a network section)
+    path: str | None = None  # ir/naming.decide_paths: its module's path in the network (`layer2.0`)
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Section:
     nodes: list[int] = field(default_factory=list)
     shortcut: ShortcutOption | None = None  # a stage-level override
     module_name: str | None = None  # `name:` of a stage, stem or head: a path pattern (ir/modnames.py)
+    path: str | None = None  # ir/paths.py: a stage's own container in the default layout (`layer2`)
 
 
 @dataclass

@@ -80,22 +80,24 @@ class MobileNetV2(nn.Module):
                 nn.ReLU6(),
             ),
         )
-        self.features.add_module("1", InvertedResidualBlock(32, 16, t=1))
-        self.features.add_module("2", InvertedResidualBlock(16, 24, stride=2))
-        self.features.add_module("3", InvertedResidualBlock(24, 24))
-        self.features.add_module("4", InvertedResidualBlock(24, 32, stride=2))
-        self.features.add_module("5", InvertedResidualBlock(32, 32))
-        self.features.add_module("6", InvertedResidualBlock(32, 32))
-        self.features.add_module("7", InvertedResidualBlock(32, 64, stride=2))
-        for i in range(3):
-            self.features.add_module(str(i + 8), InvertedResidualBlock(64, 64))
-        self.features.add_module("11", InvertedResidualBlock(64, 96))
-        self.features.add_module("12", InvertedResidualBlock(96, 96))
-        self.features.add_module("13", InvertedResidualBlock(96, 96))
-        self.features.add_module("14", InvertedResidualBlock(96, 160, stride=2))
-        self.features.add_module("15", InvertedResidualBlock(160, 160))
-        self.features.add_module("16", InvertedResidualBlock(160, 160))
-        self.features.add_module("17", InvertedResidualBlock(160, 320))
+        # stages b1 ... b7: each one's out, stride, t (at its first block) and blocks
+        in_channels = 32
+        for out, stride, t, blocks in (
+            (16, 1, 1, 1),
+            (24, 2, 6, 2),
+            (32, 2, 6, 3),
+            (64, 2, 6, 4),
+            (96, 1, 6, 3),
+            (160, 2, 6, 3),
+            (320, 1, 6, 1),
+        ):
+            for i in range(blocks):
+                self.features.append(
+                    InvertedResidualBlock(
+                        in_channels, out, stride=stride if i == 0 else 1, t=t
+                    )
+                )
+                in_channels = out
         self.features.add_module(
             "18",
             nn.Sequential(

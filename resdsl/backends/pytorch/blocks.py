@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resdsl.backends.pytorch.branches import BranchWriting
 from resdsl.backends.pytorch.names import Names, reach, safe_local
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, compared, paren
-from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, last_of, render
+from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, render
 from resdsl.backends.pytorch.slots import SlotUse
 from resdsl.ir.graph import OpKind
 from resdsl.ir.ops import REGISTRY
@@ -18,23 +18,7 @@ if TYPE_CHECKING:
     from resdsl.backends.pytorch.context import GenContext
 
 
-@dataclass
-class _Branch:
-    """What one branch of an `if` left: its lines and the writer's state after it."""
-
-    init: list
-    forward: list[str]
-    channels: str
-    fresh: bool
-    last_bn: str | None
-    taken: set[str]
-    containers: dict[str, int | None]
-    nodes: dict[str, Container]
-    strides: list[str]
-    spatial_known: bool
-
-
-class BodyWriter:
+class BodyWriter(BranchWriting):
     """Walks a block's template: __init__ lines (modules) and forward lines (their use)."""
 
     def __init__(self, gen: GenContext, tr: Translator, uses: list[SlotUse]) -> None:
@@ -123,7 +107,6 @@ class BodyWriter:
             attr = item.attr  # decided by the IR (resdsl.ir.naming)
         else:
             raise CodegenError(f"`{item.op}` at {item.span} has no module name of its own (a bug: check named it)")
-        self.gen.item_attrs[id(item)] = item.module_name or attr
         if how.output_aliases_input:
             self.put(attr, self.module_of(item))
             self.assign(f"self.{attr}({self.cur})", self.fresh)
@@ -242,97 +225,6 @@ class BodyWriter:
                     "block needs a vector or Cx1x1 input (put `avgpool global` before it, or move it to the head)"
                 )
 
-    def conditional(self, item: IfItem) -> None:
-        """`if` in a block: the test picks the modules built and, where the branches differ in forward,
-        the lines run (then it is stored at construction: `self.cond1 = t != 1`)."""
-        test = self.tr(item.test)
-        entry = self.cur if self.cur != "out" else None  # the branches read `out`: `out = x` goes first
-        self.cur = "out"
-        before = (self.channels, self.fresh, self.last_bn, self.spatial_known)
-        strides = list(self.strides)
-        outer_init, outer_forward = self.init, self.forward
-        taken, containers, nodes = set(self.names.taken), dict(self.containers), dict(self.nodes)
-        branches: list[_Branch] = []
-        for items in (item.then, item.orelse):  # each branch names modules afresh
-            self.channels, self.fresh, self.last_bn, self.spatial_known = before
-            self.strides = list(strides)
-            self.names.taken, self.containers, self.nodes = set(taken), dict(containers), dict(nodes)
-            self.init, self.forward = [], []
-            self.indent += 1
-            self.body(items)
-            self.indent -= 1
-            self.cur = "out"
-            branches.append(_Branch(self.init, self.forward, self.channels, self.fresh, self.last_bn,
-                                    self.names.taken, self.containers, self.nodes, self.strides,
-                                    self.spatial_known))  # fmt: skip
-        self.init, self.forward = outer_init, outer_forward
-        then, orelse = branches
-        self.names.taken = then.taken | orelse.taken
-        self.containers = {  # a container both branches fill alike goes on as they left it
-            c: n if orelse.containers.get(c, -1) == n else None
-            for c, n in then.containers.items()
-            if c in orelse.containers
-        }
-        for c in sorted(self.containers, key=lambda c: c.count(".")):  # and its container goes on, it last
-            parent, _, place = c.rpartition(".")
-            if parent and (self.containers.get(parent) is None or self.containers[parent] != int(place) + 1):
-                self.containers[c] = None
-        for c, n in self.containers.items():
-            if n is not None:  # it may be filled further after the `if`: no branch calls it whole
-                then.nodes[c].open = orelse.nodes[c].open = True
-        self.nodes = {**then.nodes, **orelse.nodes}
-        for b in branches:
-            b.init = render(b.init)
-            b.forward[:] = call_whole(b.forward, [c for c in self.made if c.calls is b.forward])
-        self.spatial_known = then.spatial_known and orelse.spatial_known and then.strides == orelse.strides
-        self.strides = then.strides
-        self.fresh = then.fresh and orelse.fresh
-        flag = self.names.get(f"cond{self.conditions + 1}")  # the stored test, where something reads it
-        self.last_bn, bn_reads_flag = self.merged_last_bn(then, orelse, flag)
-        same_forward = then.forward == orelse.forward
-        if same_forward and then.channels == orelse.channels and not bn_reads_flag:
-            self.names.taken.discard(flag)
-            cond, negated = test, f"not {paren(test)}"
-        else:
-            self.conditions += 1
-            self.init.append(f"self.{flag} = {test}")
-            cond, negated = f"self.{flag}", f"not self.{flag}"
-        if then.channels != orelse.channels:
-            self.channels = f"({then.channels} if self.{flag} else {orelse.channels})"
-        else:
-            self.channels = then.channels
-        if then.init:
-            self.init += [f"if {cond}:"] + ["    " + line for line in then.init]
-            if orelse.init:
-                self.init += ["else:"] + ["    " + line for line in orelse.init]
-        elif orelse.init:
-            self.init += [f"if {negated}:"] + ["    " + line for line in orelse.init]
-        pad = "    " * self.indent
-        if same_forward:
-            lines = [line[4:] for line in then.forward]
-            if entry is not None and lines and lines[0].startswith(f"{pad}out = ") and lines[0].endswith("(out)"):
-                lines[0], entry = lines[0][: -len("(out)")] + f"({entry})", None  # reads x itself
-            self.forward += ([f"{pad}out = {entry}"] if entry is not None else []) + lines
-            return
-        if entry is not None:
-            self.forward.append(f"{pad}out = {entry}")
-        self.forward += [f"{pad}if {cond}:"] + (then.forward or [f"{pad}    pass"])
-        if orelse.forward:
-            self.forward += [f"{pad}else:"] + orelse.forward
-
-    @staticmethod
-    def merged_last_bn(then: _Branch, orelse: _Branch, flag: str) -> tuple[str | None, bool]:
-        """The BN ending the residual branch after an `if`: the branches' own if they agree, the
-        last module of their container where each ends it (`{m}.conv[-1]`), else the one built
-        (then it reads the stored test: the second value says so)."""
-        a, b = then.last_bn, orelse.last_bn
-        if a == b or None in (a, b):
-            return (a if a == b else None), False
-        ends = [last_of(bn, branch.containers) for bn, branch in ((a, then), (b, orelse))]
-        if ends[0] is not None and ends[0] == ends[1]:
-            return f"{{m}}.{ends[0]}[-1]", False
-        return f"({a} if {{m}}.{flag} else {b})", True
-
     def named_attr(self, wanted: str) -> str:
         """The reference (from `self`) of the module a `name:` chose: an attribute (`norm1`), or a path of
         nn.Sequential containers numbered as torchvision's (`conv.0.0` -> `conv[0][0]`), made as needed.
@@ -405,8 +297,9 @@ class BodyWriter:
             elif use.modes == {"none"} and callee_uses[i - 1].plain_flag:
                 args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
-        attr = self.names.get(safe_local(item.block))
-        self.gen.item_attrs[id(item)] = attr
+        if item.attr is None or self.names.get(item.attr) != item.attr:
+            raise CodegenError(f"the use of `{item.block}` has no attribute of its own (a bug: the IR names it)")
+        attr = item.attr  # decided by the IR (resdsl.ir.paths)
         self.init.append(f"self.{attr} = {cls}({', '.join(args)})")
         self.assign(f"self.{attr}({self.cur})", False)
         self.channels = f"self.{attr}.out_channels"
@@ -453,8 +346,9 @@ class BodyWriter:
             shortcut = sc
         path_init: list[str] = []
         if "path" in use.modes and item.shortcut is not None:  # written by hand: a Sequential of its ops
-            attr = self.names.get(f"downsample{suffix}")
-            self.gen.item_attrs[id(item)] = attr  # its ops are `attr.0`, `attr.1`, ... in the order they run
+            attr = item.shortcut_attr  # decided by the IR (resdsl.ir.paths): its ops are `attr.0`, `attr.1`, ...
+            if attr is None or self.names.get(attr) != attr:
+                raise CodegenError("a written shortcut has no attribute of its own (a bug: the IR names it)")
             lines = self.path_lines(item.shortcut, attr)
             self.channels = in_channels
             path_init = [f"self.{attr} = nn.Sequential()"]

@@ -16,7 +16,6 @@ from pathlib import Path
 from resdsl.backends.pytorch.blocks import BodyWriter
 from resdsl.backends.pytorch.hints import uses_hint
 from resdsl.backends.pytorch.initweights import init_weights_lines
-from resdsl.backends.pytorch.layout import finish
 from resdsl.backends.pytorch.names import (
     MODULE_NAMES,
     RESERVED,
@@ -25,16 +24,16 @@ from resdsl.backends.pytorch.names import (
     clean_comment,
     local_names,
     network_class_name,
-    safe_local,
 )
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
+from resdsl.backends.pytorch.pyformat import format_python
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
 from resdsl.backends.pytorch.stages import Rule, StagePlan, make_stage_method, plan_stage, stage_items
-from resdsl.backends.pytorch.tree import TreeWriter, named
+from resdsl.backends.pytorch.tree import TreeWriter
 from resdsl.backends.pytorch.view import BlockClass, ModelView
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, OpKind, Residual, Section, ShortcutOption
-from resdsl.ir.naming import attr_name, base_name
+from resdsl.ir.paths import named_layout, section_items
 from resdsl.ir.template import CallItem, OpItem, walk
 
 __all__ = ["CodegenError", "ModelView", "render_model"]
@@ -68,12 +67,9 @@ class Generator:
         self.block_params: dict[str, list[tuple[str, str]]] = {}  # block -> (local, `local: hint = default`)
         self.block_out: dict[str, str] = {}  # block -> its output channels, an expression of its arguments
         self.stage_ready: set[str] = set()  # blocks whose regular stages may use a make_stage method
-        self._ops_at: dict[tuple[int, int, int], list[Op]] | None = None  # ops by source position (ops_of)
-        # Where modules go (read by modpaths.module_paths): id(OpItem | CallItem) -> its attribute in its block's
-        # class; a stem or head op's id -> its path; id(BlockInstance) of a stem, head or stage use -> its path.
-        self.item_attrs: dict[int, str] = {}
-        self.op_paths: dict[int, str] = {}
-        self.instance_paths: dict[int, str] = {}
+        self._made_by: dict[str, list[Op]] = {}  # template item key -> the ops it made (ops_of)
+        for op in ir.ops():
+            self._made_by.setdefault(op.origin, []).append(op)
 
     # ---- analysis of uses
     def collect(self) -> None:
@@ -100,12 +96,8 @@ class Generator:
             self.slot_uses[name] = uses or []
 
     def ops_of(self, item: OpItem) -> list[Op]:
-        """The ops every use of a block's op statement made (they share its source position)."""
-        if self._ops_at is None:
-            self._ops_at = {}
-            for op in self.ir.ops():
-                self._ops_at.setdefault((id(op.span.source), op.span.line, op.span.col), []).append(op)
-        return self._ops_at.get((id(item.span.source), item.span.line, item.span.col), [])
+        """The ops every use of a block's op statement made (their origin is the item)."""
+        return self._made_by.get(item.key, [])
 
     def non_square(self, item: OpItem) -> bool:
         """Whether some use of a block's op has a non-square kernel (given through a block argument)."""
@@ -255,40 +247,31 @@ class Generator:
 
     # ---- the network class
     def network(self) -> BlockClass:
-        if named(self.ir):
+        """The network class in the default layout, its modules on the paths the IR decided (ir/paths.py)."""
+        if named_layout(self.ir):
             return self.named_network()
         ir = self.ir
         init: list[str] = []
         forward: list[str] = []
-        names = Names(set())
+        names = Names({p.split(".")[0] for p in self.top_paths()})  # the shared activations' names avoid them
         relu_done = False
         activations: dict[OpKind, str] = {}
-        kinds_count: dict[str, int] = {}
         for s in ir.sections:
-            if s.kind != "stage":
-                for op in self.top_ops(s):
-                    if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT, OpKind.MUL):
-                        what = {OpKind.CONCAT: "dense", OpKind.MUL: "gate"}.get(op.kind, "residual")
-                        raise CodegenError(
-                            f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
-                            "put it in a block and call the block there"
-                        )
-                    base = base_name(op.kind)
-                    kinds_count[base] = kinds_count.get(base, 0) + 1
-        counters: dict[str, int] = {}
+            for op in self.top_ops(s):
+                if op.kind in (OpKind.SHORTCUT, OpKind.CONCAT, OpKind.MUL):
+                    what = {OpKind.CONCAT: "dense", OpKind.MUL: "gate"}.get(op.kind, "residual")
+                    raise CodegenError(
+                        f"a `{what} {{ }}` section directly in the {s.kind} ({op.span}) is not supported; "
+                        "put it in a block and call the block there"
+                    )
         fresh = False
-        stage_no = 0
-        plans = {id(s): plan_stage(self, s) for s in ir.sections if s.kind == "stage"}
+        plans = {i: plan_stage(self, s) for i, s in enumerate(ir.sections) if s.kind == "stage"}
         methods = self.stage_methods([p for p in plans.values() if p is not None])
         tracked_in: int | None = None
         tracked_units: int | None = None
-        for s in ir.sections:
+        for i, s in enumerate(ir.sections):
             if s.kind == "stage":
-                stage_no += 1
-                attr = names.get(f"layer{stage_no}")
-                plan = plans[id(s)]
-                built = [inst for inst in s.blocks if inst.nodes]  # the Sequential's elements, in order
-                self.instance_paths.update((id(inst), f"{attr}.{j}") for j, inst in enumerate(built))
+                attr, plan = s.path, plans[i]
                 if plan is not None and tracked_in != plan.in_channels:
                     init.append(f"self.in_channels = {plan.in_channels}  # make_stage's input width")
                 if plan is not None and plan.first_unit is not None and tracked_units != plan.first_unit - 1:
@@ -306,16 +289,14 @@ class Generator:
                 fresh = False
                 continue
             init.append(f"# {s.kind}")
-            items = self.section_items(s)
+            items = section_items(ir, s)
             flatten_at = flatten_points([item if isinstance(item, Op) else None for item in items])
             for k, item in enumerate(items):
                 if k in flatten_at:
                     forward.append("x = torch.flatten(x, 1)")
                 if isinstance(item, BlockInstance):
-                    attr = names.get(safe_local(item.definition))
-                    self.instance_paths[id(item)] = attr
-                    init.append(f"self.{attr} = {self.call(item, self.in_channels(item))[0]}")
-                    forward.append(f"x = self.{attr}(x)")
+                    init.append(f"self.{item.path} = {self.call(item, self.in_channels(item))[0]}")
+                    forward.append(f"x = self.{item.path}(x)")
                     fresh = False
                     continue
                 op = item
@@ -333,11 +314,8 @@ class Generator:
                     forward.append(f"x = self.{activations[op.kind]}(x)")
                     fresh = False
                     continue
-                attr = names.get(attr_name(base_name(op.kind), kinds_count, counters))
-                self.op_paths[op.id] = attr
-                in_shape = op.in_shapes[0]
-                init.append(f"self.{attr} = {self.module_literal(op, in_shape)}")
-                forward.append(f"x = self.{attr}(x)")
+                init.append(f"self.{op.path} = {self.module_literal(op, op.in_shapes[0])}")
+                forward.append(f"x = self.{op.path}(x)")
                 fresh = not behaviour(op.kind).output_aliases_input or fresh
         out_shape = ir.op(ir.output_node).shape
         if len(out_shape) > 1:
@@ -350,14 +328,17 @@ class Generator:
         extra = [line for name, lines in methods.values() for line in ["", *lines]]
         return BlockClass(self.network_class, cite, signature, init, forward, extra)
 
+    def top_paths(self) -> list[str]:
+        """The paths of the network class's own modules: stages, and stem and head ops and block uses."""
+        out = [s.path for s in self.ir.sections if s.path is not None]
+        for s in self.ir.sections:
+            if s.kind != "stage":
+                out += [item.path for item in section_items(self.ir, s) if item.path is not None]
+        return out
+
     def named_network(self) -> BlockClass:
         """The network class with the module paths the spec's `name:` options chose (tree.py)."""
         writer = TreeWriter(self)
-        for e in writer.entries:
-            if isinstance(e.item, BlockInstance):
-                self.instance_paths[id(e.item)] = ".".join(e.path)
-            else:
-                self.op_paths[e.item.id] = ".".join(e.path)
         init = writer.init_lines() + init_weights_lines(self.last_bns)
         forward = writer.forward_lines()
         if len(self.ir.op(self.ir.output_node).shape) > 1:
@@ -423,18 +404,6 @@ class Generator:
     def top_ops(self, s: Section) -> list[Op]:
         return [self.ir.op(n) for n in s.nodes if self.ir.op(n).scope.block is None]
 
-    def section_items(self, s: Section) -> list[Op | BlockInstance]:
-        items: list[Op | BlockInstance] = []
-        seen: set[int] = set()
-        for n in s.nodes:
-            op = self.ir.op(n)
-            if op.scope.block is None:
-                items.append(op)
-            elif op.scope.block not in seen:
-                seen.add(op.scope.block)
-                items.append(s.blocks[op.scope.block])
-        return items
-
     # ---- the whole file
     def view(self, zero_init_default: bool) -> ModelView:
         self.collect()
@@ -448,7 +417,7 @@ class Generator:
                 f"return 1.0 - unit / {n} * (1.0 - {last!r})",
             ]
         for cls in blocks + [network]:
-            finish(cls)
+            cls.signature = [f"def __init__({', '.join(['self', *cls.signature])}) -> None:"]
         return ModelView(
             header=self.header(),
             input_shape="(" + ", ".join(str(d) for d in self.ir.input_shape) + ")",
@@ -496,4 +465,4 @@ def render_model(ir: NetworkIR, spec_path: str | Path, zero_init_residual: bool 
     from resdsl.backends.pytorch.templating import template_env
 
     view = prepare(ir, Path(spec_path).as_posix(), zero_init_residual)
-    return template_env().get_template("model.py.j2").render(v=view)
+    return format_python(template_env().get_template("model.py.j2").render(v=view))

@@ -18,9 +18,9 @@ class GenContext(Protocol):
     class_names: dict[str, str]  # block -> its class's name
     slot_uses: dict[str, list[SlotUse]]  # block -> what each of its residual sections does across its uses
     block_params: dict[str, list[tuple[str, str]]]  # block -> (local, `local: hint = default`) of its class
+    block_out: dict[str, str]  # block -> its output channels, an expression of its class's parameters
     stage_ready: set[str]  # blocks whose regular stages may use a make_stage method
     unit_of: dict[int, int]  # residual id -> stochastic-depth unit number (1-based)
-    item_attrs: dict[int, str]  # id(OpItem | CallItem | ResidualItem) -> its attribute in its block's class
 
     def ops_of(self, item: OpItem) -> list[Op]:
         """The ops every use of a block's op statement made."""

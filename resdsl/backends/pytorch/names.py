@@ -7,15 +7,12 @@ comments is stripped of control characters.
 
 from __future__ import annotations
 
-import keyword
 import re
 
-# `out`, the forward's tensor, may name a parameter: no formal is read in forward (only in __init__).
-RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
-    "self", "x", "in_channels", "out_channels", "shortcut", "downsample", "survival", "plain", "torch",
-    "nn", "F", "Tensor", "super", "int", "float", "bool", "str", "tuple", "range", "unit", "build_model",
-    "blocks", "layers", "num_classes", "math",
-}  # fmt: skip
+from resdsl.ir.pynames import RESERVED, Names, safe_local
+
+__all__ = ["RESERVED", "Names", "safe_local"]
+
 MODULE_NAMES = {"ZeroPadShortcut", "projection", "survival_probability", "INPUT_SHAPE", "NUM_CLASSES"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
@@ -47,10 +44,6 @@ def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part) or "Block"
 
 
-def safe_local(name: str) -> str:
-    return name + "_" if name in RESERVED or keyword.iskeyword(name) else name
-
-
 def local_names(formals: list[str], avoid: set[str] = frozenset()) -> dict[str, str]:
     """Each formal's Python name: `safe_local`, then `_`s until it is neither another formal's
     name (`def` and `def_` become `def__` and `def_`) nor one of `avoid` (the file's classes and
@@ -66,20 +59,6 @@ def local_names(formals: list[str], avoid: set[str] = frozenset()) -> dict[str, 
 
 def clean_comment(text: str) -> str:
     return _CONTROL.sub(" ", text)
-
-
-class Names:
-    """Unique Python names: `taken` grows as names are handed out."""
-
-    def __init__(self, taken: set[str]) -> None:
-        self.taken = set(taken)
-
-    def get(self, wanted: str) -> str:
-        name = wanted if not keyword.iskeyword(wanted) else wanted + "_"
-        while name in self.taken:
-            name += "_"
-        self.taken.add(name)
-        return name
 
 
 def reach(parts: list[str]) -> str:

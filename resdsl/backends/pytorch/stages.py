@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from resdsl.backends.pytorch.layout import generator_lines
 from resdsl.backends.pytorch.slots import residual_mode
 from resdsl.ir.graph import BlockInstance, Section, ShortcutOption
 
@@ -213,8 +212,8 @@ def stage_items(gen: GenContext, s: Section) -> list[str]:
             lines.append(single + ",")
         elif unit is not None:
             span = f"{unit}, {unit + count * step}" + (f", {step}" if step > 1 else "")
-            lines += generator_lines(text, f"for unit in range({span})")
+            lines.append(f"*({text} for unit in range({span})),")
         else:
-            lines += generator_lines(text, f"for _ in range({count})")
+            lines.append(f"*({text} for _ in range({count})),")
         i = j
     return lines

@@ -22,7 +22,7 @@ def measure_model(
     model, input_shape: tuple[int, ...], stage_names: list[str] | dict[str, tuple[str, str]]
 ) -> dict[str, Any]:
     """Parameter count, stage output shapes (`stage_names`: module names, or label -> the paths of the
-    stage's first and last module, as `tree.stage_modules` gives them), stem output shape, output shape and the MACs of every
+    stage's first and last module, as `ir.paths.stage_modules` gives them), stem output shape, output shape and the MACs of every
     conv and linear layer, from one forward pass of a batch of 1 (meta tensors work)."""
     import torch
     from torch import nn
@@ -69,7 +69,7 @@ def verify_model(ir: NetworkIR, source: str) -> list[str]:
     count, each stage's output shape, the output shape and the FLOPs. Returns the mismatches."""
     import torch
 
-    from resdsl.backends.pytorch.tree import stage_modules
+    from resdsl.ir.paths import stage_modules
 
     paths = stage_modules(ir)  # label (`layer1`, or the stage's name in a named layout) -> modules
     stages = [s for s in ir.sections if s.kind == "stage"]
