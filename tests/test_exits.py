@@ -59,6 +59,16 @@ def test_directories_and_files_in_each_others_place(tmp_path: Path) -> None:
     fails(
         cli("eval", spec, "--weights", tmp_path), 1, f"error: --weights {tmp_path} is a directory, not a weights file"
     )
+    for command in (
+        ["weights", "check", spec, tmp_path],
+        ["weights", "rename", spec, tmp_path, "-o", tmp_path / "o.pt"],
+    ):
+        fails(
+            cli(*command),
+            1,
+            f"error: cannot read weights {tmp_path}: {tmp_path} is not a regular file: it is a directory",
+        )
+    assert not (tmp_path / "o.pt").exists()
     fails(cli("plot", spec), 1, f"error: {spec} is not a directory (a run directory is one)")
     fails(cli("report", spec), 1, f"error: {spec} is not a directory (a sweep or run directory is one)")
     pytest.importorskip("optuna")
@@ -77,6 +87,7 @@ def test_every_command_takes_set_and_has_whole_help() -> None:
     text = cli("--help").output
     listed = dict(re.findall(r"^  (\w+)\s{2,}(.+)$", text.split("Commands:")[1], re.M))
     assert listed == SUMMARIES  # each whole, none cut with "..." (or at "Fig.")
+    assert all(len(f"  {name:<9}  {text}") <= 78 for name, text in SUMMARIES.items())  # one line each
     text = cli("weights", "--help").output
     assert dict(re.findall(r"^  (\w+)\s{2,}(.+)$", text.split("Commands:")[1], re.M)) == WEIGHTS_SUMMARIES
     for name, command in main.commands.items():

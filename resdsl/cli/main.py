@@ -151,7 +151,7 @@ SUMMARIES = {
     "report": "Table 6, Fig. 6 and an HTML page from sweeps and runs.",
     "responses": "Std of the 3x3 layers' responses (Fig. 7).",
     "maps": "NIN's category confidence maps for a few test images.",
-    "serve": "A local page: edit a spec, see its errors, table and diagram live.",
+    "serve": "A local page to edit a spec and see it checked live.",
 }
 
 for _command in (
