@@ -69,6 +69,17 @@ def test_directories_and_files_in_each_others_place(tmp_path: Path) -> None:
             f"error: cannot read weights {tmp_path}: {tmp_path} is not a regular file: it is a directory",
         )
     assert not (tmp_path / "o.pt").exists()
+    assert cli("compile", spec, "-o", tmp_path / "a_model.py").exit_code == 0
+    import importlib.util
+
+    import torch
+
+    module_spec = importlib.util.spec_from_file_location("a_model", tmp_path / "a_model.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    torch.save(module.build_model().state_dict(), tmp_path / "w.pt")
+    fails(cli("weights", "check", spec, tmp_path / "w.pt", "--reference", tmp_path), 1,
+          f"error: cannot read reference {tmp_path}: {tmp_path} is not a regular file: it is a directory")  # fmt: skip
     fails(cli("plot", spec), 1, f"error: {spec} is not a directory (a run directory is one)")
     fails(cli("report", spec), 1, f"error: {spec} is not a directory (a sweep or run directory is one)")
     pytest.importorskip("optuna")

@@ -31,7 +31,7 @@ def weights_group() -> None:
 @set_option
 @click.option(
     "--reference",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help='A torch.save\'d {"input": tensor, "output": tensor} from the original implementation: '
     "the module's outputs (eval mode) must match.",
 )
