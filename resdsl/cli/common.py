@@ -18,8 +18,47 @@ def set_option(f):
     return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)(f)
 
 
+def run_set_option(f):
+    """--set on a command that reads runs: each run's network is rebuilt from the spec and the --set values in its
+    recipe.json, so that another value would describe another network than the one trained; refused."""
+    return click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_refuse_sets,
+        expose_value=False,
+        help="Refused: a run is rebuilt with the spec and --set values it was trained with (its recipe.json).",
+    )(f)
+
+
+def _refuse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        from resdsl.diagnostics import UsageError
+
+        raise UsageError(
+            f"--set {value[0]}: {ctx.info_name} reads runs, each rebuilt with the spec and the --set values it was "
+            f"trained with (its recipe.json); retrain with --set to change a network"
+        )
+
+
 def spec_argument(f):
-    return click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))(f)
+    # No exists= / dir_okay= checks here: click would call a missing spec a usage error (exit 2); the loader
+    # says `cannot read spec`, exit 1, like every missing or unreadable input.
+    return click.argument("spec", type=click.Path(path_type=Path))(f)
+
+
+def need_paths(paths, what: str, *, directory: bool = False) -> None:
+    """Every input path exists (and is a directory, where one is needed): else `error: PATH: no such WHAT`,
+    exit 1, as for a missing spec (click's own check would be a usage error, exit 2)."""
+    from resdsl.diagnostics import InputError
+
+    for path in paths:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{p}: no such {what}")
+        if directory and not p.is_dir():
+            raise InputError(f"{p} is not a directory (a {what} is one)")
 
 
 def load(spec: Path, sets: tuple[str, ...], program=None):

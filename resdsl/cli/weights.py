@@ -27,11 +27,11 @@ def weights_group() -> None:
 
 @weights_group.command("check")
 @spec_argument
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(path_type=Path))  # a directory: exit 1, from the reader
 @set_option
 @click.option(
     "--reference",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help='A torch.save\'d {"input": tensor, "output": tensor} from the original implementation: '
     "the module's outputs (eval mode) must match.",
 )
@@ -75,7 +75,7 @@ def check_command(spec: Path, weights: Path, sets: tuple[str, ...], reference: P
 
 @weights_group.command("rename")
 @spec_argument
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(path_type=Path))  # a directory: exit 1, from the reader
 @set_option
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The renamed state_dict."

@@ -88,7 +88,8 @@ def open_call(prefix: str) -> tuple[str, str] | None:
 
 
 def op_line(prefix: str) -> tuple[str, str] | None:
-    """The op whose arguments are being typed (`stem { conv 3x3, ` -> ("conv", "3x3, ")), if any."""
+    """The op whose arguments are being typed and what is typed so far (`stem { conv 3x3, ` -> the op's
+    name and `3x3, `), if any."""
     m = re.match(r"^\s*(\w+)\s+(.*)$", re.split(r"[{;]", prefix)[-1])
     return (m.group(1), m.group(2)) if m and m.group(1) in OPS else None
 

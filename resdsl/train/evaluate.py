@@ -111,6 +111,8 @@ def resolve(opts: EvalOptions) -> Target:
 
 def _read_weights(path: Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--weights {path} is a directory, not a weights file")
     if not path.exists():
         raise InputError(f"--weights {path}: no such file")
     state = torch_load(path, f"cannot read --weights {path}: not a torch state_dict file")

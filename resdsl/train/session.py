@@ -94,7 +94,7 @@ def _run(
         for note in plan.notes:
             say.line(note)
         say.line(
-            f"{plan.out} already finished its {plan.start} iterations: nothing to do "
+            f"{plan.out} already finished its {_count(plan.start, 'iteration')}: nothing to do "
             f"(to train further, pass --iterations above {plan.start})"
         )
         return plan.finished
@@ -230,7 +230,7 @@ def _train(s: Session) -> dict[str, Any]:
         f"training {ir.name} ({ir.totals.params:,} params) on {s.dataset} "
         f"({n_train} train / {n_test} test images) on {s.device}"
         + (f" x {dist.world} processes" if dist.active else "")
-        + f", {total} iterations of batch {cfg['batch']} -> {out}"
+        + f", {_count(total, 'iteration')} of batch {cfg['batch']} -> {out}"
     )
     lr = trainer.lr()
 
@@ -419,7 +419,12 @@ def _trainer(s: Session, model_file: Path) -> Any:
     if s.dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # Stochastic depth skips whole residual branches in a batch: their parameters get no gradient on
+        # that rank, which DDP must be told to expect (else "Expected to have finished reduction").
+        skips = any(r.survival < 1.0 for r in s.plan.ir.residuals)
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=skips
+        )
     trainer_class, extra = trainlib.Trainer, {}
     if s.dataset == "imagenet":
         from resdsl.train.folder_trainer import FolderTrainer
@@ -491,3 +496,8 @@ def _tensorboard(out: Path) -> Any:
     except Exception:  # tensorboard is not installed
         return None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 iteration`, `2 iterations`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
