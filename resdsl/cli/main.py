@@ -15,6 +15,7 @@ from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+from resdsl.cli.fmt import fmt_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
@@ -142,6 +143,7 @@ for _command in (
     plot_command,
     eval_command,
     weights_group,
+    fmt_command,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
 ):

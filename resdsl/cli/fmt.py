@@ -1,0 +1,75 @@
+"""`resdsl fmt SPEC... [--check] [--diff]`: rewrite specs in the canonical layout (lang/fmt.py)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from resdsl.diagnostics import SpecError, printable
+
+
+@click.command("fmt")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 and name the files that would change.")
+@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes on stdout.")
+def fmt_command(specs: tuple[Path, ...], check: bool, diff: bool) -> None:
+    """Format specs in place in resdsl's one layout (comments kept; a file that does not parse is left alone)."""
+    from resdsl.lang.fmt import format_source
+    from resdsl.lang.imports import SpecReadError, read_spec
+
+    failed = changed = False
+    for spec in specs:
+        try:
+            read_spec(spec)  # the checks every spec file gets: a regular file, its size, UTF-8
+            raw = spec.read_bytes().decode("utf-8")  # as it is on disk: a BOM and \r\n count as changes
+            new = format_source(raw, str(spec))
+        except SpecReadError as err:
+            click.echo(printable(f"error: cannot read spec `{spec}`: {err.reason}"), err=True)
+            failed = True
+            continue
+        except SpecError as err:
+            click.echo(printable(err.render()), err=True)
+            failed = True
+            continue
+        if new == raw:
+            continue
+        changed = True
+        if diff:
+            click.echo("".join(_diff(raw, new, str(spec))), nl=False)
+        if check:
+            click.echo(printable(f"{spec}: would be reformatted"), err=diff)
+        elif not diff:
+            _write(spec, new)
+            click.echo(printable(f"{spec}: reformatted"))
+    if failed or (check and changed):
+        sys.exit(1)
+
+
+def _diff(old: str, new: str, name: str) -> list[str]:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        f"{name} (original)",
+        f"{name} (formatted)",
+    )
+    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]
+
+
+def _write(spec: Path, text: str) -> None:
+    """Atomically: a temporary file beside the real one (a link's target), then os.replace."""
+    target = Path(os.path.realpath(spec))
+    mode = target.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
