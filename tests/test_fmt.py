@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ STD = ROOT / "resdsl" / "lang" / "stdlib" / "std.rd"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz.mutate import seeds  # noqa: E402
+from fuzz.mutate import mutate, seeds  # noqa: E402
 
 
 def shape(node):
@@ -106,6 +107,26 @@ def test_fmt_on_the_fuzz_corpus(name: str, tmp_path: Path) -> None:
     except Exception:  # an input the pipeline refuses: the syntax tree above is the check
         return
     assert info_json(b, "x.rd") == expected
+
+
+def test_fmt_on_mutants() -> None:
+    """The fuzzer's mutator, a fixed seed: every mutant that parses is formatted idempotently to the
+    same syntax tree (newlines as a file is read: a lone \\r is one)."""
+    rng = random.Random(21)
+    pool = list(seeds().values())
+    parsed = 0
+    for _ in range(150):
+        text = mutate(rng.choice(pool).encode(), 100_000, rng).decode("utf-8", "replace")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        try:
+            before = parse_text(text)
+        except SpecError:
+            continue
+        parsed += 1
+        formatted = format_source(text)
+        assert format_source(formatted) == formatted
+        assert shape(parse_text(formatted)) == shape(before)
+    assert parsed > 30
 
 
 # ---------------------------------------------------------------- exact layouts
