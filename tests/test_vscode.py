@@ -97,7 +97,7 @@ def expected_kinds(text: str) -> list[tuple[int, int, str, str]]:
         if kind:
             out.append((tok.line, tok.column, kind, tok.value))
         if tok.type == "_SEP":
-            for piece, offset in fmttree._pieces(tok):
+            for piece, offset in fmttree.pieces(tok):
                 if piece.startswith("#"):
                     line = text.count("\n", 0, offset) + 1
                     col = offset - (text.rfind("\n", 0, offset) + 1) + 1

@@ -4,7 +4,7 @@ bodies of lines of statements (resdsl fmt; the layout is fmt.py's).
 A second Lark parser over the same grammar file runs with a post-lexer that records every token
 the contextual lexer produces, the statement separators inside brackets too (the parser never sees
 those), before handing the parser what it expects. Comments live in the `_SEP` terminal
-(`#` to the end of the line); `_pieces` splits a separator's text into its newlines, `;`s and
+(`#` to the end of the line); `pieces` splits a separator's text into its newlines, `;`s and
 comments. Nothing here reads the text with patterns of its own: every word, number and
 operator is a token with the type the parser gave it.
 """
@@ -19,8 +19,6 @@ from importlib.resources import files
 
 from lark import Lark, Token
 
-OPENERS = {"(": ")", "[": "]"}
-
 
 @dataclass
 class Comment:
@@ -30,17 +28,11 @@ class Comment:
     own_line: bool
 
 
-Part = "Token | Comment | Body"
-
-
 @dataclass
 class Stmt:
     """One statement: its tokens (comments inside brackets among them) and its `{ }` bodies."""
 
     parts: list = field(default_factory=list)  # Token | Comment | Body
-
-    def tokens(self) -> list[Token]:
-        return [p for p in self.parts if isinstance(p, Token)]
 
 
 @dataclass
@@ -103,7 +95,7 @@ def tokens(text: str) -> list[Token]:
         return recorder.tokens
 
 
-def _pieces(sep: Token) -> Iterator[tuple[str, int]]:
+def pieces(sep: Token) -> Iterator[tuple[str, int]]:
     """A separator's newlines, `;`s and comments, each with its offset in the text."""
     value, i = sep.value, 0
     while i < len(value):
@@ -139,7 +131,7 @@ class _Builder:
             tok = self.toks[self.i]
             self.i += 1
             if tok.type == "_SEP":
-                for piece, _ in _pieces(tok):
+                for piece, _ in pieces(tok):
                     if stmt.parts:  # a separator ends the statement
                         line.stmts.append(stmt)
                         stmt = Stmt()
@@ -189,7 +181,7 @@ class _Builder:
             tok = self.toks[self.i]
             self.i += 1
             if tok.type == "_SEP":
-                for piece, offset in _pieces(tok):
+                for piece, offset in pieces(tok):
                     if piece.startswith("#"):
                         stmt.parts.append(Comment(piece, self.own_line(offset)))
                 continue
