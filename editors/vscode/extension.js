@@ -2,6 +2,7 @@
 // setting) over stdio for .rd files, and restarts it when the setting changes.
 "use strict";
 
+const path = require("path");
 const vscode = require("vscode");
 const { LanguageClient, TransportKind } = require("vscode-languageclient/node");
 
@@ -11,8 +12,8 @@ function serverOptions() {
   const config = vscode.workspace.getConfiguration("resdsl");
   let command = config.get("server.command", "resdsl");
   const folder = vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders[0];
-  if (folder && (command.startsWith("./") || command.startsWith(".venv"))) {
-    command = vscode.Uri.joinPath(folder.uri, command).fsPath; // relative to the workspace
+  if (folder && !path.isAbsolute(command) && /[\\/]/.test(command)) {
+    command = path.join(folder.uri.fsPath, command); // a relative path: from the workspace folder
   }
   return { command, args: config.get("server.args", ["lsp"]), transport: TransportKind.stdio };
 }
