@@ -326,3 +326,26 @@ def test_a_syntax_error_leaves_the_file_alone(tmp_path: Path, monkeypatch: pytes
     assert "Traceback" not in result.output
     assert (tmp_path / "bad.rd").read_text() == bad
     assert (tmp_path / "a.rd").read_text() == TIDY  # the others are still formatted
+
+
+def test_stdin_and_several_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["fmt", "-"], input=MESSY)
+    assert (result.exit_code, result.stdout) == (0, TIDY)
+    result = CliRunner().invoke(main, ["fmt", "--check", "-"], input=MESSY)
+    assert (result.exit_code, result.stdout) == (1, "-: would be reformatted\n")
+    (tmp_path / "kw.rd").write_text("param true = 1\nparam false = 2\n")
+    (tmp_path / "a.rd").write_text(MESSY)
+    result = CliRunner().invoke(main, ["fmt", "kw.rd", "a.rd"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "kw.rd:1:7: error: `true` is a keyword; it cannot name a param\n"
+        "    1 | param true = 1\n"
+        "      |       ^^^^\n"
+        "  hint: choose another name\n"
+        "kw.rd:2:7: error: `false` is a keyword; it cannot name a param\n"
+        "    2 | param false = 2\n"
+        "      |       ^^^^^\n"
+        "  hint: choose another name\n"
+    )
+    assert (tmp_path / "a.rd").read_text() == TIDY

@@ -33,7 +33,8 @@ INDENT = "    "
 
 
 def format_source(text: str, path: str = "<string>") -> str:
-    """The canonical layout of a spec's text; a SpecError (located) if it does not parse. Newlines
+    """The canonical layout of a spec's text. Raises what parse_text raises where it does not parse:
+    a located SpecError (a syntax error), or SpecErrors (names that are keywords). Newlines
     are read as a spec file is read (imports.read_spec): `\\r\\n` and a lone `\\r` are one."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     parse_text(text, path)  # the usual located errors, before anything else
