@@ -8,9 +8,9 @@ The rules (docs/editors.md):
   line (`stem { conv 3x3, 16; bn; relu }`) stays inline, at most one blank line is kept, none at
   the start of a body or of the file;
 - a line longer than WIDTH is split: its `;` statements onto lines of their own, an inline body
-  opened (a statement a line), then a bracketed call or list broken after its opener (the last one whose opening line
-  fits, as black does), its contents on one indented line or one item a line, `)` back at the
-  statement's indentation;
+  opened (a statement a line), then a bracketed call or list broken after its opener (the last
+  one whose opening line fits, as black does), its contents on one indented line or one item a
+  line, `)` back at the statement's indentation;
 - the trailing comments of consecutive lines are aligned, two spaces after the longest code of
   the run; the comparison operators of consecutive `expect` lines at one indentation are aligned;
 - comments are kept word for word (trailing blanks dropped); a BOM, tabs, `\\r\\n` and `\\`
@@ -217,7 +217,7 @@ class _Layout:
             flat = _join(items)
             if _fits(depth, flat):
                 return [Out(depth, flat)]
-        groups = _groups(items)
+        groups = [g for g in _groups(items) if g[1] > g[0] + 1]  # `f()` is never broken
         if not groups:
             return [Out(depth, _join(items))]
         commented = [g for g in groups if _has_comment(items[g[0] : g[1]])]
