@@ -33,6 +33,7 @@ def test_the_package_has_its_layers() -> None:
         "resdsl.backends.pytorch",
         "resdsl.train",
         "resdsl.experiments",
+        "resdsl.serve",
         "resdsl.cli",
     ):
         assert package in modules

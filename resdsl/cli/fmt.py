@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
-from resdsl.diagnostics import ResdslError, printable
+from resdsl.diagnostics import InputError, ResdslError, printable
+from resdsl.files import write_atomic
 
 
 @click.command("fmt")
@@ -52,7 +51,7 @@ def fmt_command(specs: tuple[Path, ...], check: bool, diff: bool) -> None:
         if check:
             click.echo(printable(f"{spec}: would be reformatted"), err=diff)
         elif not diff:
-            _write(spec, new)
+            write_atomic([(spec, new)], error=InputError)  # beside it, then os.replace; a link's target
             click.echo(printable(f"{spec}: reformatted"))
     if failed or (check and changed):
         sys.exit(1)
@@ -66,18 +65,3 @@ def _diff(old: str, new: str, name: str) -> list[str]:
         f"{name} (formatted)",
     )
     return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]
-
-
-def _write(spec: Path, text: str) -> None:
-    """Atomically: a temporary file beside the real one (a link's target), then os.replace."""
-    target = Path(os.path.realpath(spec))
-    mode = target.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

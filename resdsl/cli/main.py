@@ -16,6 +16,7 @@ from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
 from resdsl.cli.fmt import fmt_command
+from resdsl.cli.serve import serve_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
@@ -146,5 +147,6 @@ for _command in (
     fmt_command,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
+    serve_command,
 ):
     main.add_command(_command)

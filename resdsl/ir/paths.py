@@ -139,18 +139,22 @@ def stage_modules(ir: NetworkIR) -> dict[str, tuple[str, str]]:
 # ---------------------------------------------------------------- the network's modules
 
 
-def _top_ops(ir: NetworkIR, s: Section) -> Iterator[Op]:
-    return (ir.op(n) for n in s.nodes if ir.op(n).scope.block is None)
+def _kind_totals(ir: NetworkIR) -> dict[str, int]:
+    """How many stem and head ops of each base name take a default name (`attr_name` numbers them)."""
+    totals: dict[str, int] = {}
+    for s in ir.sections:
+        if s.kind != "stage" and s.module_name is None:
+            for n in s.nodes:
+                op = ir.op(n)
+                if op.scope.block is None and op.module_name is None:
+                    totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    return totals
 
 
 def _default_layout(ir: NetworkIR) -> None:
     """torchvision's ResNet: `conv1`, `bn1`, `maxpool`, `layer1` ... `layer4` of block uses, `fc`."""
     names = Names(set())
-    totals: dict[str, int] = {}
-    for s in ir.sections:
-        if s.kind != "stage":
-            for op in _top_ops(ir, s):
-                totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    totals = _kind_totals(ir)
     counters: dict[str, int] = {}
     stage_no = 0
     for s in ir.sections:
@@ -174,12 +178,7 @@ def _named_layout(ir: NetworkIR, errors: list[SpecError]) -> None:
     explicit = {op.module_name.split(".")[0] for op in ir.ops() if op.module_name and op.scope.block is None}
     explicit |= {s.module_name.split(".")[0] for s in ir.sections if s.module_name}
     defaults = Names(explicit | _TAKEN)
-    totals: dict[str, int] = {}
-    for s in ir.sections:
-        if s.kind != "stage":
-            for op in _top_ops(ir, s):
-                if op.module_name is None and s.module_name is None:  # default names: numbered among these
-                    totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    totals = _kind_totals(ir)
     counters: dict[str, int] = {}
     stage_no = 0
     for s in ir.sections:

@@ -136,6 +136,8 @@ def _run(
             notes.append(f"note: split val: {cfg['val']} ignored: {dataset} has {n_train} training images")
         else:
             data = datasets.split_val(data, cfg["val"])
+    if dataset == "imagenet":  # decodes training images: before anything is written
+        datasets.imagenet_normalizer(data, cfg, int(ir.input_shape[1]))
     if cfg["batch"] > datasets.sizes(data)[0]:
         raise InputError(
             f"the batch of {cfg['batch']} is larger than the {datasets.sizes(data)[0]} training images; use --batch"
@@ -168,6 +170,7 @@ def _train(s: Session) -> dict[str, Any]:
 
     from resdsl.backends.pytorch.codegen import render_model
     from resdsl.train import trainlib
+    from resdsl.train.datafiles import DataError
 
     plan, opts, dist, say = s.plan, s.opts, s.dist, s.say
     ir, cfg, state = plan.ir, plan.cfg, plan.state
@@ -203,14 +206,14 @@ def _train(s: Session) -> dict[str, Any]:
 
     writer = _tensorboard(out) if s.main else None
 
-    def checkpoint() -> None:
+    def checkpoint(repair: str | None = None) -> None:
         if s.main:
             checkpoints.save_checkpoint(
                 ckpt,
                 {
                     "format": checkpoints.FORMAT,
                     "network": plan.network,
-                    "data": s.data_fp,
+                    "data": dict(s.data_fp, repair=repair) if repair else s.data_fp,
                     "recipe": cfg,
                     "trainer": trainer.state_dict(),
                     "best": best,
@@ -237,10 +240,22 @@ def _train(s: Session) -> dict[str, Any]:
         trainer.observe(row.get("val_error", row["test_error"]))  # the plateau schedule's signal
         return row
 
+    def bad_data(err: Exception) -> InputError:
+        """An image that failed while training: a checkpoint first, so that nothing trained is lost; it lets
+        --resume accept the folder with the file replaced (the same names, other sizes)."""
+        checkpoint(repair=str(err)[:500])
+        return InputError(
+            f"{err}; stopped at iteration {trainer.iteration} of {total} with a checkpoint ({ckpt}): nothing "
+            f"trained is lost\n  hint: replace the file with a readable image, then continue with "
+            + resume_command(s.spec, s.sets, opts, out)
+        )
+
     with stop, say.progress(total, trainer.iteration) as advance:
         while trainer.iteration < total:
             try:
                 lr = trainer.step()
+            except DataError as err:
+                raise bad_data(err) from None
             except trainlib.NonFiniteLoss as err:
                 kept = (
                     f"the last good checkpoint {ckpt} (iteration {checkpoints.checkpoint_iteration(ckpt)}) is kept"
@@ -251,7 +266,10 @@ def _train(s: Session) -> dict[str, Any]:
             it = trainer.iteration
             advance(it)
             if it % cfg["eval_every"] == 0 or it == total:
-                row = eval_row(it)
+                try:
+                    row = eval_row(it)
+                except DataError as err:
+                    raise bad_data(err) from None
                 if row["test_error"] < best["test_error"]:
                     best = {"test_error": row["test_error"], "iteration": it}
                 rows.append(row)
@@ -283,7 +301,10 @@ def _train(s: Session) -> dict[str, Any]:
                 )
     if not rows or rows[-1]["iteration"] != trainer.iteration:  # a resumed run that had nothing left to train
         lr = trainer.lr()
-        rows.append(eval_row(trainer.iteration))
+        try:
+            rows.append(eval_row(trainer.iteration))
+        except DataError as err:
+            raise bad_data(err) from None
         if s.main:
             write_metrics(metrics_file, rows)
     checkpoint()
