@@ -15,6 +15,7 @@ from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+from resdsl.cli.fmt import fmt_command
 from resdsl.cli.lsp import lsp_command
 from resdsl.cli.serve import serve_command
 from resdsl.cli.train import plot as plot_command
@@ -153,6 +154,8 @@ SUMMARIES = {
     "responses": "Std of the 3x3 layers' responses (Fig. 7).",
     "maps": "NIN's category confidence maps for a few test images.",
     "serve": "A local page to edit a spec and see it checked live.",
+    "fmt": "Lay out specs in the one canonical style (comments kept).",
+    "lsp": "The language server for editors (LSP over stdio).",
 }
 
 for _command in (
@@ -162,6 +165,7 @@ for _command in (
     plot_command,
     eval_command,
     weights_group,
+    fmt_command,
     lsp_command,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
