@@ -129,7 +129,7 @@ def test_the_readme_digits_command_prints_no_note_and_says_1_iteration(tmp_path:
 
 def _readme_commands() -> list[str]:
     """Every resdsl command of the README's code blocks, continuation lines joined, comments dropped."""
-    blocks = re.findall(r"^```\n(.*?)^```", README, re.M | re.S)
+    blocks = re.findall(r"^```[\w-]*\n(.*?)^```$", README, re.M | re.S)  # fences with a language too
     lines = [line.split("#")[0] for b in blocks for line in b.replace("\\\n", " ").splitlines()]
     return [line for line in lines if "resdsl " in line]
 
