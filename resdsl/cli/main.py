@@ -1,8 +1,11 @@
-"""The `resdsl` command: check and info here; compile, viz, train, plot, responses and maps from their modules."""
+"""The `resdsl` command: check and info here; the other commands from their modules, imported when
+named (or listed by --help), so that check and info start without them."""
 
 from __future__ import annotations
 
 import errno
+import gc
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -10,21 +13,48 @@ from typing import Any
 
 import click
 
-from resdsl.cli.analysis import COMMANDS as ANALYSIS_COMMANDS
 from resdsl.cli.common import load, set_option, spec_argument
-from resdsl.cli.compile import compile_command
-from resdsl.cli.eval import eval_command
-from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
-from resdsl.cli.train import plot as plot_command
-from resdsl.cli.train import train as train_command
-from resdsl.cli.viz import viz_command
-from resdsl.cli.weights import weights_group
 from resdsl.diagnostics import ResdslError, UsageError, printable
+
+# name -> (module, attribute) of the commands defined outside this module
+_LAZY = {
+    "compile": ("resdsl.cli.compile", "compile_command"),
+    "viz": ("resdsl.cli.viz", "viz_command"),
+    "train": ("resdsl.cli.train", "train"),
+    "plot": ("resdsl.cli.train", "plot"),
+    "eval": ("resdsl.cli.eval", "eval_command"),
+    "weights": ("resdsl.cli.weights", "weights_group"),
+    "sweep": ("resdsl.cli.experiments", "sweep_command"),
+    "report": ("resdsl.cli.experiments", "report_command"),
+    "responses": ("resdsl.cli.analysis", "responses_command"),
+    "maps": ("resdsl.cli.analysis", "maps_command"),
+}
+
+# The commands that check or write something and exit: the console script (resdsl/cli/script.py) runs
+# them with the cyclic garbage collector off; every other command turns it back on.
+QUICK = frozenset({"check", "info", "compile", "viz"})
 
 
 class _Group(click.Group):
     """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2, and a
     failure to write the output (a full disk, a closed pipe) into one line and exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY and name not in self.commands:
+            module, attr = _LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in QUICK:
+            gc.enable()  # a long-running command collects its garbage as usual
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -133,16 +163,3 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch:
         click.echo(json.dumps(report.to_json(ir, str(spec), batch), indent=2))
     else:
         click.echo(printable(report.table(ir, str(spec), batch)))
-
-
-for _command in (
-    compile_command,
-    viz_command,
-    train_command,
-    plot_command,
-    eval_command,
-    weights_group,
-    *EXPERIMENT_COMMANDS,
-    *ANALYSIS_COMMANDS,
-):
-    main.add_command(_command)

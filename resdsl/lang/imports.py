@@ -11,6 +11,7 @@ from pathlib import Path
 
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.lang import syntax
+from resdsl.lang.gcpause import paused_gc
 from resdsl.lang.parser import SpecSyntaxError, parse_text
 
 STDLIB = Path(str(files("resdsl.lang") / "stdlib"))  # where `import "std.rd"` is found from any spec
@@ -44,7 +45,11 @@ PSEUDO_FILESYSTEMS = ("/proc/", "/sys/")  # their files claim to be regular but 
 
 
 def load_program(path: str | Path) -> Program:
-    path = Path(path)
+    with paused_gc():
+        return _load_program(Path(path))
+
+
+def _load_program(path: Path) -> Program:
     errors: list[SpecError] = []
     modules: list[syntax.Module] = []
     resolved = Path(os.path.realpath(path))
