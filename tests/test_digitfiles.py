@@ -171,6 +171,7 @@ def test_malformed_svhn_files_are_one_line_errors(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- resdsl train
 
 
+@pytest.mark.slow
 def test_mnist_format_trains_and_learns(tmp_path: Path) -> None:
     """scikit-learn's 1797 digits, upscaled to 28x28 and written as MNIST's four gzipped idx files:
     cifar20 (n=1) with a 1x28x28 input reaches >= 85% test accuracy on the 360 held out."""

@@ -366,6 +366,7 @@ def test_plot_overlays_runs(tmp_path: Path, cifar_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------- standalone script
 
 
+@pytest.mark.slow
 def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: Path) -> None:
     from resdsl.backends.pytorch.codegen import render_model
     from resdsl.ir.pipeline import load_network
@@ -440,6 +441,7 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, cifar_dir: Path) -> None:
     """A real SIGINT to a running `resdsl train`: the current iteration finishes, a checkpoint is saved."""
     import signal

@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from test_train import write_cifar_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,7 @@ def run_train(spec: Path, data: Path, out: Path, trace: Path, *extra: str) -> su
     )
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_and_only_rank0_writes(tmp_path: Path) -> None:
     import torch
 

@@ -349,6 +349,7 @@ def _size(*dims):
 # ---------------------------------------------------------------------------------------- signals
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_prints_the_whole_command(tmp_path: Path, data: Path) -> None:
     """A real SIGTERM to a running `resdsl train`, then the printed command, as printed, continues the run."""
     import torch
