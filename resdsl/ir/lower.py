@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, collect, did_you_mean, too_many
@@ -119,7 +119,7 @@ def _names(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*map(_names, node)) if node else set()
     if is_dataclass(node) and not isinstance(node, type):
-        return set().union(set(), *(_names(getattr(node, f.name)) for f in fields(node) if f.name != "span"))
+        return set().union(set(), *(_names(getattr(node, f)) for f in syntax.node_fields(type(node))))
     return set()
 
 

@@ -62,20 +62,22 @@ def _rule(build: Callable[[SyntaxBuilder, Span, list], Any]) -> Callable[[Syntax
     def callback(self: SyntaxBuilder, children: list) -> Any:
         extents = self.extents
         first, last = children[0], children[-1]
-        if isinstance(first, Token):
+        if type(first) is Token:  # noqa: E721 - Lark's tokens are Tokens; the nodes are never str
             line, col = first.line, first.column
         else:
             _, line, col, _, _ = extents[id(first)]
-        if isinstance(last, Token):
+        if type(last) is Token:  # noqa: E721
             end_line, end_col = last.end_line, last.end_column
         else:
             _, _, _, end_line, end_col = extents[id(last)]
-        height = 1
+        height = 0
         for child in children:
-            if not isinstance(child, Token) and extents[id(child)][0] >= height:
-                height = extents[id(child)][0] + 1
+            if type(child) is not Token:  # noqa: E721
+                below = extents[id(child)][0]
+                if below > height:
+                    height = below
         node = build(self, Span(self.source, line, col, end_line, end_col), children)
-        extents[id(node)] = (height, line, col, end_line, end_col)
+        extents[id(node)] = (height + 1, line, col, end_line, end_col)
         return node
 
     callback.__name__ = build.__name__
