@@ -37,7 +37,9 @@ QUICK = frozenset({"check", "info", "compile", "viz"})
 
 class _Group(click.Group):
     """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2, and a
-    failure to write the output (a full disk, a closed pipe) into one line and exit code 1."""
+    failure to write the output (a full disk, a closed pipe) into one line and exit code 1. Imports a
+    command's module when the command is named (`_LAZY`), and turns the garbage collector back on for
+    all but the QUICK commands."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_LAZY})

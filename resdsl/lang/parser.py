@@ -86,7 +86,8 @@ _LOCK = threading.Lock()  # the post-lexer and the builder hold one parse's stat
 
 def _cache_file(grammar: str) -> str | bool:
     """Where Lark keeps the built LALR tables (140 ms to build, 10 ms to load): the user's cache
-    folder, one file per grammar, Lark and Python version; else Lark's own temp-folder cache."""
+    folder, one file per grammar, parser options, Lark and Python version (so that versions of resdsl
+    with other options do not overwrite each other's); else Lark's own temp-folder cache."""
     import hashlib
     import os
     import sys
@@ -94,7 +95,8 @@ def _cache_file(grammar: str) -> str | bool:
     import lark
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resdsl"
-    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    options = "lalr keep_all_tokens"  # what the tables depend on besides the grammar (Lark checks it too)
+    key = hashlib.sha256(f"{grammar}\0{options}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError:
