@@ -1,26 +1,38 @@
 # Two commands do all the set-up on a fresh clone:
-#   make demo   # creates .venv if missing, then compiles, draws and briefly trains a network
-#   make test   # creates .venv if missing, then runs the test suite
+#   make demo       # creates .venv if missing, then compiles, draws and briefly trains a network
+#   make test-all   # creates .venv if missing, then runs the whole test suite (what CI runs)
+# `make test` runs the quick part alone (every test not marked slow), for the edit-test loop.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean-venv
+.PHONY: demo test test-slow test-all lint bench fuzz clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m compileall -q resdsl >/dev/null  # bytecode even where PYTHONDONTWRITEBYTECODE is set
 	@command -v dot >/dev/null || echo "note: Graphviz's dot is missing; 'apt-get install graphviz' for svg/png/pdf diagrams"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	bash scripts/demo.sh
 
+# The quick suite: every test not marked slow (the slow ones: training runs, sweeps, the wheel, the fuzzing
+# budget; pyproject.toml's `slow` marker).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Everything, in two steps: the quick suite, then the slow tests.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

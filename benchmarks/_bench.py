@@ -27,9 +27,29 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def nproc() -> int:
+    """The CPUs this process may run on (what `nproc` prints), which a container or taskset may limit."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_average() -> str:
+    """The load average now, 1, 5 and 15 minutes, as /proc/loadavg gives it (`1.52 0.98 0.61`)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
+
+
 def machine() -> str:
-    """`2 CPU cores (Intel(R) Xeon(R) Processor), Python 3.11.7, Linux`."""
-    return f"{os.cpu_count()} CPU cores ({cpu_name()}), Python {platform.python_version()}, {platform.system()}"
+    """`2 CPU cores (Intel(R) Xeon(R) Processor), nproc 2, Python 3.11.7, Linux, load average 1.52 0.98 0.61`:
+    the machine and how busy it was when the figures were written (every benchmark records both)."""
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu_name()}), nproc {nproc()}, Python {platform.python_version()}, "
+        f"{platform.system()}, load average {load_average()} (1, 5, 15 min, /proc/loadavg)"
+    )
 
 
 def resdsl_command() -> list[str]:

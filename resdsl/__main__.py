@@ -1,3 +1,3 @@
-from resdsl.cli.main import main
+from resdsl.cli.script import main
 
 main()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.verify import load_module, verify_model
@@ -60,6 +59,8 @@ def test_activations_keep_the_shape_and_add_no_params_or_flops(ir) -> None:
 
 
 def test_generated_module_uses_torch_activations_and_equals_ir(ir) -> None:
+    import torch
+
     source = render_model(ir, "acts.rd")
     for module in ("nn.ReLU6()", "nn.Sigmoid()", "nn.SiLU()", "nn.Hardswish()", "nn.GELU()", "nn.Hardsigmoid()"):
         assert module in source
@@ -73,6 +74,8 @@ def test_generated_module_uses_torch_activations_and_equals_ir(ir) -> None:
 
 def test_the_block_applies_them_in_order(ir) -> None:
     """Forward of one block equals the same layers applied by hand (the order and placement are right)."""
+    import torch
+
     module = load_module(render_model(ir, "acts.rd"))
     torch.manual_seed(0)
     block = module.MixedBlock(8, 8).eval()
@@ -101,6 +104,8 @@ def test_labels_and_aliases(ir, tmp_path: Path) -> None:
 
 
 def test_hardsigmoid_is_relu6_of_x_plus_3_over_6(ir) -> None:
+    import torch
+
     model = load_module(render_model(ir, "acts.rd")).build_model().eval()
     x = torch.randn(4, 32)
     assert torch.equal(model.hardsigmoid(x), torch.nn.functional.relu6(x + 3) / 6)

@@ -17,11 +17,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.verify import load_module, measure_model, verify_model
@@ -62,6 +60,8 @@ def stage_outputs(ir) -> dict[str, tuple[int, ...]]:
 
 @pytest.mark.parametrize("spec", ALL_SPECS)
 def test_generated_module_equals_ir(spec: str) -> None:
+    import torch
+
     ir, source = generated(spec)
     module = load_module(source)
     device = "cpu" if spec in SMALL else "meta"
@@ -79,6 +79,8 @@ def test_generated_module_equals_ir(spec: str) -> None:
 @pytest.mark.parametrize("spec", ALL_SPECS)
 def test_survival_of_every_block_equals_ir(spec: str) -> None:
     """Stochastic depth: each residual unit's survival in the module is the IR's (1.0 where none)."""
+    import torch
+
     ir, source = generated(spec)
     with torch.device("meta"):
         model = load_module(source).build_model()
@@ -97,6 +99,8 @@ def test_regular_stages_use_make_stage_and_the_spec_params_are_folded() -> None:
 
 def test_one_depth_is_one_number_to_change() -> None:
     """Edit `blocks=3` to `blocks=5` in every stage of CIFAR ResNet-20: the module is ResNet-32."""
+    import torch
+
     _, source = generated("cifar20")
     edited = source.replace("blocks=3", "blocks=5")
     with torch.device("meta"):
@@ -107,6 +111,8 @@ def test_one_depth_is_one_number_to_change() -> None:
 
 def test_one_width_is_one_number_to_change() -> None:
     """Widen ResNet-18's conv3 stage from 128 to 192: shortcuts and the next stage follow."""
+    import torch
+
     _, source = generated("resnet18")
     edited = source.replace("self.make_stage(128, blocks=2, stride=2)", "self.make_stage(192, blocks=2, stride=2)")
     assert edited != source
@@ -129,6 +135,8 @@ def test_v1_5_bottlenecks_equal_ir(spec: str) -> None:
 
 
 def test_real_forward_and_backward_on_cpu() -> None:
+    import torch
+
     ir, source = generated("cifar20")
     torch.manual_seed(0)
     model = load_module(source).build_model()
@@ -151,6 +159,8 @@ def torchvision_state_dicts() -> dict[str, list]:
 def test_state_dict_matches_torchvision(spec: str) -> None:
     """Keys, order and shapes of torchvision's model (golden made by scripts/torchvision_state_dicts.py),
     so torchvision's weights load with strict=True."""
+    import torch
+
     _, source = generated(spec, () if spec == "mobilenet_v2" else V15)  # it defines its own block
     with torch.device("meta"):
         model = load_module(source).build_model()
@@ -165,6 +175,8 @@ def test_state_dict_matches_torchvision(spec: str) -> None:
 
 
 def _params(spec: str, sets: tuple[str, ...]) -> int:
+    import torch
+
     _, source = generated(spec, sets)
     with torch.device("meta"):
         return sum(p.numel() for p in load_module(source).build_model().parameters())
@@ -186,6 +198,7 @@ def _adds(spec: str, sets: tuple[str, ...]) -> int:
     """Additions in the traced forward graph (torch.fx)."""
     import operator
 
+    import torch
     import torch.fx
 
     _, source = generated(spec, sets)
@@ -202,6 +215,8 @@ def test_plain_net_forward_has_no_add() -> None:
 
 
 def test_option_a_zero_pads_without_parameters() -> None:
+    import torch
+
     _, source = generated("cifar20")
     module = load_module(source)
     pad = module.ZeroPadShortcut(16, 32, stride=2)
@@ -212,6 +227,8 @@ def test_option_a_zero_pads_without_parameters() -> None:
 
 
 def test_option_c_projects_every_shortcut() -> None:
+    from torch import nn
+
     _, source = generated("cifar20", ("shortcut=C",))
     model = load_module(source).build_model()
     blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
@@ -222,6 +239,8 @@ def test_option_c_projects_every_shortcut() -> None:
 
 
 def test_stochastic_depth_drops_in_training_and_scales_at_test_time() -> None:
+    import torch
+
     _, source = generated("stochdepth110", ("n=1",))
     module = load_module(source)
     assert module.survival_probability(3) == 0.5  # the last of 3 units: linear(last: 0.5)
@@ -242,6 +261,8 @@ def test_stochastic_depth_drops_in_training_and_scales_at_test_time() -> None:
 
 
 def test_zero_init_residual() -> None:
+    import torch
+
     _, source = generated("resnet50", V15)
     module = load_module(source)
     with torch.device("meta"):
@@ -258,6 +279,8 @@ def test_zero_init_residual() -> None:
 
 
 def test_he_initialisation() -> None:
+    import torch
+
     torch.manual_seed(0)
     model = load_module(generated("cifar56")[1]).build_model()
     conv = model.layer3[0].conv2  # 64 -> 64, 3x3: std sqrt(2 / (64 * 9))
@@ -266,6 +289,8 @@ def test_he_initialisation() -> None:
 
 
 def test_preact_projection_takes_the_preactivated_input() -> None:
+    import torch
+
     _, source = generated("preact_resnet164")
     assert "shortcut = x if self.downsample is None else self.downsample(out)" in source
     model = load_module(source).build_model().eval()
@@ -364,6 +389,8 @@ network nested {
 def test_nested_residuals_and_blocks_calling_blocks(tmp_path: Path) -> None:
     """Several residuals in one block, a residual in a residual, a block calling blocks, a dense
     section, per-use shortcut overrides (none, A) beside B, explicit and linear survival."""
+    import torch
+
     spec = tmp_path / "nested.rd"
     spec.write_text(NESTED)
     ir = load_network(spec)
@@ -408,6 +435,8 @@ network import_os {
 
 
 def test_python_keywords_as_spec_names(tmp_path: Path) -> None:
+    import torch
+
     spec = tmp_path / "keywords.rd"
     spec.write_text(HOSTILE)
     ir = load_network(spec)
@@ -577,6 +606,8 @@ network x {
 def test_size_and_non_square_kernels_through_block_arguments(tmp_path: Path) -> None:
     """`conv k, w` with k = 3x5 was refused ("cannot work out its pad"): the default padding is
     now half the kernel in each dimension, as for a literal kernel, and a pool's stride its kernel."""
+    import torch
+
     spec = tmp_path / "kernels.rd"
     spec.write_text(KERNELS)
     ir = load_network(spec)
@@ -687,6 +718,8 @@ def test_named_runs_become_loops() -> None:
 def test_mobilenet_block_decides_its_shortcut_and_runs_conv_whole() -> None:
     """torchvision's InvertedResidual: `conv` is one nn.Sequential, called whole; the block works out
     `use_shortcut` itself (no flag at its calls); the classifier runs whole after the flatten."""
+    import torch
+
     _, source = generated("mobilenet_v2")
     assert "self.use_shortcut = stride == 1 and in_channels == out" in source
     assert "out = self.conv(x)" in source and "self.conv[0][0](" not in source and "cond1" not in source

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from resdsl.cli.main import main
-from resdsl.train import data as datasets
-from resdsl.train import digitfiles
-from resdsl.train.datafiles import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
@@ -26,7 +22,11 @@ MNIST_NET = ["--set", "n=1", "--set", "input=1x28x28", "--set", "pad=0", "--set"
 SVHN_NET = ["--set", "n=1", "--set", "flip=false"]  # SVHN's digits are not mirror-symmetric
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-savemat = pytest.importorskip("scipy.io").savemat
+
+
+def savemat(*args, **kwargs) -> None:
+    """scipy.io.savemat, imported by the tests that write .mat files (skipped without scipy)."""
+    pytest.importorskip("scipy.io").savemat(*args, **kwargs)
 
 
 def idx_bytes(a: np.ndarray) -> bytes:
@@ -35,6 +35,8 @@ def idx_bytes(a: np.ndarray) -> bytes:
 
 
 def write_mnist(root: Path, x_train, y_train, x_test, y_test, gz: bool = True) -> Path:
+    from resdsl.train import digitfiles
+
     root.mkdir(parents=True, exist_ok=True)
     arrays = dict(zip(digitfiles.MNIST_FILES, (x_train, y_train, x_test, y_test)))
     for name, a in arrays.items():
@@ -90,6 +92,10 @@ def error_of(r) -> str:
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_mnist_reader_returns_the_written_arrays(tmp_path: Path, gz: bool) -> None:
+    import torch
+
+    from resdsl.train import digitfiles
+
     root, (x_train, y_train, x_test, y_test) = random_mnist(tmp_path / "m", gz=gz)
     got = digitfiles.read_mnist(root)
     assert got["x_train"].shape == (30, 1, 28, 28) and got["x_train"].dtype == torch.uint8
@@ -100,6 +106,10 @@ def test_mnist_reader_returns_the_written_arrays(tmp_path: Path, gz: bool) -> No
 
 
 def test_svhn_reader_transposes_and_maps_ten_to_zero(tmp_path: Path) -> None:
+    import torch
+
+    from resdsl.train import digitfiles
+
     mats = write_svhn(tmp_path / "s")
     got = digitfiles.read_svhn(tmp_path / "s")
     x, y = mats["train_32x32.mat"]["X"], mats["train_32x32.mat"]["y"][:, 0]
@@ -112,6 +122,9 @@ def test_svhn_reader_transposes_and_maps_ten_to_zero(tmp_path: Path) -> None:
 
 
 def test_malformed_idx_files_are_one_line_errors(tmp_path: Path) -> None:
+    from resdsl.train import digitfiles
+    from resdsl.train.datafiles import DataError
+
     good = idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
     cases = {
         b"\x00\x00\x0d\x03" + good[4:]: "is not an idx file of unsigned bytes: it starts 00000d03, not 000008",
@@ -133,6 +146,9 @@ def test_malformed_idx_files_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_malformed_svhn_files_are_one_line_errors(tmp_path: Path) -> None:
+    from resdsl.train import digitfiles
+    from resdsl.train.datafiles import DataError
+
     path = tmp_path / "x.mat"
     savemat(path, {"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.array([[1], [2], [0], [3]], np.uint8)})
     with pytest.raises(DataError) as err:
@@ -155,9 +171,12 @@ def test_malformed_svhn_files_are_one_line_errors(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- resdsl train
 
 
+@pytest.mark.slow
 def test_mnist_format_trains_and_learns(tmp_path: Path) -> None:
     """scikit-learn's 1797 digits, upscaled to 28x28 and written as MNIST's four gzipped idx files:
     cifar20 (n=1) with a 1x28x28 input reaches >= 85% test accuracy on the 360 held out."""
+    from resdsl.train import data as datasets
+
     digits = datasets.digits((1, 28, 28))
     arrays = [digits[k][:, 0].numpy() if k[0] == "x" else digits[k].numpy() for k in datasets.datafiles.NPZ_KEYS]
     root = write_mnist(tmp_path / "mnist", *arrays)
@@ -185,6 +204,8 @@ def test_svhn_format_trains_from_the_spec_setting(tmp_path: Path) -> None:
 
 
 def test_bad_files_and_shapes_through_train(tmp_path: Path) -> None:
+    from resdsl.train import data as datasets
+
     root, _ = random_mnist(tmp_path / "m")
     out = tmp_path / "run"
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -209,6 +230,8 @@ def test_bad_files_and_shapes_through_train(tmp_path: Path) -> None:
 
 
 def test_offline_download_says_where_the_files_go(tmp_path: Path, monkeypatch) -> None:
+    from resdsl.train import data as datasets
+
     monkeypatch.setattr(datasets, "CACHE", tmp_path / "cache")
     files = {name: ("http://127.0.0.1:9/", md5) for name, (_, md5) in datasets.FILES["svhn"].items()}
     monkeypatch.setitem(datasets.FILES, "svhn", files)
@@ -224,6 +247,8 @@ def test_offline_download_says_where_the_files_go(tmp_path: Path, monkeypatch) -
 def test_cached_download_is_md5_checked_then_used(tmp_path: Path, monkeypatch) -> None:
     """A `file://` source stands in for the network: a wrong file fails the md5 check and is not kept; the
     right ones (their md5 set here) are downloaded into the cache and read."""
+    from resdsl.train import data as datasets
+
     source, _ = random_mnist(tmp_path / "source")
     monkeypatch.setattr(datasets, "CACHE", tmp_path / "cache")
     base = source.as_uri() + "/"

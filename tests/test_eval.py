@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from resdsl.cli.main import main
-from resdsl.train import evaluate, imagefolder
 from resdsl.train.checkpoints import import_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -30,6 +28,7 @@ def run_cli(*args) -> object:
 @pytest.fixture(scope="module")
 def trained(image_folder: Path, tmp_path_factory) -> tuple[Path, Path]:
     """(spec, run directory) of a short training of the reduced-input ResNet of tests/test_imagenet.py."""
+    import torch
     from test_imagenet import TINY
 
     root = tmp_path_factory.mktemp("eval")
@@ -43,6 +42,8 @@ def trained(image_folder: Path, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _model(run: Path):
+    import torch
+
     model = import_model(run / "model.py").build_model()
     ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["trainer"]["model"])
@@ -50,6 +51,10 @@ def _model(run: Path):
 
 
 def test_ten_crop_is_four_corners_and_the_centre_then_flipped() -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     image = torch.arange(3 * 7 * 9, dtype=torch.uint8).reshape(3, 7, 9)
     crops = imagefolder.ten_crop(image, 4)
     reference = [image[:, :4, :4], image[:, :4, 5:], image[:, 3:, :4], image[:, 3:, 5:], image[:, 1:5, 2:6]]
@@ -58,6 +63,10 @@ def test_ten_crop_is_four_corners_and_the_centre_then_flipped() -> None:
 
 
 def test_top_k_errors_against_a_direct_count() -> None:
+    import torch
+
+    from resdsl.train import evaluate
+
     g = torch.Generator().manual_seed(0)
     scores = torch.rand(200, 10, generator=g)
     labels = torch.randint(0, 10, (200,), generator=g)
@@ -115,6 +124,10 @@ def test_a_run_whose_spec_was_edited_is_refused(trained, image_folder: Path, tmp
 
 
 def test_ten_crop_and_multi_scale_scores_against_a_direct_reference(trained, image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import evaluate, imagefolder
+
     spec, run = trained
     model, mean, std = _model(run)
     val = imagefolder.scan(image_folder / "val")
@@ -163,6 +176,8 @@ def test_ten_crop_and_multi_scale_from_the_command_line(trained) -> None:
 
 
 def test_weights_through_the_specs_generated_model(trained, image_folder: Path, tmp_path: Path) -> None:
+    import torch
+
     spec, run = trained
     model, _, _ = _model(run)
     weights = tmp_path / "weights.pth"

@@ -90,6 +90,7 @@ def open_signatures() -> set[str]:
     return out - {None}
 
 
+@pytest.mark.slow
 def test_fuzz_budget() -> None:
     """Mutants (of mutants) of the small seeds, fixed seed: every one ends in a clear error or a
     verified module. A new finding (one whose signature no open regression has) is written to

@@ -8,17 +8,17 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from resdsl.cli.main import main
-from resdsl.train import data as datasets
-from resdsl.train import imagefolder, trainlib
-from resdsl.train.datafiles import DataError
+
+if TYPE_CHECKING:
+    from resdsl.train import trainlib
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,10 @@ def run_cli(*args: str):
 
 
 def test_reader_lists_classes_and_images_like_imagefolder(image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, val = imagefolder_scan(image_folder)
     assert train.classes == ["n00_temple", "n01_sky", "n02_petals", "n03_leaves"]
     assert (len(train), len(val)) == (48, 16)
@@ -81,10 +85,15 @@ def test_reader_lists_classes_and_images_like_imagefolder(image_folder: Path) ->
 
 
 def imagefolder_scan(root: Path):
+    from resdsl.train import imagefolder
+
     return imagefolder.scan_imagenet(root, 4)
 
 
 def test_class_count_and_class_lists_are_checked(image_folder: Path, tmp_path: Path) -> None:
+    from resdsl.train import imagefolder
+    from resdsl.train.datafiles import DataError
+
     with pytest.raises(DataError) as err:
         imagefolder.scan_imagenet(image_folder, 1000)
     assert str(err.value) == (
@@ -103,6 +112,9 @@ def test_class_count_and_class_lists_are_checked(image_folder: Path, tmp_path: P
 
 
 def test_missing_flat_empty_and_corrupt_folders(image_folder: Path, tmp_path: Path, tiny_spec: Path) -> None:
+    from resdsl.train import imagefolder
+    from resdsl.train.datafiles import DataError
+
     layout = "an ImageNet folder holds train/<class>/*.JPEG and val/<class>/*.JPEG (torchvision's ImageFolder layout)"
     out = tmp_path / "run"
     base = [
@@ -145,6 +157,8 @@ def test_missing_flat_empty_and_corrupt_folders(image_folder: Path, tmp_path: Pa
 
 
 def test_an_imagenet_spec_without_data_says_where_imagenet_goes(tmp_path: Path, monkeypatch) -> None:
+    from resdsl.train import data as datasets
+
     monkeypatch.setattr(datasets, "CACHE", tmp_path / "cache")
 
     def no_download(*args, **kwargs):
@@ -175,6 +189,8 @@ def _pil_resize_shorter(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def test_scale_augmentation_matches_pillow_resizing(image_folder: Path) -> None:
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder_scan(image_folder)
     for path, size in zip(train.paths[::12], (48, 72, 256, 480)):
         image = imagefolder.decode(path)
@@ -186,6 +202,10 @@ def test_scale_augmentation_matches_pillow_resizing(image_folder: Path) -> None:
 
 
 def test_random_crop_and_flip_against_a_direct_reference(image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder_scan(image_folder)
     cfg = {"scale_min": 48, "scale_max": 72, "flip": True, "lighting": 0.1}
     params = imagefolder.draw_params(64, cfg, 48, torch.Generator().manual_seed(3))
@@ -207,6 +227,10 @@ def test_random_crop_and_flip_against_a_direct_reference(image_folder: Path) -> 
 
 
 def test_pca_lighting_matches_alexnets_formula() -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     alpha = torch.tensor([[0.1, -0.2, 0.05], [0.0, 0.0, 0.0]], dtype=torch.float64)
     ours = imagefolder.lighting_rgb(alpha)
     eigval = np.array([0.2175, 0.0188, 0.0045])
@@ -218,6 +242,10 @@ def test_pca_lighting_matches_alexnets_formula() -> None:
 
 
 def test_per_pixel_mean_is_the_mean_of_the_test_views(image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder_scan(image_folder)
     mean, std = imagefolder.normalizer(train, "per_pixel_mean", 48)
     views = [
@@ -232,6 +260,10 @@ def test_per_pixel_mean_is_the_mean_of_the_test_views(image_folder: Path) -> Non
 
 
 def test_batches_are_a_pure_function_of_the_iteration_and_shard_by_rank(image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder_scan(image_folder)
     cfg = {"batch": 8, "seed": 0, "iterations": 20, "scale_min": 48, "scale_max": 72, "flip": True, "lighting": 0.1}
     whole = imagefolder.TrainBatches(train, cfg, 48)
@@ -252,6 +284,10 @@ def test_batches_are_a_pure_function_of_the_iteration_and_shard_by_rank(image_fo
 
 
 def _trainer(schedule: str, patience: int = 2) -> trainlib.Trainer:
+    import torch
+
+    from resdsl.train import trainlib
+
     cfg = {
         "batch": 4, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "nesterov": False, "schedule": schedule,
         "milestones": [], "factor": 0.1, "patience": patience, "iterations": 100, "pad": 0, "crop": 0,
@@ -286,6 +322,8 @@ def test_plateau_divides_the_lr_after_patience_evals_without_improvement() -> No
 
 
 def test_short_imagenet_run_learns_and_resumes(image_folder: Path, tiny_spec: Path, tmp_path: Path) -> None:
+    import torch
+
     out = tmp_path / "run"
     common = ["--data", image_folder, "--workers", "0"]
     result = run_cli("train", tiny_spec, *common, "--iterations", "20", "--out", out)
@@ -303,6 +341,10 @@ def test_short_imagenet_run_learns_and_resumes(image_folder: Path, tiny_spec: Pa
 
 
 def test_workers_give_the_same_batches(image_folder: Path) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder_scan(image_folder)
     cfg = {"batch": 8, "seed": 1, "iterations": 4, "scale_min": 48, "scale_max": 72, "flip": True, "lighting": 0.1}
     batches = imagefolder.TrainBatches(train, cfg, 48)

@@ -516,3 +516,15 @@ def test_check_parses_each_file_once(monkeypatch) -> None:
     result = cli("check", str(SPECS / "cifar20.rd"))
     assert result.exit_code == 0, result.output
     assert sorted(Path(p).name for p in parsed) == ["cifar20.rd", "std.rd"]
+
+
+def test_spans_reach_over_brackets_and_a_bracketed_expression_keeps_its_own() -> None:
+    """The tree is built as Lark parses (lang/build.py), with the spans Lark's propagate_positions gave: a
+    node spans its children, brackets and `+` included, while a bracketed expression keeps its own span."""
+    module = parse_text("param p = (1 + 2) * 3\nparam q = f((1), x: +(2))\n")
+    p, q = (param.value for param in module.params)
+    assert (module.params[0].span.col, module.params[0].span.end_col) == (1, 22)
+    assert (p.span.col, p.span.end_col) == (11, 22)  # `(1 + 2) * 3`
+    assert (p.left.span.col, p.left.span.end_col) == (12, 17)  # `1 + 2`
+    spans = [(a.span.col, a.span.end_col, a.value.span.col, a.value.span.end_col) for a in q.args]
+    assert spans == [(13, 16, 14, 15), (18, 25, 23, 24)]  # `(1)` around `1`; `x: +(2)` around `2`

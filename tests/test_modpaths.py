@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.optable import behaviour
@@ -19,16 +18,23 @@ from resdsl.ir.paths import module_paths
 from resdsl.ir.pipeline import load_network
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-MODULE_TYPES = {
-    OpKind.CONV: torch.nn.Conv2d,
-    OpKind.BN: torch.nn.modules.batchnorm._BatchNorm,
-    OpKind.FC: torch.nn.Linear,
-    OpKind.MAXPOOL: torch.nn.MaxPool2d,
-    OpKind.AVGPOOL: (torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d),
-    OpKind.GLOBAL_AVGPOOL: torch.nn.AdaptiveAvgPool2d,
-    OpKind.ADAPTIVE_AVGPOOL: torch.nn.AdaptiveAvgPool2d,
-    OpKind.DROPOUT: torch.nn.Dropout,
-}
+
+
+def module_types() -> dict:
+    """Each module-owning op kind -> the torch.nn class(es) its module is."""
+    import torch
+
+    return {
+        OpKind.CONV: torch.nn.Conv2d,
+        OpKind.BN: torch.nn.modules.batchnorm._BatchNorm,
+        OpKind.FC: torch.nn.Linear,
+        OpKind.MAXPOOL: torch.nn.MaxPool2d,
+        OpKind.AVGPOOL: (torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d),
+        OpKind.GLOBAL_AVGPOOL: torch.nn.AdaptiveAvgPool2d,
+        OpKind.ADAPTIVE_AVGPOOL: torch.nn.AdaptiveAvgPool2d,
+        OpKind.DROPOUT: torch.nn.Dropout,
+    }
+
 
 NESTED = """import "std.rd"
 
@@ -50,6 +56,9 @@ network nested {
 
 
 def check(ir) -> int:
+    import torch
+
+    MODULE_TYPES = module_types()
     paths = module_paths(ir)
     owners = [op for op in ir.ops() if op.kind in MODULE_TYPES]
     assert sorted(paths) == sorted(op.id for op in owners)

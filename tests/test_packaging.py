@@ -78,7 +78,7 @@ def test_wheel_bundles_grammar_stdlib_and_templates(wheel: Path) -> None:
     assert "resdsl/serve/example.rd" in names
     assert not any(n.startswith(("tests/", "grammars/", "templates/", "specs/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "resdsl = resdsl.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "resdsl = resdsl.cli.script:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.verify import load_module, verify_model
@@ -64,6 +63,8 @@ def test_a_gate_keeps_its_input_shape_and_adds_only_its_convs(ir) -> None:
 
 
 def test_generated_gate_equals_a_direct_computation(ir) -> None:
+    import torch
+
     source = render_model(ir, "gated.rd")
     assert "def __init__(self, in_channels: int, reduction: int = 16)" in source
     assert "nn.Conv2d(in_channels, in_channels // reduction, 1)" in source
@@ -98,6 +99,8 @@ def test_seresnet50_is_timms_and_compiles() -> None:
 def test_identity_or_none_adds_where_the_shape_is_kept() -> None:
     """MobileNetV2: an identity shortcut in the 10 blocks that keep their input's shape (stride 1,
     same width), none in the other 7, as torchvision's `use_res_connect`; 3,504,872 params."""
+    import torch
+
     ir = load_network(Path(__file__).resolve().parent.parent / "specs" / "mobilenet_v2.rd")
     assert ir.totals.params == 3_504_872
     kept = [r for r in ir.residuals if r.merge is not None]
@@ -136,6 +139,8 @@ def test_identity_or_none_is_a_network_setting_too(tmp_path: Path) -> None:
 
 
 def test_adaptive_avgpool_gives_vgg_its_7x7_at_any_input_size() -> None:
+    import torch
+
     from resdsl.lang.overrides import parse_sets
 
     spec = Path(__file__).resolve().parent.parent / "specs" / "vgg16.rd"

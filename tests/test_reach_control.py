@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
 from test_errors import assert_clean_failure, run_cli
 
 from resdsl.backends.pytorch.codegen import render_model
@@ -46,6 +44,9 @@ def test_resnet50d_is_timms_and_its_shortcuts_pool_only_where_the_size_changes()
 
 
 def test_generated_resnet_d_block_equals_a_direct_computation() -> None:
+    import torch
+    import torch.nn.functional as F
+
     ir = load_network(SPECS / "resnet50d.rd")
     source = render_model(ir, "resnet50d.rd")
     assert verify_model(ir, source) == []
@@ -117,6 +118,8 @@ network net {
 
 
 def test_a_written_shortcut_after_preact_takes_the_preactivated_input(tmp_path: Path) -> None:
+    import torch
+
     ir = network(tmp_path, PREACT_WRITTEN)
     second = ir.residuals[1]
     (proj,) = second.path
@@ -176,6 +179,9 @@ def test_if_takes_its_branch_at_each_use(tmp_path: Path) -> None:
 
 
 def test_generated_if_builds_only_the_taken_branch(tmp_path: Path) -> None:
+    import torch
+    import torch.nn.functional as F
+
     ir = network(tmp_path, IF_SPEC)
     source = render_model(ir, "net.rd")
     assert verify_model(ir, source) == []
@@ -225,6 +231,8 @@ network net {
 
 
 def test_fc_in_a_block_reads_a_vector(tmp_path: Path) -> None:
+    import torch
+
     ir = network(tmp_path, FC_SPEC)
     assert ir.totals.params == 432 + 32 + (16 * 64 + 64) + 128 + (64 * 32 + 32) + 64 + (32 * 10 + 10)
     source = render_model(ir, "net.rd")
@@ -240,6 +248,9 @@ def test_fc_in_a_block_reads_a_vector(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [7, 8, 9, 15])
 @pytest.mark.parametrize("kernel,stride,pad", [(2, 2, 0), (3, 2, 1), (3, 2, 0), (3, 3, 1)])
 def test_ceil_mode_sizes_equal_pytorchs(tmp_path: Path, size: int, kernel: int, stride: int, pad: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
     spec = f"""\
 network net {{
     input 2x{size}x{size}
@@ -369,6 +380,8 @@ def test_fc_in_a_block_on_a_feature_map_is_refused_by_compile(tmp_path: Path, mo
 def test_an_identity_written_after_preact_is_not_changed_in_place(tmp_path: Path) -> None:
     """`preact { bn }` then `relu`: the empty written path is the pre-activated tensor itself, which an
     in-place ReLU would overwrite (the generated code uses torch.relu there)."""
+    import torch
+
     spec = """\
 block pb(w) {
     residual {

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from resdsl.cli.main import main
 from resdsl.diagnostics import SpecError
 from resdsl.ir.pipeline import load_network
-from resdsl.train import imagefolder
+
+if TYPE_CHECKING:
+    import torch
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,8 @@ train {
 def reference_box(height: int, width: int, scale, ratio, gen: torch.Generator):
     """torchvision.transforms.RandomResizedCrop.get_params, rewritten from torchvision's source with `gen`
     in place of torch's global generator."""
+    import torch
+
     area = height * width
     log_ratio = torch.log(torch.tensor(ratio))
     for _ in range(10):
@@ -83,6 +87,10 @@ def reference_box(height: int, width: int, scale, ratio, gen: torch.Generator):
     ],
 )
 def test_box_sampling_matches_torchvisions_rule(size, scale, ratio) -> None:
+    import torch
+
+    from resdsl.train import imagefolder
+
     fallbacks = 0
     for seed in range(300):
         ours = imagefolder.resized_crop_box(*size, scale, ratio, torch.Generator().manual_seed(seed))
@@ -99,6 +107,10 @@ def test_box_sampling_matches_torchvisions_rule(size, scale, ratio) -> None:
 def test_box_areas_and_ratios_follow_the_distribution() -> None:
     """On a 400x400 image every try fits when the box is at most the image: area fractions uniform in
     [0.08, 1] (mean 0.54) and log aspect ratios uniform in [log 3/4, log 4/3] (mean 0), before the rejections."""
+    import torch
+
+    from resdsl.train import imagefolder
+
     boxes = [
         imagefolder.resized_crop_box(400, 400, (0.08, 0.5), (3 / 4, 4 / 3), torch.Generator().manual_seed(s))
         for s in range(2000)
@@ -112,6 +124,10 @@ def test_box_areas_and_ratios_follow_the_distribution() -> None:
 def test_resized_crop_and_flip_match_pillow(image_folder: Path) -> None:
     """The worker's uint8 path (box, antialiased bilinear resize on channels-last, flip) against Pillow's crop
     then resize, which is what torchvision's F.resized_crop does to a PIL image, on the same drawn box."""
+    import torch
+
+    from resdsl.train import imagefolder
+
     train, _ = imagefolder.scan_imagenet(image_folder, 4)
     params = imagefolder.draw_params(16, TORCHVISION, 48, torch.Generator().manual_seed(5))
     assert len(set(params[:, 7].tolist())) == 16 and 3 < int(params[:, 3].sum()) < 13
@@ -130,6 +146,10 @@ def test_resized_crop_and_flip_match_pillow(image_folder: Path) -> None:
 
 def test_the_paper_recipe_draws_are_unchanged_by_the_seed_column() -> None:
     """The box seed is drawn after everything else: the scale recipe's draws are what they were."""
+    import torch
+
+    from resdsl.train import imagefolder
+
     paper = {"scale_min": 48, "scale_max": 72, "flip": True, "lighting": 0.1}
     a = imagefolder.draw_params(8, paper, 48, torch.Generator().manual_seed(1))
     b = imagefolder.draw_params(8, {**paper, **TORCHVISION}, 48, torch.Generator().manual_seed(1))

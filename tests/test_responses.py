@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from resdsl.cli.main import main
@@ -63,6 +62,8 @@ def _train(root: Path, name: str, text: str, sets: tuple[str, ...] = ()) -> Path
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -90,6 +91,8 @@ def direct_stds(run_dir: Path) -> list[float]:
     """Independently of resdsl's IR: the run's model.py and checkpoint, every 3x3 Conv2d and BatchNorm2d hooked,
     a BN paired with the conv whose output tensor it receives (else the conv itself is the response), the
     population std per channel over the whole test set in one pass, averaged over channels."""
+    import torch
+
     from resdsl.train.data import digits
 
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
@@ -208,6 +211,8 @@ def test_an_edited_spec_is_refused(runs, tmp_path: Path) -> None:
 
 
 def test_maps_figure_has_the_image_and_a_map_per_class(runs, tmp_path: Path) -> None:
+    import torch
+
     run = open_run(runs["nin"])
     x, y = held_out(run)
     result = maps.compute(run, x, y, 3)

@@ -4,6 +4,7 @@ SQLite study split the runs, and the report's table holds the runs' own numbers.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("optuna")
-pytest.importorskip("sklearn")
+# resdsl sweep needs Optuna, the digits runs scikit-learn: looked up, not imported, at collection
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("optuna", "sklearn")), reason="needs optuna and scikit-learn"
+)
 
 TINY = """\
 import "std.rd"
@@ -90,6 +93,7 @@ def trials(out: Path) -> list:
     return optuna.load_study(study_name=record["study"], storage=storage).get_trials(deepcopy=False)
 
 
+@pytest.mark.slow  # sweeps of several trainings
 def test_sweep_runs_every_point_then_report(tmp_path: Path, one_thread) -> None:
     from resdsl.ir.pipeline import load_network
 
@@ -137,7 +141,7 @@ def test_sweep_runs_every_point_then_report(tmp_path: Path, one_thread) -> None:
     assert not (tmp_path / "rep" / "fig4.png").exists()  # no ImageNet runs
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # sweeps of several trainings
 def test_sweep_stopped_by_sigterm_resumes_without_repeating(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path)
     out = tmp_path / "sw"
@@ -184,6 +188,7 @@ def test_sweep_stopped_by_sigterm_resumes_without_repeating(tmp_path: Path) -> N
     assert sorted(t.user_attrs["run"] for t in complete) == sorted(summaries(out))
 
 
+@pytest.mark.slow  # sweeps of several trainings
 def test_failing_point_is_recorded_and_the_others_finish(tmp_path: Path, one_thread) -> None:
     spec = tiny_spec(tmp_path)
     out = tmp_path / "sw"
@@ -198,7 +203,7 @@ def test_failing_point_is_recorded_and_the_others_finish(tmp_path: Path, one_thr
     assert "training" not in again.output
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # sweeps of several trainings
 def test_two_workers_on_one_sqlite_study_split_the_runs(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path)
     out = tmp_path / "sw"
@@ -225,6 +230,7 @@ def test_two_workers_on_one_sqlite_study_split_the_runs(tmp_path: Path) -> None:
         assert log.read_text().count("training tiny") == 1, log
 
 
+@pytest.mark.slow  # sweeps of several trainings
 def test_usage_errors(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path)
     out = tmp_path / "sw"

@@ -144,6 +144,7 @@ def test_threads_in_the_log_and_summary(tmp_path: Path, cifar_dir: Path, one_thr
     assert torch.get_num_threads() == 2  # restored after the run
 
 
+@pytest.mark.slow
 def test_deterministic_resume_keeps_the_thread_count(tmp_path: Path, cifar_dir: Path, one_thread) -> None:
     out = tmp_path / "run"
     common = [CIFAR20, "--data", cifar_dir, *SMALL, "--deterministic"]

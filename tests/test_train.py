@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from resdsl.cli.main import main
-from resdsl.train import trainlib
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -68,6 +66,8 @@ def metrics(run: Path) -> list[dict[str, str]]:
 
 
 def checkpoint(run: Path) -> dict:
+    import torch
+
     return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
 
 
@@ -149,6 +149,8 @@ def test_learns_digits(tmp_path: Path) -> None:
 
 def test_interrupted_and_resumed_equals_uninterrupted_bitwise(tmp_path: Path, cifar_dir: Path) -> None:
     """Stochastic depth (global RNG), augmentation and data order (generators) all continue exactly."""
+    import torch
+
     spec = str(SPECS / "stochdepth110.rd")
     common = [spec, "--data", cifar_dir, *SMALL, "--iterations", 8, "--eval-every", 2, "--deterministic"]
     common += ["--set", "milestones=5"]  # the lr changes after the interruption
@@ -299,6 +301,10 @@ def test_corrupt_checkpoint_and_another_specs_checkpoint(tmp_path: Path, cifar_d
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, cifar_dir: Path, monkeypatch) -> None:
+    import torch
+
+    from resdsl.train import trainlib
+
     out = tmp_path / "run"
     step = trainlib.Trainer.step
 
@@ -324,6 +330,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, cifar
 
 
 def test_usage_errors(tmp_path: Path, cifar_dir: Path) -> None:
+    import torch
+
     r = train(CIFAR20, "--data", cifar_dir, "--set", "n=1", "--batch", 500, "--out", tmp_path / "r")
     assert "error: the batch of 500 is larger than the 200 training images" in error_of(r)
     r = train(CIFAR20, "--data", cifar_dir, "--set", "n=1", "--device", "cuda", "--out", tmp_path / "r")
@@ -358,6 +366,7 @@ def test_plot_overlays_runs(tmp_path: Path, cifar_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------- standalone script
 
 
+@pytest.mark.slow
 def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: Path) -> None:
     from resdsl.backends.pytorch.codegen import render_model
     from resdsl.ir.pipeline import load_network
@@ -432,6 +441,7 @@ def test_standalone_train_script_runs_without_resdsl(tmp_path: Path, cifar_dir: 
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, cifar_dir: Path) -> None:
     """A real SIGINT to a running `resdsl train`: the current iteration finishes, a checkpoint is saved."""
     import signal

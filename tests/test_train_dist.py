@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import torch
+import pytest
 from test_train import write_cifar_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,10 @@ def run_train(spec: Path, data: Path, out: Path, trace: Path, *extra: str) -> su
     )
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_and_only_rank0_writes(tmp_path: Path) -> None:
+    import torch
+
     spec = tmp_path / "nobn.rd"
     spec.write_text(NO_BN)
     data = write_cifar_dir(tmp_path / "cifar")

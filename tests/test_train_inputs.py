@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from conftest import run_without
 
 from resdsl.cli.main import main
-from resdsl.train import datafiles
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR20 = str(ROOT / "specs" / "cifar20.rd")
@@ -87,6 +85,8 @@ def test_npz_arrays_of_the_wrong_kind(tmp_path: Path, arrays, message) -> None:
 
 
 def test_npz_column_labels_are_accepted(tmp_path: Path) -> None:
+    from resdsl.train import datafiles
+
     data = write_npz(tmp_path / "d.npz", y_train=np.arange(40).reshape(40, 1) % 10)
     loaded = datafiles.read_npz(data)
     assert loaded["y_train"].shape == (40,) and loaded["y_train"].dtype.is_floating_point is False
@@ -101,6 +101,8 @@ def test_not_an_npz_file(tmp_path: Path) -> None:
 
 def test_compressed_npz_that_unpacks_too_big_is_refused_from_its_headers(tmp_path: Path, monkeypatch) -> None:
     """4 MB of zeros compress to a few kB; with 2 MB for data the sizes in the headers refuse it unopened."""
+    from resdsl.train import datafiles
+
     data = tmp_path / "bomb.npz"
     np.savez_compressed(
         data,
@@ -127,6 +129,8 @@ def test_compressed_npz_that_unpacks_too_big_is_refused_from_its_headers(tmp_pat
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_npz_whose_header_claims_more_than_its_zip_entry_holds(tmp_path: Path) -> None:
+    from resdsl.train import datafiles
+
     header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000, 3, 32, 32), }".ljust(117) + "\n"
     fake = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\x00" * 64
     data = write_npz(tmp_path / "d.npz")
@@ -286,6 +290,8 @@ def test_a_crop_that_does_not_give_the_input_size(tmp_path: Path, nothing_alloca
 
 
 def test_memory_of_this_machine_is_known() -> None:
+    from resdsl.train import datafiles
+
     total = datafiles.memory_bytes()
     assert total is not None and total > 2**28
 
@@ -305,6 +311,8 @@ def test_on_a_gpu_its_memory_is_the_limit_and_processes_do_not_add_up(monkeypatc
     """No GPU here: torch.cuda's answer is faked. ResNet-110 at batch 4096 needs more
     than a 16 GB card (about 69 GB); a batch of 128 (2.2 GB) fits, also with 8 processes, one GPU each."""
     from types import SimpleNamespace
+
+    import torch
 
     from resdsl.diagnostics import InputError
     from resdsl.ir.pipeline import load_network

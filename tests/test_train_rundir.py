@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from test_train_inputs import CIFAR20, TINY, write_npz
 
@@ -108,6 +107,8 @@ def test_an_empty_directory_and_leftover_temporary_files_are_fine(tmp_path: Path
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_path: Path, data: Path) -> None:
+    import torch
+
     out = tmp_path / "run"
     r = train(CIFAR20, *common(data), "--iterations", 4, "--eval-every", 2, "--out", out)
     assert r.exit_code == 0, r.output
@@ -260,6 +261,8 @@ def test_resume_refuses_another_network_and_names_the_difference(tmp_path: Path,
 
 
 def test_resume_refuses_other_data(tmp_path: Path, run6: Path, data: Path) -> None:
+    import torch
+
     run = copy(run6, tmp_path / "run")
     before = files(run)
     other = write_npz(tmp_path / "other.npz", y_train=(torch.arange(40) % 10).numpy())
@@ -274,6 +277,8 @@ def test_resume_refuses_other_data(tmp_path: Path, run6: Path, data: Path) -> No
 
 
 def test_a_checkpoint_written_before_fingerprints_still_resumes(tmp_path: Path, run6: Path, data: Path) -> None:
+    import torch
+
     run = copy(run6, tmp_path / "run")
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     fp = state.pop("network")
@@ -344,8 +349,11 @@ def _size(*dims):
 # ---------------------------------------------------------------------------------------- signals
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_prints_the_whole_command(tmp_path: Path, data: Path) -> None:
     """A real SIGTERM to a running `resdsl train`, then the printed command, as printed, continues the run."""
+    import torch
+
     out = tmp_path / "run"
     args = [CIFAR20, *common(data), "--iterations", 100000, "--eval-every", 2, "--deterministic", "--out", out]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -392,6 +400,8 @@ def test_the_same_signal_twice_stops_at_once_another_does_not() -> None:
 
 
 def test_an_incomplete_checkpoint_is_refused(tmp_path: Path, data: Path) -> None:
+    import torch
+
     run = tmp_path / "run"
     run.mkdir()
     torch.save({"format": "resdsl-checkpoint-2", "recipe": {}}, run / "checkpoint.pt")

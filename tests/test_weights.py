@@ -5,9 +5,9 @@ stride choice that a state_dict cannot show."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from resdsl.backends.pytorch.codegen import render_model
@@ -17,6 +17,9 @@ from resdsl.cli.main import main
 from resdsl.diagnostics import InputError
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
+
+if TYPE_CHECKING:
+    import torch
 
 TINY = """import "std.rd"
 
@@ -47,6 +50,8 @@ def build(path: Path, sets: tuple[str, ...] = ()):
 def tiny(tmp_path: Path) -> dict[str, Path]:
     """A tiny v1.5 bottleneck network (stride on the 3x3), its weights (random, BN statistics too)
     and a reference {input, output} computed by it in eval mode."""
+    import torch
+
     spec = tmp_path / "tiny.rd"
     spec.write_text(TINY)
     torch.manual_seed(0)
@@ -77,6 +82,8 @@ def test_good_weights_load(tiny) -> None:
 
 
 def test_a_checkpoint_dict_holding_the_state_dict_loads(tiny) -> None:
+    import torch
+
     checkpoint = tiny["dir"] / "ckpt.pt"
     torch.save({"epoch": 3, "model": torch.load(tiny["weights"])}, checkpoint)
     result = run("weights", "check", str(tiny["spec"]), str(checkpoint))
@@ -84,6 +91,8 @@ def test_a_checkpoint_dict_holding_the_state_dict_loads(tiny) -> None:
 
 
 def test_a_missing_key_and_a_wrong_shape_are_named(tiny) -> None:
+    import torch
+
     state = torch.load(tiny["weights"])
     del state["fc.bias"]
     state["conv1.weight"] = torch.zeros(8, 3, 5, 5)
@@ -143,6 +152,8 @@ def test_a_looser_tolerance_is_an_option(tiny) -> None:
     ids=["missing", "garbage", "not-a-dict"],
 )  # fmt: skip
 def test_unreadable_weights(tiny, content, message: str) -> None:
+    import torch
+
     path = tiny["dir"] / "x.pt"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -154,6 +165,8 @@ def test_unreadable_weights(tiny, content, message: str) -> None:
 
 
 def test_a_bad_reference_file(tiny) -> None:
+    import torch
+
     ref = tiny["dir"] / "r.pt"
     torch.save({"input": torch.zeros(1, 3, 16, 16)}, ref)
     result = run("weights", "check", str(tiny["spec"]), str(tiny["weights"]), "--reference", str(ref))
@@ -163,6 +176,8 @@ def test_a_bad_reference_file(tiny) -> None:
 
 def test_load_weights_is_the_shared_function(tiny) -> None:
     """The function `resdsl weights check` uses, for other commands: it raises an InputError."""
+    import torch
+
     model = build(tiny["spec"])
     state = read_state_dict(tiny["weights"])
     load_weights(model, state, "w.pt", "tiny")
@@ -193,6 +208,8 @@ def test_no_note_without_a_stride_choice() -> None:
 def test_vgg_without_its_names_does_not_load_torchvision_keys(tmp_path: Path) -> None:
     """The golden test (test_codegen.py) can fail: without `name:` VGG-16 has resdsl's own keys."""
     import json
+
+    import torch
 
     root = Path(__file__).resolve().parent.parent
     text = (root / "specs" / "vgg16.rd").read_text().replace('(name: "features.#")', "")
@@ -228,6 +245,8 @@ def test_bad_names_are_spec_errors(tmp_path: Path) -> None:
 
 
 def test_names_place_modules_in_containers(tmp_path: Path) -> None:
+    import torch
+
     spec = tmp_path / "t.rd"
     spec.write_text(
         'import "std.rd"\nnetwork t {\n    input 3x8x8\n    classes 2\n    shortcut none\n'
@@ -253,12 +272,16 @@ def timm_state_dict(name: str) -> dict[str, torch.Tensor]:
     """Random tensors with the keys and shapes of timm's model (golden), in its order."""
     import json
 
+    import torch
+
     golden = json.loads((ROOT / "tests" / "golden" / "timm_state_dicts.json").read_text())[name]
     torch.manual_seed(0)
     return {key: torch.randn(shape) if shape else torch.tensor(7) for key, shape in golden}
 
 
 def test_timm_resnet50d_weights_load_after_rename(tmp_path: Path) -> None:
+    import torch
+
     theirs = timm_state_dict("resnet50d")
     source = tmp_path / "timm.pt"
     torch.save(theirs, source)
@@ -285,6 +308,8 @@ def test_timm_resnet50d_weights_load_after_rename(tmp_path: Path) -> None:
 
 
 def test_a_different_naming_is_pointed_at_rename(tmp_path: Path) -> None:
+    import torch
+
     theirs = timm_state_dict("seresnet50")
     torch.save(theirs, tmp_path / "se.pt")
     check = CliRunner().invoke(
@@ -304,6 +329,8 @@ def test_a_different_naming_is_pointed_at_rename(tmp_path: Path) -> None:
 
 
 def test_rename_refuses_weights_that_do_not_pair(tmp_path: Path) -> None:
+    import torch
+
     theirs = timm_state_dict("resnet50d")
     spec = str(ROOT / "specs" / "resnet50d.rd")
     short = dict(list(theirs.items())[1:])

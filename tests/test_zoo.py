@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import torch
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.verify import load_module
@@ -78,6 +77,7 @@ HAS_TIMM = importlib.util.find_spec("timm") is not None
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")
 @pytest.mark.parametrize("spec", TORCHVISION_SPECS)
 def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
+    import torch
     import torchvision
 
     torch.manual_seed(0)
@@ -100,6 +100,7 @@ def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
 def test_outputs_equal_timm_after_renaming_by_position(spec: str) -> None:
     """timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them."""
     import timm
+    import torch
 
     torch.manual_seed(0)
     theirs = timm.create_model(spec, pretrained=False)

@@ -1,8 +1,11 @@
-"""The `resdsl` command: check and info here; compile, viz, train, plot, responses and maps from their modules."""
+"""The `resdsl` command: check and info here; the other commands from their modules, imported when
+named (or listed by --help), so that check and info start without them."""
 
 from __future__ import annotations
 
 import errno
+import gc
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -10,24 +13,58 @@ from typing import Any
 
 import click
 
-from resdsl.cli.analysis import COMMANDS as ANALYSIS_COMMANDS
 from resdsl.cli.common import load, set_option, spec_argument
-from resdsl.cli.compile import compile_command
-from resdsl.cli.eval import eval_command
-from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
-from resdsl.cli.fmt import fmt_command
-from resdsl.cli.lsp import lsp_command
-from resdsl.cli.serve import serve_command
-from resdsl.cli.train import plot as plot_command
-from resdsl.cli.train import train as train_command
-from resdsl.cli.viz import viz_command
-from resdsl.cli.weights import weights_group
 from resdsl.diagnostics import ResdslError, UsageError, printable
+
+# name -> (module, attribute) of the commands defined outside this module
+_LAZY = {
+    "compile": ("resdsl.cli.compile", "compile_command"),
+    "viz": ("resdsl.cli.viz", "viz_command"),
+    "train": ("resdsl.cli.train", "train"),
+    "plot": ("resdsl.cli.train", "plot"),
+    "eval": ("resdsl.cli.eval", "eval_command"),
+    "weights": ("resdsl.cli.weights", "weights_group"),
+    "sweep": ("resdsl.cli.experiments", "sweep_command"),
+    "report": ("resdsl.cli.experiments", "report_command"),
+    "responses": ("resdsl.cli.analysis", "responses_command"),
+    "maps": ("resdsl.cli.analysis", "maps_command"),
+    "fmt": ("resdsl.cli.fmt", "fmt_command"),
+    "lsp": ("resdsl.cli.lsp", "lsp_command"),
+    "serve": ("resdsl.cli.serve", "serve_command"),
+}
+
+# The commands that check or write something and exit: the console script (resdsl/cli/script.py) runs
+# them with the cyclic garbage collector off; every other command turns it back on.
+QUICK = frozenset({"check", "info", "compile", "viz"})
 
 
 class _Group(click.Group):
     """Turns the tool's own errors into `file:line:col: error:` text and exit codes 1 / 2, and a
-    failure to write the output (a full disk, a closed pipe) into one line and exit code 1."""
+    failure to write the output (a full disk, a closed pipe) into one line and exit code 1. Imports a
+    command's module when the command is named (`_LAZY`), and turns the garbage collector back on for
+    all but the QUICK commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY and name not in self.commands:
+            module, attr = _LAZY[name]
+            command = getattr(importlib.import_module(module), attr)
+            command.short_help = SUMMARIES[name]
+            if name == "weights":
+                for sub, summary in WEIGHTS_SUMMARIES.items():
+                    command.commands[sub].short_help = summary
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in QUICK:
+            gc.enable()  # a long-running command collects its garbage as usual
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -158,27 +195,10 @@ SUMMARIES = {
     "lsp": "The language server for editors (LSP over stdio).",
 }
 
-for _command in (
-    compile_command,
-    viz_command,
-    train_command,
-    plot_command,
-    eval_command,
-    weights_group,
-    fmt_command,
-    lsp_command,
-    *EXPERIMENT_COMMANDS,
-    *ANALYSIS_COMMANDS,
-    serve_command,
-):
-    main.add_command(_command)
-
 WEIGHTS_SUMMARIES = {
     "check": "Load weights into the spec's module (strict), compare outputs.",
     "rename": "Give weights the generated module's keys, shapes checked.",
 }
 
-for _name, _summary in SUMMARIES.items():
-    main.commands[_name].short_help = _summary
-for _name, _summary in WEIGHTS_SUMMARIES.items():
-    weights_group.commands[_name].short_help = _summary
+for _name in ("check", "info"):
+    main.commands[_name].short_help = SUMMARIES[_name]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, collect, did_you_mean, too_many
@@ -55,13 +55,14 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     builder.projection_bn = settings["projection"] == "conv_bn"
     builder.emit(OpKind.INPUT, {"shape": settings["input"]}, settings["input_span"], None)
     sections: list[Section] = []
+    names: set[str] = set()  # the sections' names: a stage defined twice is found without a scan
     expectations: list[Expectation] = []
     env = Env({"classes": settings["classes"]}, builder.globals)
     try:
         for stmt in net.body:
             if too_many(errors):
                 break
-            _network_stmt(stmt, builder, env, settings, sections, expectations)
+            _network_stmt(stmt, builder, env, settings, sections, names, expectations)
     except TooBig:
         raise SpecError(
             f"the network expands past {MAX_OPS:,} ops; refusing to build it",
@@ -123,7 +124,7 @@ def _names(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*map(_names, node)) if node else set()
     if is_dataclass(node) and not isinstance(node, type):
-        return set().union(set(), *(_names(getattr(node, f.name)) for f in fields(node) if f.name != "span"))
+        return set().union(set(), *(_names(getattr(node, f)) for f in syntax.node_fields(type(node))))
     return set()
 
 
@@ -133,6 +134,7 @@ def _network_stmt(
     env: Env,
     settings: dict[str, Any],
     sections: list[Section],
+    names: set[str],
     expectations: list[Expectation],
 ) -> None:
     if isinstance(stmt, syntax.OpStmt):
@@ -159,10 +161,11 @@ def _network_stmt(
         opts = bind(stmt.name, Signature([], [_name_param(section=True)]), stmt.args, env, stmt.span, b.errors)
         section = Section(stmt.name, stmt.name, stmt.span, "", module_name=(opts or {}).get("name"))
         sections.append(section)
+        names.add(section.name)
         items = b.templates.section(stmt.body, {"classes": settings["classes"]}, where=stmt.name)
         b.body(items, env, Ctx(section, settings["shortcut"]))
     elif isinstance(stmt, syntax.StageStmt):
-        _stage(stmt, b, env, settings, sections)
+        _stage(stmt, b, env, settings, sections, names)
     elif isinstance(stmt, syntax.ExpectStmt):
         expectations.append(expectation(stmt, env))
     elif isinstance(stmt, syntax.InvokeStmt):
@@ -172,8 +175,10 @@ def _network_stmt(
         b.error("`if` goes inside a block, `stem { }` or `head { }`, not in the network's body", keyword)
 
 
-def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section]) -> None:
-    if any(s.name == stmt.name for s in sections):
+def _stage(
+    stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any], sections: list[Section], names: set[str]
+) -> None:
+    if stmt.name in names:
         b.error(f"stage `{stmt.name}` is defined twice", stmt.name_span)
         return
     opts = bind(
@@ -189,6 +194,7 @@ def _stage(stmt: syntax.StageStmt, b: Builder, env: Env, settings: dict[str, Any
     description = ", ".join(_item_text(i) for i in stmt.items)
     section = Section(stmt.name, "stage", stmt.span, description, shortcut=opts["shortcut"], module_name=opts["name"])
     sections.append(section)
+    names.add(section.name)
     ctx = Ctx(section, opts["shortcut"] or settings["shortcut"])
     for item in stmt.items:
         count = 1

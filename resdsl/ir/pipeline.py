@@ -10,6 +10,7 @@ from resdsl.ir.graph import NetworkIR
 from resdsl.ir.lower import lower
 from resdsl.ir.passes import analyze
 from resdsl.ir.settings import NETWORK_SETTINGS
+from resdsl.lang.gcpause import paused_gc
 from resdsl.lang.imports import Program, load_program
 
 
@@ -18,6 +19,11 @@ def load_network(
 ) -> NetworkIR:
     """Parse, resolve imports, lower and check a spec (or its `program`, if already loaded from
     `path`); raises ResdslError on bad input."""
+    with paused_gc():
+        return _load_network(path, overrides, program)
+
+
+def _load_network(path: str | Path, overrides: dict[str, Any] | None, program: Program | None) -> NetworkIR:
     if program is None:
         program = load_program(path)
     if program.network is None:

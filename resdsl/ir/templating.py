@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
+from dataclasses import is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, did_you_mean
@@ -101,7 +101,7 @@ class Templates:
             _signature(bdef),
         )
         self._key(template.body, bdef.name)
-        template.reads_input = _mentions(bdef, "in.channels")
+        template.reads_input = _in_text(bdef, "channels") and _mentions(bdef, "in.channels")
         template.params_read = frozenset(folder.read)
         self.naming_errors += decide_block_names(template)
         for f in template.formals:
@@ -309,6 +309,13 @@ def _signature(bdef: syntax.BlockDef) -> str:
     return f"{bdef.name}({', '.join(formals)})"
 
 
+def _in_text(bdef: syntax.BlockDef, word: str) -> bool:
+    """Whether the text of a block definition holds `word` at all (a token cannot be split, so a name
+    made of it is there, `in.channels` as much as `in . channels`); `_mentions` then walks it to be sure."""
+    span = bdef.span
+    return any(word in span.source.line(n) for n in range(span.line, span.end_line + 1))
+
+
 def _mentions(node: Any, name: str) -> bool:
     """Whether a syntax node (a block definition) reads `name` anywhere."""
     if isinstance(node, syntax.Name):
@@ -316,7 +323,7 @@ def _mentions(node: Any, name: str) -> bool:
     if isinstance(node, list):
         return any(_mentions(n, name) for n in node)
     if is_dataclass(node) and not isinstance(node, type):
-        return any(_mentions(getattr(node, f.name), name) for f in fields(node) if f.name != "span")
+        return any(_mentions(getattr(node, f), name) for f in syntax.node_fields(type(node)))
     return False
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from resdsl.diagnostics import Note, SpecError, collect
 from resdsl.lang import syntax
+from resdsl.lang.gcpause import paused_gc
 from resdsl.lang.parser import SpecSyntaxError, parse_text
 
 STDLIB = Path(str(files("resdsl.lang") / "stdlib"))  # where `import "std.rd"` is found from any spec
@@ -69,9 +70,10 @@ def load_program(
     # the allowed folders, resolved, the standard library last (_outside names the others)
     policy = None if roots is None else tuple(Path(os.path.realpath(r)) for r in (*roots, STDLIB))
     loader = _Loader(texts, parse or parse_text, policy)
-    loader.load(resolved, None, [], shown=str(path))
-    collect(loader.errors)
-    program = _merge(loader.modules, loader.errors)
+    with paused_gc():  # the parse allocates a tree of many small objects: collections would be quadratic
+        loader.load(resolved, None, [], shown=str(path))
+        collect(loader.errors)
+        program = _merge(loader.modules, loader.errors)
     program.files = loader.files
     program.modules = loader.modules
     return program

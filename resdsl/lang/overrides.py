@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from resdsl.diagnostics import UsageError
-from resdsl.lang.parser import parse_number
+from resdsl.lang.build import parse_number
 from resdsl.lang.values import MAX_MAGNITUDE, Size, Symbol, Value
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?[KMG]?$")

@@ -1,21 +1,23 @@
-"""Spec text -> typed syntax tree (resdsl.lang.syntax), with located, friendly syntax errors."""
+"""Spec text -> typed syntax tree (resdsl.lang.syntax), with located, friendly syntax errors. The
+tree is built while Lark's LALR parser reduces each rule (resdsl.lang.build), not walked afterwards."""
 
 from __future__ import annotations
 
-import math
 import re
+import threading
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from resdsl.diagnostics import SourceFile, Span, SpecError, collect
 from resdsl.lang import syntax
+from resdsl.lang.build import INPUT_NAMES, KEYWORDS, MAX_DEPTH, SyntaxBuilder, parse_number
 
-_SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9}
+__all__ = ["INPUT_NAMES", "KEYWORDS", "MAX_DEPTH", "SpecSyntaxError", "parse_file", "parse_number", "parse_text"]
 
 
 class _GluedKeyword(Exception):
@@ -61,23 +63,31 @@ def _is_keyword(tok: Token) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, _Postlex]:
+def _parser() -> tuple[Lark, _Postlex, SyntaxBuilder]:
+    """Lark's LALR parser, calling the SyntaxBuilder's methods as it reduces each rule (every token
+    passed to them, no positions tracked: the builder works the spans out)."""
     grammar = (files("resdsl.lang") / "grammars" / "resdsl.lark").read_text()
     postlex = _Postlex()
+    builder = SyntaxBuilder()
     lark = Lark(
         grammar,
         parser="lalr",
-        propagate_positions=True,
+        transformer=builder,
+        keep_all_tokens=True,
         postlex=postlex,
         maybe_placeholders=False,
         cache=_cache_file(grammar),
     )
-    return lark, postlex
+    return lark, postlex, builder
+
+
+_LOCK = threading.Lock()  # the post-lexer and the builder hold one parse's state
 
 
 def _cache_file(grammar: str) -> str | bool:
     """Where Lark keeps the built LALR tables (140 ms to build, 10 ms to load): the user's cache
-    folder, one file per grammar, Lark and Python version; else Lark's own temp-folder cache."""
+    folder, one file per grammar, parser options, Lark and Python version (so that versions of resdsl
+    with other options do not overwrite each other's); else Lark's own temp-folder cache."""
     import hashlib
     import os
     import sys
@@ -85,7 +95,8 @@ def _cache_file(grammar: str) -> str | bool:
     import lark
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resdsl"
-    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    options = "lalr keep_all_tokens"  # what the tables depend on besides the grammar (Lark checks it too)
+    key = hashlib.sha256(f"{grammar}\0{options}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()[:16]
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -104,55 +115,24 @@ class SpecSyntaxError(SpecError):
 def parse_text(text: str, path: str = "<string>") -> syntax.Module:
     text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     source = SourceFile(path, text)
-    lark, postlex = _parser()
-    try:
-        tree = lark.parse(text)
-    except _GluedKeyword as exc:
-        raise _glued_error(source, exc.at.line or 1, exc.at.column or 1) or SpecSyntaxError(
-            f"unexpected `{exc.at.value}`", _token_span(source, exc.at)
-        ) from None
-    except UnexpectedInput as exc:
-        err = _syntax_error(exc, source, postlex)
-        err.at_start = _at_start(text, err)
-        raise err from None
-    _check_depth(tree, source)
-    transformer = _ToAst(source)
-    module = transformer.transform(tree)
-    collect(transformer.errors)
+    lark, postlex, builder = _parser()
+    with _LOCK:
+        builder.reset(source)
+        try:
+            module = lark.parse(text)
+        except _GluedKeyword as exc:
+            raise _glued_error(source, exc.at.line or 1, exc.at.column or 1) or SpecSyntaxError(
+                f"unexpected `{exc.at.value}`", _token_span(source, exc.at)
+            ) from None
+        except UnexpectedInput as exc:
+            err = _syntax_error(exc, source, postlex)
+            err.at_start = _at_start(text, err)
+            raise err from None
+        finally:
+            builder.extents = {}
+        errors = builder.errors
+    collect(errors)
     return module
-
-
-# The grammar's keywords. The parser reads them as names where no keyword can stand, so nothing
-# stops `param true = 1`; but a param, block, argument, network or stage so named could never be
-# used (`true` is then the boolean), so defining one is an error.
-INPUT_NAMES = ("in.channels",)  # what a block may read of its input tensor
-
-KEYWORDS = (
-    "import", "param", "block", "network", "train", "stage", "expect",
-    "if", "else", "and", "or", "not", "true", "false",
-)  # fmt: skip
-
-
-MAX_DEPTH = 100  # nesting of the parse tree; later stages recurse over it
-
-
-def _check_depth(tree: Tree, source: SourceFile) -> None:
-    """Refuse absurdly nested text (`((((...))))`, `- - - - 1`, `1+1+...+1`) before any recursive
-    pass sees it: without this Python's recursion limit would end the run with a traceback."""
-    stack = [(item, 2, item) for item in tree.children if isinstance(item, Tree)]
-    while stack:
-        node, depth, top = stack.pop()
-        if depth > MAX_DEPTH:
-            line, col = getattr(top.meta, "line", 1), getattr(top.meta, "column", 1)
-            raise SpecError(
-                f"this {_KIND.get(top.data, 'statement')} nests more than {MAX_DEPTH} levels deep",
-                Span(source, line, col, line, len(source.line(line)) + 1),
-                "split the expression with params, or the block into smaller blocks",
-            )
-        stack.extend((child, depth + 1, top) for child in node.children if isinstance(child, Tree))
-
-
-_KIND = {"param_stmt": "param", "block_def": "block", "network_def": "network", "train_def": "train section"}
 
 
 def parse_file(path: Path, display: str | None = None) -> syntax.Module:
@@ -316,203 +296,3 @@ def _syntax_hint(tok: Token, expected: set[str], source: SourceFile) -> str | No
     if tok.type == "NAME" and "CALLNAME" in expected and "NAME" not in expected:
         return f"call the block with parentheses: `{tok.value}(...)`"
     return None
-
-
-# ---------------------------------------------------------------- tree -> AST
-
-
-def parse_number(text: str) -> int | float:
-    scale = 1
-    if text[-1] in _SUFFIX:
-        scale, text = _SUFFIX[text[-1]], text[:-1]
-    if any(c in text for c in ".eE"):
-        value = float(text) * scale
-        return int(value) if scale > 1 and value.is_integer() else value
-    if len(text) > 40:  # far past any value a spec may hold (and past Python's int-from-text limit)
-        return math.inf
-    return int(text) * scale
-
-
-@v_args(meta=True)
-class _ToAst(Transformer):
-    def __init__(self, source: SourceFile) -> None:
-        super().__init__()
-        self.source = source
-        self.errors: list[SpecError] = []
-
-    def _defines(self, tok: Token, what: str) -> str:
-        """A name a definition gives: not a keyword."""
-        name = str(tok)
-        if name in KEYWORDS:
-            self.errors.append(
-                SpecError(f"`{name}` is a keyword; it cannot name a {what}", self._tspan(tok), "choose another name")
-            )
-        return name
-
-    def _span(self, meta) -> Span:
-        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
-
-    def _tspan(self, tok: Token) -> Span:
-        return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
-
-    # top level
-    def start(self, meta, items):
-        module = syntax.Module(self.source.path)
-        for item in items:
-            if isinstance(item, syntax.Import):
-                module.imports.append(item)
-            elif isinstance(item, syntax.ParamDef):
-                module.params.append(item)
-            elif isinstance(item, syntax.BlockDef):
-                item.module = self.source.path
-                module.blocks.append(item)
-            elif isinstance(item, syntax.NetworkDef):
-                module.networks.append(item)
-            elif isinstance(item, syntax.TrainDef):
-                module.trains.append(item)
-        return module
-
-    def import_stmt(self, meta, children):
-        return syntax.Import(children[0][1:-1], self._span(meta))
-
-    def param_stmt(self, meta, children):
-        name, value = children
-        return syntax.ParamDef(self._defines(name, "param"), value, self._span(meta))
-
-    def block_def(self, meta, children):
-        name = children[0]
-        formals = children[1] if len(children) == 3 else []
-        return syntax.BlockDef(self._defines(name, "block"), formals, children[-1], self._span(meta))
-
-    def formals(self, meta, children):
-        return list(children)
-
-    def formal(self, meta, children):
-        default = children[1] if len(children) > 1 else None
-        return syntax.Formal(self._defines(children[0], "block argument"), default, self._span(meta))
-
-    def network_def(self, meta, children):
-        return syntax.NetworkDef(self._defines(children[0], "network"), children[1], self._span(meta))
-
-    def train_def(self, meta, children):
-        return syntax.TrainDef(children[0], self._span(meta))
-
-    def body(self, meta, children):
-        return list(children)
-
-    # statements
-    def op_stmt(self, meta, children):
-        name = children[0]
-        args = children[1] if len(children) > 1 else []
-        return syntax.OpStmt(self._span(meta), str(name), args, self._tspan(name))
-
-    def invoke_stmt(self, meta, children):
-        return syntax.InvokeStmt(self._span(meta), children[0])
-
-    def section_stmt(self, meta, children):
-        head, body = children
-        if isinstance(head, syntax.Call):
-            return syntax.SectionStmt(self._span(meta), head.name, head.args, body, head.name_span)
-        return syntax.SectionStmt(self._span(meta), str(head), [], body, self._tspan(head))
-
-    def stage_stmt(self, meta, children):
-        name = children[0]
-        rest = children[1:]
-        args = rest.pop(0) if rest and isinstance(rest[0], list) else []
-        return syntax.StageStmt(self._span(meta), self._defines(name, "stage"), args, rest, self._tspan(name))
-
-    def stage_item(self, meta, children):
-        head = children[0]
-        if isinstance(head, Token):
-            span = self._tspan(head)
-            head = syntax.Call(span, str(head), [], span)
-        count = children[1] if len(children) > 1 else None
-        return syntax.StageItem(head, count, self._span(meta))
-
-    def expect_stmt(self, meta, children):
-        return syntax.ExpectStmt(self._span(meta), children[0])
-
-    def if_stmt(self, meta, children):
-        test, then, *rest = children
-        orelse = rest[0] if rest else []
-        return syntax.IfStmt(self._span(meta), test, then, orelse if isinstance(orelse, list) else [orelse])
-
-    # arguments
-    def args(self, meta, children):
-        return list(children)
-
-    def positional(self, meta, children):
-        return syntax.Arg(None, children[0], self._span(meta))
-
-    def keyword(self, meta, children):
-        return syntax.Arg(str(children[0]), children[1], self._span(meta))
-
-    # expressions
-    def number(self, meta, children):
-        text = str(children[0])
-        return syntax.Number(self._span(meta), parse_number(text), text)
-
-    def size(self, meta, children):
-        return syntax.SizeLit(self._span(meta), tuple(int(d) for d in str(children[0]).split("x")))
-
-    def string(self, meta, children):
-        return syntax.String(self._span(meta), str(children[0])[1:-1])
-
-    def true(self, meta, children):
-        return syntax.Bool(self._span(meta), True)
-
-    def false(self, meta, children):
-        return syntax.Bool(self._span(meta), False)
-
-    def name(self, meta, children):
-        return syntax.Name(self._span(meta), str(children[0]))
-
-    def attribute(self, meta, children):
-        """`in.channels`, a name of its own (bound by lowering at each use of a block)."""
-        obj, field = (str(c) for c in children)
-        span = self._span(meta)
-        if f"{obj}.{field}" not in INPUT_NAMES:
-            self.errors.append(
-                SpecError(
-                    f"`{obj}.{field}` is not something a spec can read",
-                    span,
-                    "inside a block, `in.channels` is the number of channels of the block's input",
-                )
-            )
-        return syntax.Name(span, f"{obj}.{field}")
-
-    def list(self, meta, children):
-        return syntax.ListExpr(self._span(meta), [c for c in children if c is not None])
-
-    def call(self, meta, children):
-        name = children[0]
-        args = children[1] if len(children) > 1 and children[1] is not None else []
-        return syntax.Call(self._span(meta), str(name), args, self._tspan(name))
-
-    def binop(self, meta, children):
-        left, op, right = children
-        return syntax.BinOp(self._span(meta), str(op), left, right)
-
-    compare = binop
-
-    def mul(self, meta, children):
-        return syntax.BinOp(self._span(meta), "*", children[0], children[1])
-
-    def pow(self, meta, children):
-        return syntax.BinOp(self._span(meta), "**", children[0], children[-1])
-
-    def or_op(self, meta, children):
-        return syntax.BinOp(self._span(meta), "or", children[0], children[1])
-
-    def and_op(self, meta, children):
-        return syntax.BinOp(self._span(meta), "and", children[0], children[1])
-
-    def not_op(self, meta, children):
-        return syntax.Unary(self._span(meta), "not", children[0])
-
-    def neg(self, meta, children):
-        return syntax.Unary(self._span(meta), "-", children[0])
-
-    def cond(self, meta, children):
-        then, test, orelse = children
-        return syntax.Cond(self._span(meta), test, then, orelse)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 
 from resdsl.diagnostics import Span
 from resdsl.lang.expr import (  # noqa: F401 - expressions are part of the syntax tree
@@ -139,3 +140,10 @@ class Module:
     blocks: list[BlockDef] = field(default_factory=list)
     networks: list[NetworkDef] = field(default_factory=list)
     trains: list[TrainDef] = field(default_factory=list)
+
+
+@cache
+def node_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a syntax node class that hold other nodes or values, its span left out (a walk over
+    the tree reads these; dataclasses.fields costs more than the walk itself)."""
+    return tuple(f.name for f in fields(cls) if f.name != "span")
