@@ -758,6 +758,8 @@ network t {
     ],
 )
 def test_regular_stages_become_a_table(tmp_path: Path, stage_c: str, table: bool) -> None:
+    import torch
+
     spec = tmp_path / "t.rd"
     spec.write_text(STAGE_TABLE.replace("STAGE_C", stage_c))
     ir = load_network(spec)

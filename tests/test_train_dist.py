@@ -162,6 +162,8 @@ train {
 def test_two_processes_train_a_stochastic_depth_network(tmp_path: Path) -> None:
     """Skipped residual branches leave their parameters without a gradient on that rank in that step: DDP is
     told so (find_unused_parameters), where it died with "Expected to have finished reduction"."""
+    import torch
+
     spec = tmp_path / "sd.rd"
     spec.write_text(STOCHASTIC)
     data = write_cifar_dir(tmp_path / "cifar")
