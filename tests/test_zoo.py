@@ -8,7 +8,7 @@ the WRN authors' code, kuangliu/pytorch-cifar's PreActResNet18, recorded here as
 
 from __future__ import annotations
 
-import importlib.util
+import json
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +20,8 @@ from resdsl.backends.pytorch.verify import load_module
 from resdsl.backends.pytorch.weights import rename_by_position
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
+
+import zoo_recorded
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -44,7 +46,6 @@ PUBLISHED = {
     "resnet50d": (25_576_264, None, 52, "timm 1.0 resnet50d (layers: 50 + two more stem convs)"),
 }
 V15 = {"resnet50", "resnet101", "resnet152"}
-HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
 @cache
@@ -71,51 +72,45 @@ def test_the_published_table_can_fail(tmp_path: Path) -> None:
     assert load_network(path).totals.params != PUBLISHED["resnext50_32x4d"][0]
 
 
-TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121", "mobilenet_v2"]
-HAS_TIMM = importlib.util.find_spec("timm") is not None
+# ---------------------------------------------------------------- the same function as the originals
+
+GOLDEN = SPECS.parent / "tests" / "golden"
+RECORDED = json.loads((GOLDEN / "zoo_outputs.json").read_text())
+TOLERANCE = 1e-4  # relative to each number's scale: float32 rounding is ~1e-6, a wrong network ~1
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")
-@pytest.mark.parametrize("spec", TORCHVISION_SPECS)
-def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
-    import torchvision
-
-    torch.manual_seed(0)
-    theirs = getattr(torchvision.models, spec)(weights=None)
-    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 3, 64, 64)
-    for mode in ("eval", "train"):
-        getattr(theirs, mode)()
-        getattr(ours, mode)()
-        with torch.no_grad():
-            torch.manual_seed(1)  # the same dropout masks (mobilenet_v2's classifier) in train mode
-            expected = theirs(x)
-            torch.manual_seed(1)
-            torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+@cache
+def original_state_dicts(origin: str) -> dict[str, list]:
+    return json.loads((GOLDEN / f"{origin}_state_dicts.json").read_text())
 
 
-@pytest.mark.skipif(not HAS_TIMM, reason="timm is not installed (optional: pip install timm)")
-@pytest.mark.parametrize("spec", ["resnet50d", "seresnet50"])
-def test_outputs_equal_timm_after_renaming_by_position(spec: str) -> None:
-    """timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them."""
-    import timm
+def test_the_weight_rule_makes_the_recorded_values() -> None:
+    """If this fails, torch's generator changed, not a network: record again (scripts/record_zoo.py)."""
+    assert zoo_recorded.probe() == RECORDED["probe"]
+    assert set(RECORDED["networks"]) == set(original_state_dicts("torchvision")) | set(original_state_dicts("timm"))
 
-    torch.manual_seed(0)
-    theirs = timm.create_model(spec, pretrained=False)
-    for m in theirs.modules():  # BN statistics that matter
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
-    weights, _ = rename_by_position(ours, theirs.state_dict(), spec)
-    ours.load_state_dict(weights, strict=True)
-    x = torch.randn(2, 3, 67, 67)  # odd sizes: the ceil-mode pools of ResNet-D's shortcuts matter
-    for mode in ("eval", "train"):
-        getattr(theirs, mode)()
-        getattr(ours, mode)()
-        with torch.no_grad():
-            torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+def recorded_difference(spec: str, source: str) -> list[str]:
+    """What the module generated from `source` computes, with the recorded weights, that differs
+    from what the original computed (scripts/record_zoo.py): [] when it is the same network."""
+    entry = RECORDED["networks"][spec]
+    origin = entry["from"].split()[0]
+    theirs = zoo_recorded.state_dict(original_state_dicts(origin)[spec])
+    assert zoo_recorded.weights_fingerprint(theirs) == entry["weights"], "the weight rule changed: record again"
+    with torch.device("meta"):
+        ours = load_module(source).build_model()
+    # timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them by position
+    weights = theirs if origin == "torchvision" else rename_by_position(ours, theirs, spec)[0]
+    ours.load_state_dict(weights, strict=True, assign=True)
+    return zoo_recorded.differences(entry, zoo_recorded.record(ours, entry["input"][-1]), TOLERANCE)
+
+
+@pytest.mark.parametrize("spec", list(RECORDED["networks"]))
+def test_outputs_equal_the_recorded_originals(spec: str) -> None:
+    """torchvision's and timm's networks, recorded with weights made from each key's name and shape
+    (tests/zoo_recorded.py): the generated module computes the same outputs in eval and train mode
+    and the same gradients. Neither torchvision nor timm is needed."""
+    assert recorded_difference(spec, render_model(ir_of(spec), f"specs/{spec}.rd")) == []
 
 
 def test_docs_zoo_table_is_current() -> None:
