@@ -37,6 +37,7 @@ import json
 import sys
 import types
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -115,9 +116,10 @@ def main() -> None:
     for origin, names in (("torchvision", TORCHVISION), ("timm", TIMM)):
         for name in names:
             if origin == "torchvision":
-                keys, entry = record(name, lambda: getattr(torchvision.models, name)(weights=None))
+                build = partial(getattr(torchvision.models, name), weights=None)
             else:
-                keys, entry = record(name, lambda: timm.create_model(name, pretrained=False))
+                build = partial(timm.create_model, name, pretrained=False)
+            keys, entry = record(name, build)
             shapes[origin][name] = keys
             networks[name] = {"from": f"{origin} {name}", **entry}
             print(f"{name}: {len(keys)} tensors, eval rms {entry['eval']['rms']:.4g}", flush=True)

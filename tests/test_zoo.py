@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import zoo_recorded
 
 from resdsl.backends.pytorch.codegen import render_model
 from resdsl.backends.pytorch.verify import load_module
 from resdsl.backends.pytorch.weights import rename_by_position
 from resdsl.ir.pipeline import load_network
 from resdsl.lang.overrides import parse_sets
-
-import zoo_recorded
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
