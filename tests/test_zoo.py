@@ -1,6 +1,6 @@
 """The model zoo (specs/): params and FLOPs equal the published implementations', and the
-generated modules compute what torchvision's do with the same weights (where torchvision is
-installed; it is never needed in CI).
+generated modules compute what torchvision's and timm's networks do with the same weights, as
+scripts/record_zoo.py recorded them (tests/golden/zoo_outputs.json): neither is needed here.
 
 Published figures: torchvision 0.29's model table (params exact, GFLOPs to two decimals),
 the WRN authors' code, kuangliu/pytorch-cifar's PreActResNet18, recorded here as numbers.
@@ -110,6 +110,19 @@ def test_outputs_equal_the_recorded_originals(spec: str) -> None:
     (tests/zoo_recorded.py): the generated module computes the same outputs in eval and train mode
     and the same gradients. Neither torchvision nor timm is needed."""
     assert recorded_difference(spec, render_model(ir_of(spec), f"specs/{spec}.rd")) == []
+
+
+def test_the_recorded_comparison_can_fail(tmp_path: Path) -> None:
+    """A ResNet-18 without the stem's ReLU has torchvision's keys and shapes (a state_dict has no
+    activations), so the recorded weights load, but it computes another function."""
+    text = (SPECS / "resnet18.rd").read_text()
+    assert "bn; relu; maxpool" in text
+    path = tmp_path / "resnet18.rd"
+    path.write_text(text.replace("bn; relu; maxpool", "bn; maxpool"))
+    problems = recorded_difference("resnet18", render_model(load_network(path), "resnet18.rd"))
+    assert any(p.startswith("eval head[0]: ") for p in problems)
+    assert any(p.startswith("train projections[0]: ") for p in problems)
+    assert any(p.startswith("grad norm[0]: ") for p in problems)
 
 
 def test_docs_zoo_table_is_current() -> None:
