@@ -122,7 +122,7 @@ def test_the_recorded_comparison_can_fail(tmp_path: Path) -> None:
     problems = recorded_difference("resnet18", render_model(load_network(path), "resnet18.rd"))
     assert any(p.startswith("eval head[0]: ") for p in problems)
     assert any(p.startswith("train projections[0]: ") for p in problems)
-    assert any(p.startswith("grad norm[0]: ") for p in problems)
+    assert any(p.startswith("grad input rms[0]: ") for p in problems)
 
 
 def test_docs_zoo_table_is_current() -> None:

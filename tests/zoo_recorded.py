@@ -75,6 +75,11 @@ def _rounded(values: torch.Tensor) -> list:
     return [float(f"{v:.{DIGITS}g}") for v in values.double().flatten().tolist()]
 
 
+def _values(t: torch.Tensor) -> dict[str, Any]:
+    t = t.detach().double()
+    return {"rms": _rounded(t.pow(2).mean().sqrt())[0], "head": _rounded(t.flatten()[:HEAD])}
+
+
 def summary(out: torch.Tensor) -> dict[str, Any]:
     """What is kept of a (batch, n) output: its rms, each image's first HEAD values and its
     projections on PROJECTIONS random unit vectors (which every one of the n values moves)."""
@@ -91,28 +96,25 @@ def summary(out: torch.Tensor) -> dict[str, Any]:
 
 def record(model: torch.nn.Module, size: int) -> dict[str, Any]:
     """Summaries of the eval-mode output, of the train-mode output (batch statistics; dropout with
-    torch's generator seeded) and of the gradients that output sends back (to the first parameter,
-    the stem's conv, which every layer's backward reaches, and the norm of all of them), for
-    `images(size)`. The model's BN running statistics change (train mode)."""
+    torch's generator seeded) and of the gradients a fixed loss on it sends back to the input and
+    to the first parameter (the stem's conv), which every layer's backward reaches, for
+    `images(size)`. Other weights get no gradient: that half of the backward is skipped. The
+    model's BN running statistics change (train mode)."""
     x = images(size)
     model.eval()
     with torch.no_grad():
         evaluated = model(x)
     model.train()
-    model.zero_grad(set_to_none=True)
+    x.requires_grad_(True)
     torch.manual_seed(0)
     trained = model(x)
-    (trained * seeded("loss", trained.shape)).sum().backward()
-    grads = [p.grad for p in model.parameters()]
-    first = grads[0].flatten()
+    first = next(model.parameters())
+    loss = (trained * seeded("loss", trained.shape)).sum()
+    to_first, to_input = torch.autograd.grad(loss, [first, x])
     return {
         "eval": summary(evaluated),
         "train": summary(trained),
-        "grad": {
-            "first_norm": _rounded(first.norm())[0],
-            "first_head": _rounded(first[:HEAD]),
-            "norm": _rounded(torch.stack([g.double().norm() for g in grads]).norm())[0],
-        },
+        "grad": {"first": _values(to_first), "input": _values(to_input)},
     }
 
 
@@ -123,7 +125,7 @@ def weights_fingerprint(weights: dict[str, torch.Tensor]) -> float:
 
 def differences(recorded: dict[str, Any], got: dict[str, Any], tolerance: float) -> list[str]:
     """The numbers of `got` (from `record`) that differ from `recorded` by more than `tolerance`
-    relative to their scale (the output's rms, a projection's |output row|, a gradient's norm)."""
+    relative to their scale (the output's rms, a projection's |output row|, a gradient's rms)."""
     problems = []
     for mode in ("eval", "train"):
         rec, new = recorded[mode], got[mode]
@@ -138,12 +140,13 @@ def differences(recorded: dict[str, Any], got: dict[str, Any], tolerance: float)
             ("projections", rec["projections"], new["projections"], row_norm),
         ]
         problems += _compare(mode, checks, tolerance)
-    rec, new = recorded["grad"], got["grad"]
-    checks = [
-        ("first_norm", [rec["first_norm"]], [new["first_norm"]], rec["first_norm"]),
-        ("first_head", rec["first_head"], new["first_head"], rec["first_norm"]),
-        ("norm", [rec["norm"]], [new["norm"]], rec["norm"]),
-    ]
+    checks = []
+    for to in ("first", "input"):
+        rec, new = recorded["grad"][to], got["grad"][to]
+        checks += [
+            (f"{to} rms", [rec["rms"]], [new["rms"]], rec["rms"]),
+            (f"{to} head", rec["head"], new["head"], rec["rms"]),
+        ]
     return problems + _compare("grad", checks, tolerance)
 
 
