@@ -10,8 +10,9 @@
   `resdsl weights rename` pairs them by position.
 - tests/golden/zoo_outputs.json: for every one of these 14 networks, what it computes with weights
   made from each state_dict key and shape alone (tests/zoo_recorded.py: a generator seeded by the
-  sha256 of the key and shape, scaled by 1/sqrt(fan_in)) on a seeded input (2x3x35x35; 67x67 for vgg and densenet121): summaries
-  of the eval- and train-mode outputs and of the gradients. tests/test_zoo.py builds the same
+  sha256 of the key and shape, conv and fc weights scaled to variance 2/fan_in) on a seeded input
+  (2x3x35x35; 67x67 for vgg and densenet121): summaries of the eval- and train-mode outputs and
+  of the gradients to the input and the stem's conv. tests/test_zoo.py builds the same
   weights from the key lists above, loads them into the generated modules with strict=True (timm's
   renamed by position) and compares, in CI, where neither torchvision nor timm is installed.
 

@@ -86,7 +86,12 @@ def original_state_dicts(origin: str) -> dict[str, list]:
 def test_the_weight_rule_makes_the_recorded_values() -> None:
     """If this fails, torch's generator changed, not a network: record again (scripts/record_zoo.py)."""
     assert zoo_recorded.probe() == RECORDED["probe"]
-    assert set(RECORDED["networks"]) == set(original_state_dicts("torchvision")) | set(original_state_dicts("timm"))
+    for origin in ("torchvision", "timm"):  # every original whose keys are recorded, on today's input
+        for spec in original_state_dicts(origin):
+            size = zoo_recorded.input_size(spec)
+            assert RECORDED["networks"][spec]["from"] == f"{origin} {spec}"
+            assert RECORDED["networks"][spec]["input"] == [zoo_recorded.BATCH, 3, size, size]
+    assert len(RECORDED["networks"]) == 14
 
 
 def recorded_difference(spec: str, source: str) -> list[str]:
