@@ -28,11 +28,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compile_speed.py
 
-# Coverage-guided fuzzing (atheris) of the front end and the code generator; findings go to
-# fuzz/crashes/ (docs/reliability.md). FUZZ_SECONDS=3600 make fuzz for a longer run.
+# Coverage-guided fuzzing (atheris) of the front end and the code generator, or with FUZZ_TARGET=data of
+# the image, idx, npz and weights readers; findings go to fuzz/crashes/ (docs/reliability.md).
+# FUZZ_SECONDS=3600 make fuzz for a longer run.
 FUZZ_SECONDS ?= 600
+FUZZ_TARGET ?= specs
 fuzz: $(STAMP)
-	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)
+	$(BIN)/python -m fuzz.run --target $(FUZZ_TARGET) --seconds $(FUZZ_SECONDS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,10 +1,14 @@
-"""`make fuzz`: coverage-guided fuzzing of the front end and the PyTorch code generator.
+"""`make fuzz`: coverage-guided fuzzing of the front end and the PyTorch code generator, and (`--target data`)
+of the readers of image folders, idx, npz and weights files.
 
-    .venv/bin/python -m fuzz.run [--seconds N] [--max-ops N] [--engine atheris|random] [LIBFUZZER_FLAGS...]
+    .venv/bin/python -m fuzz.run [--target specs|data] [--seconds N] [--max-ops N] [--engine atheris|random]
+                                 [LIBFUZZER_FLAGS...]
 
 atheris (libFuzzer) runs `harness.check_one` on inputs made by `mutate.mutate` (its custom
 mutator) from a working corpus, fuzz/corpus/ (git-ignored; the seeds of `mutate.seeds()` are
 written into it first, and inputs that reach new coverage of resdsl's modules are added to it).
+With `--target data` the harness is `datafiles.check_one`, the mutator `datafiles.mutate` (binary edits of
+real files) and the corpus fuzz/corpus-data/; findings are KIND-HASH.bin.
 A finding does not stop the run: it is written to fuzz/crashes/ as KIND-HASH.rd (the input) and
 KIND-HASH.txt (the symptom, the signature, a traceback), at most 3 inputs per signature, and
 fuzz/crashes/summary.json counts executions, outcomes and signatures. Inputs that compile are also
@@ -35,13 +39,36 @@ KEEP_PER_SIGNATURE = 3
 VALID_POOL = 500
 RESTART_FROM_VALID = 0.3  # most of libFuzzer's corpus ends in errors: keep the code generator busy
 INSTRUMENTED = ["resdsl.diagnostics", "resdsl.lang", "resdsl.ir", "resdsl.backends.report", "resdsl.backends.pytorch"]
+DATA_INSTRUMENTED = [
+    "resdsl.files",
+    "resdsl.train.datafiles",
+    "resdsl.train.digitfiles",
+    "resdsl.train.imagefiles",
+    "resdsl.train.imagefolder",
+    "resdsl.backends.pytorch.weights",
+]
+
+
+def target(name: str):
+    """(harness, mutator, seeds as bytes, instrumented modules, suffix of saved inputs) of a target."""
+    if name == "data":
+        from fuzz import datafiles
+
+        return datafiles, datafiles.mutate, list(datafiles.seeds().values()), DATA_INSTRUMENTED, ".bin"
+    from fuzz import harness, mutate
+
+    def spec_mutator(data: bytes, max_size: int, rng: random.Random) -> bytes:
+        return mutate.mutate(data, max_size, rng)
+
+    return harness, spec_mutator, [t.encode() for t in mutate.seeds().values()], INSTRUMENTED, ".rd"
 
 
 class Session:
     """Runs inputs through the harness, records findings and statistics."""
 
-    def __init__(self, harness, max_ops: int, timeout: float, crashes: Path) -> None:
+    def __init__(self, harness, max_ops: int, timeout: float, crashes: Path, suffix: str = ".rd") -> None:
         self.harness = harness
+        self.suffix = suffix
         self.max_ops = max_ops
         self.timeout = timeout
         self.crashes = crashes
@@ -76,7 +103,7 @@ class Session:
             print(f"\n*** new finding: {f.signature}\n    {f}", file=sys.stderr, flush=True)
         if count <= KEEP_PER_SIGNATURE:
             name = f"{f.kind}-{hashlib.sha1(data).hexdigest()[:12]}"
-            (self.crashes / f"{name}.rd").write_bytes(data)
+            (self.crashes / f"{name}{self.suffix}").write_bytes(data)
             info = f"signature: {f.signature}\n{f}\n\n{f.traceback}"
             (self.crashes / f"{name}.txt").write_text(info, encoding="utf-8", errors="replace")
             self.report()
@@ -103,20 +130,18 @@ class Session:
         )
 
 
-def write_seeds(corpus: Path) -> None:
-    from fuzz.mutate import seeds
-
+def write_seeds(corpus: Path, seeds: list[bytes]) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
-    for name, text in seeds().items():
-        path = corpus / f"seed-{name}"
+    for data in seeds:
+        path = corpus / f"seed-{hashlib.sha1(data).hexdigest()[:12]}"
         if not path.exists():
-            path.write_text(text)
+            path.write_bytes(data)
 
 
-def import_instrumented() -> None:
+def import_instrumented(modules: list[str]) -> None:
     """Import every module the harness can reach (lazy imports inside functions included), so
     that atheris instruments them all."""
-    for name in INSTRUMENTED:
+    for name in modules:
         module = importlib.import_module(name)
         if hasattr(module, "__path__"):
             for info in pkgutil.walk_packages(module.__path__, name + "."):
@@ -127,10 +152,9 @@ def run_atheris(args, extra: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["resdsl"]):
-        import_instrumented()
-    from fuzz import harness, mutate
-
-    session = Session(harness, args.max_ops, args.timeout, args.crashes)
+        import_instrumented(target(args.target)[3])
+    harness, mutator, seeds, _, suffix = target(args.target)
+    session = Session(harness, args.max_ops, args.timeout, args.crashes, suffix)
 
     def test_one_input(data: bytes) -> None:
         session.one(data)
@@ -139,28 +163,36 @@ def run_atheris(args, extra: list[str]) -> None:
         rng = random.Random(seed)
         if session.valid and rng.random() < RESTART_FROM_VALID:
             data = rng.choice(session.valid)
+        if args.target == "data":
+            return mutator(data, max_size, rng)
+        from fuzz import mutate
+
         return mutate.mutate(data, max_size, rng, lambda d, n, _: atheris.Mutate(d, n), stack=False)
 
     def custom_crossover(a: bytes, b: bytes, max_size: int, seed: int) -> bytes:
+        from fuzz import mutate
+
         return mutate.crossover(a, b, max_size, random.Random(seed))
 
-    write_seeds(args.corpus)
+    corpus = args.corpus if args.target == "specs" or args.corpus != CORPUS else CORPUS.with_name("corpus-data")
+    write_seeds(corpus, seeds)
     flags = [
         f"-max_total_time={args.seconds}",
-        "-max_len=16384",
+        f"-max_len={16384 if args.target == 'specs' else 262144}",
         "-timeout=0",  # the harness has its own per-input alarm (SIGALRM); libFuzzer's would clash
         "-rss_limit_mb=4096",
         "-print_final_stats=1",
         f"-artifact_prefix={args.crashes}/",
-        f"-dict={HERE / 'resdsl.dict'}",
     ]
+    if args.target == "specs":
+        flags.append(f"-dict={HERE / 'resdsl.dict'}")
     if args.seed is not None:
         flags.append(f"-seed={args.seed}")
     atheris.Setup(
-        [sys.argv[0], *flags, *extra, str(args.corpus)],
+        [sys.argv[0], *flags, *extra, str(corpus)],
         test_one_input,
         custom_mutator=custom_mutator,
-        custom_crossover=custom_crossover,
+        custom_crossover=custom_crossover if args.target == "specs" else None,
     )
     try:
         atheris.Fuzz()
@@ -170,16 +202,14 @@ def run_atheris(args, extra: list[str]) -> None:
 
 def run_random(args) -> None:
     """The same mutator in a plain loop (no coverage feedback): mutants of mutants of the seeds."""
-    from fuzz import harness, mutate
-
-    session = Session(harness, args.max_ops, args.timeout, args.crashes)
+    harness, mutator, seeds, _, suffix = target(args.target)
+    session = Session(harness, args.max_ops, args.timeout, args.crashes, suffix)
     rng = random.Random(args.seed if args.seed is not None else 0)
-    seeds = [t.encode() for t in mutate.seeds().values()]
     deadline = time.monotonic() + args.seconds
     try:
         while time.monotonic() < deadline:
             parent = rng.choice(session.valid if session.valid and rng.random() < 0.7 else seeds)
-            session.one(mutate.mutate(parent, 16384, rng))
+            session.one(mutator(parent, 262144, rng))
     finally:
         session.report()
 
@@ -190,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-ops", type=int, default=int(os.environ.get("FUZZ_MAX_OPS", "20000")))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per input before it is a finding")
     parser.add_argument("--engine", choices=["atheris", "random"], default=None)
+    parser.add_argument("--target", choices=["specs", "data"], default=os.environ.get("FUZZ_TARGET", "specs"))
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--crashes", type=Path, default=CRASHES)

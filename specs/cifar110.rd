@@ -16,7 +16,7 @@ network cifar_resnet110 {
     stage conv4 = basic(64, stride: 2) * n
     head { avgpool global; fc classes }
 
-    expect layers == 6*n + 2
+    expect layers == 6 * n + 2
 }
 
 # The paper's recipe: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at
@@ -31,5 +31,5 @@ train {
     augment pad: 4, crop: 32, flip: true
     normalize per_pixel_mean
     split val: 5000
-    warmup lr: 0.01, until_error: 0.8   # Sec. 4.2: 0.01 until training error < 80%, then 0.1
+    warmup lr: 0.01, until_error: 0.8  # Sec. 4.2: 0.01 until training error < 80%, then 0.1
 }

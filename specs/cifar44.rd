@@ -16,7 +16,7 @@ network cifar_resnet44 {
     stage conv4 = basic(64, stride: 2) * n
     head { avgpool global; fc classes }
 
-    expect layers == 6*n + 2
+    expect layers == 6 * n + 2
 }
 
 # The paper's recipe: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at

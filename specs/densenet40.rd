@@ -4,8 +4,8 @@
 # average pool) between the three dense blocks.
 import "std.rd"
 
-param k = 12             # growth rate
-param per_block = 12     # (40 - 4) / 3 layers in each dense block
+param k = 12          # growth rate
+param per_block = 12  # (40 - 4) / 3 layers in each dense block
 param stem_width = 16
 
 network densenet40 {
@@ -20,7 +20,7 @@ network densenet40 {
     head { bn; relu; avgpool global; fc classes }
 
     expect layers == 3 * per_block + 4
-    expect params ~= 1.0M          # Table 2
+    expect params ~= 1.0M  # Table 2
 }
 
 train {

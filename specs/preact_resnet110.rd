@@ -16,7 +16,7 @@ network preact_resnet110 {
     stage conv4 = preact_basic(64, stride: 2) * n
     head { bn; relu; avgpool global; fc classes }
 
-    expect layers == 6*n + 2
+    expect layers == 6 * n + 2
 }
 
 train {

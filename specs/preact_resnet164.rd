@@ -17,7 +17,7 @@ network preact_resnet164 {
     stage conv4 = preact_bottleneck(64, stride: 2) * n
     head { bn; relu; avgpool global; fc classes }
 
-    expect layers == 9*n + 2
+    expect layers == 9 * n + 2
     expect params ~= 1.7M
 }
 

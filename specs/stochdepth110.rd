@@ -18,7 +18,7 @@ network stochdepth110 {
     stage conv4 = basic(64, stride: 2) * n
     head { avgpool global; fc classes }
 
-    expect layers == 6*n + 2
+    expect layers == 6 * n + 2
 }
 
 # Huang et al.: 500 epochs of 45k images at batch 128 (about 352 iterations each), lr 0.1

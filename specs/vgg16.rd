@@ -15,7 +15,7 @@ network vgg16 {
     stage conv4(name: "features.#") = conv_relu(512) * 3, pool2()
     stage conv5(name: "features.#") = conv_relu(512) * 3, pool2()
     head(name: "classifier.#") {
-        adaptive_avgpool 7x7, name: "avgpool"   # torchvision: any input size gives the classifier 512x7x7
+        adaptive_avgpool 7x7, name: "avgpool"  # torchvision: any input size gives the classifier 512x7x7
         fc 4096; relu; dropout 0.5
         fc 4096; relu; dropout 0.5
         fc classes

@@ -14,14 +14,14 @@ network vgg19 {
     stage conv4(name: "features.#") = conv_relu(512) * 4, pool2()
     stage conv5(name: "features.#") = conv_relu(512) * 4, pool2()
     head(name: "classifier.#") {
-        adaptive_avgpool 7x7, name: "avgpool"   # torchvision: any input size gives the classifier 512x7x7
+        adaptive_avgpool 7x7, name: "avgpool"  # torchvision: any input size gives the classifier 512x7x7
         fc 4096; relu; dropout 0.5
         fc 4096; relu; dropout 0.5
         fc classes
     }
 
     expect layers == 19
-    expect flops ~= 19.6G
+    expect flops  ~= 19.6G
 }
 
 # The paper's ImageNet recipe (Sec. 3.4): batch 256, SGD momentum 0.9, weight decay 1e-4, lr 0.1

@@ -33,6 +33,8 @@ def test_the_package_has_its_layers() -> None:
         "resdsl.backends.pytorch",
         "resdsl.train",
         "resdsl.experiments",
+        "resdsl.lsp",
+        "resdsl.serve",
         "resdsl.cli",
     ):
         assert package in modules
@@ -130,3 +132,54 @@ def test_every_module_is_named_in_the_architecture_doc() -> None:
     modules = sorted(p for p in (ROOT / "resdsl").rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
     assert len(modules) > 80
     assert [str(p.relative_to(ROOT)) for p in modules if f"{p.name}" not in doc] == []
+
+
+BLOCK_PATH = ("resdsl/ir/expand.py", "resdsl/ir/binding.py")  # lowering's block path: templates only
+
+
+def test_the_block_lowering_never_reads_the_syntax_tree() -> None:
+    """ir/template.py's contract: a block's uses are expanded from its template. The modules of the
+    block path import nothing that reaches a block's syntax (the syntax tree, the parser, the merged
+    program) and name none of syntax.py's own classes (BlockDef, Stmt, OpStmt, Formal, ...); the
+    expression nodes a template holds (lang/expr.py) are theirs to read."""
+    import ast
+
+    from resdsl.lang import expr, syntax
+
+    syntax_own = {
+        name
+        for name, value in vars(syntax).items()
+        if isinstance(value, type) and value.__module__ == syntax.__name__ and name not in vars(expr)
+    }
+    assert {"BlockDef", "Stmt", "OpStmt", "InvokeStmt", "SectionStmt", "IfStmt", "Formal"} <= syntax_own
+    forbidden = {"resdsl.lang.syntax", "resdsl.lang.parser", "resdsl.lang.imports"}
+    for relative in BLOCK_PATH:
+        tree = ast.parse((ROOT / relative).read_text(encoding="utf-8"))
+        imported: set[str] = set()
+        used: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+                used |= {a.name for a in node.names}
+            elif isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+        assert not imported & forbidden, (relative, imported & forbidden)
+        assert not used & (syntax_own | {"syntax", "program", "Program"}), (relative, used & syntax_own)
+
+
+def test_the_network_lowering_reaches_blocks_through_templates() -> None:
+    """ir/lower.py reads the network's own syntax, but a block only through `Templates`: it never
+    names a BlockDef, its formals or the program's blocks."""
+    import ast
+
+    tree = ast.parse((ROOT / "resdsl/ir/lower.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in ("BlockDef", "formals"), ast.unparse(node)
+            if node.attr == "blocks":
+                owner = node.value.attr if isinstance(node.value, ast.Attribute) else getattr(node.value, "id", "")
+                assert owner != "program", ast.unparse(node)

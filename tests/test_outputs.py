@@ -151,3 +151,25 @@ def test_a_full_disk_is_one_line_and_exit_1(args: list[str], stderr: str) -> Non
         )
     assert (proc.returncode, proc.stderr) == (1, stderr)
     assert Path("/dev/full").is_char_device()
+
+
+def test_train_never_writes_a_run_file_over_its_spec(work: Path) -> None:
+    """`--resume DIR` writes DIR/model.py, recipe.json, ...: a spec kept there under one of those names is
+    refused before anything is read or written (also through a symlink)."""
+    run = work / "run"
+    run.mkdir()
+    shutil.copy(work / "p.rd", run / "model.py")
+    (run / "recipe.json").symlink_to(work / "p.rd")
+    result = CliRunner().invoke(main, ["train", "run/model.py", "--dataset", "synthetic", "--resume", "run"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: the run's model.py run/model.py would overwrite the spec run/model.py; "
+        "keep the run directory for the files resdsl writes\n",
+    )
+    result = CliRunner().invoke(main, ["train", "p.rd", "--dataset", "synthetic", "--resume", "run"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: the run's recipe.json run/recipe.json would overwrite the spec p.rd; "
+        "keep the run directory for the files resdsl writes\n",
+    )
+    assert (run / "model.py").read_bytes() == (work / "p.rd").read_bytes()

@@ -73,6 +73,9 @@ def test_wheel_bundles_grammar_stdlib_and_templates(wheel: Path) -> None:
     assert "resdsl/backends/pytorch/templates/model.py.j2" in names
     assert "resdsl/backends/pytorch/templates/train_script.py.j2" in names
     assert "resdsl/cli/main.py" in names
+    for page in ("index.html", "app.js", "editor.js", "style.css"):  # resdsl serve's page
+        assert f"resdsl/serve/static/{page}" in names
+    assert "resdsl/serve/example.rd" in names
     assert not any(n.startswith(("tests/", "grammars/", "templates/", "specs/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "resdsl = resdsl.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -56,3 +56,14 @@ def test_structural_kinds_have_no_name() -> None:
     structural = {OpKind.INPUT, OpKind.SHORTCUT, OpKind.ADD, OpKind.CONCAT, OpKind.MUL, OpKind.GLOBAL_AVGPOOL}
     assert {d.kind for d in REGISTRY.values() if not d.name} == structural
     assert set(REGISTRY) == set(OpKind)
+
+
+def test_helper_classes_are_used_by_their_kinds_module() -> None:
+    """A class the generated file defines (optable.HELPERS) is the one its kind's module builds."""
+    from resdsl.backends.pytorch.names import MODULE_NAMES
+    from resdsl.backends.pytorch.optable import HELPERS
+
+    for kind, text in HELPERS.items():
+        name = re.match(r"class (\w+)\(nn\.\w+\):", text).group(1)
+        assert MODULES[kind]({"out": "8", "bias": "True", "k": "3"}, "4", 2).startswith(name + "(")
+        assert name in MODULE_NAMES  # no class of a spec takes its name

@@ -125,3 +125,49 @@ def test_two_processes_equal_one_and_only_rank0_writes(tmp_path: Path) -> None:
     assert not (trace / "writes-1.txt").exists(), (trace / "writes-1.txt").read_text()
     written = {Path(p).name for p in rank0}
     assert {"model.py", "recipe.json", "metrics.csv", "summary.json", "checkpoint.pt", "curves.png"} <= written
+
+
+STOCHASTIC = """
+block sdres(width, stride = 1) {
+    residual {
+        conv 3x3, width, stride: stride; relu
+        conv 3x3, width
+    }
+    relu
+}
+
+network sdnet {
+    input 3x32x32
+    classes 10
+    shortcut A
+    survival 0.3
+
+    stem { conv 3x3, 8; relu }
+    stage conv2 = sdres(8) * 2
+    stage conv3 = sdres(16, stride: 2) * 2
+    head { avgpool global; fc classes }
+}
+
+train {
+    batch 20
+    optimizer sgd(lr: 0.05, momentum: 0.9, weight_decay: 1e-4)
+    augment pad: 4, crop: 32, flip: true
+}
+"""
+
+
+def test_two_processes_train_a_stochastic_depth_network(tmp_path: Path) -> None:
+    """Skipped residual branches leave their parameters without a gradient on that rank in that step: DDP is
+    told so (find_unused_parameters), where it died with "Expected to have finished reduction"."""
+    spec = tmp_path / "sd.rd"
+    spec.write_text(STOCHASTIC)
+    data = write_cifar_dir(tmp_path / "cifar")
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    (trace / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    two = run_train(spec, data, tmp_path / "two", trace, "--nproc", "2")
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "Expected to have finished reduction" not in two.stderr
+    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["trainer"]
+    assert state["iteration"] == 6
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

@@ -17,7 +17,8 @@ def human(n: float) -> str:
     return str(int(n))
 
 
-def _section_label(ir: NetworkIR, s: SectionFigures) -> str:
+def section_label(ir: NetworkIR, s: SectionFigures) -> str:
+    """The table's layout column: a stage's `basic(32, stride: 2) x n`, a stem's or head's ops."""
     if s.description:
         return s.description
     section = ir.section(s.name)
@@ -97,7 +98,7 @@ def table(ir: NetworkIR, spec: str, batch: int | None = None) -> str:
                 s.name,
                 fmt_shape(tuple(s.output)) if s.output else "-",
                 str(s.blocks or "-"),
-                _section_label(ir, s),
+                section_label(ir, s),
                 f"{s.params:,}",
                 human(s.flops),
                 human(s.activations),

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from resdsl.cli.common import need_paths, run_set_option
 from resdsl.lang.recipe import DATASETS
 
-_RUN = click.Path(exists=True, path_type=Path)
+_RUN = click.Path(path_type=Path)  # checked by the command: a missing run is exit 1, not click's usage error
 
 
 def _data_options(f):
@@ -34,6 +35,7 @@ def _device_option(f):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Images per forward pass.")
 @_device_option
+@run_set_option
 def responses_command(
     runs: tuple[Path, ...],
     dataset: str | None,
@@ -48,6 +50,7 @@ def responses_command(
     from resdsl.experiments import figures
     from resdsl.train.dist import check_device_name
 
+    need_paths(runs, "run directory")
     check_device_name(device)
     fmt = figures.check_output(output, "responses") if output else None
     from resdsl.experiments import responses
@@ -77,6 +80,7 @@ def responses_command(
     help="Figure (png, svg, pdf; default: RUN/maps.png).",
 )
 @_device_option
+@run_set_option
 def maps_command(
     run: Path, images: int, dataset: str | None, data: Path | None, output: Path | None, device: str | None
 ) -> None:
@@ -85,6 +89,7 @@ def maps_command(
     from resdsl.experiments import figures
     from resdsl.train.dist import check_device_name
 
+    need_paths([run], "run directory")
     check_device_name(device)
     output = output or (run.parent if run.is_file() else run) / "maps.png"
     fmt = figures.check_output(output, "maps")

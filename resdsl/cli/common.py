@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import gc
-import os
-import stat
-import tempfile
 from functools import cache
 from pathlib import Path
 
 import click
+
+from resdsl.files import refuse_overwrite, same_file, write_atomic
 
 SET_HELP = "Override a param or setting, e.g. --set n=9 --set shortcut=B (repeatable)."
 
@@ -20,8 +18,47 @@ def set_option(f):
     return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help=SET_HELP)(f)
 
 
+def run_set_option(f):
+    """--set on a command that reads runs: each run's network is rebuilt from the spec and the --set values in its
+    recipe.json, so that another value would describe another network than the one trained; refused."""
+    return click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_refuse_sets,
+        expose_value=False,
+        help="Refused: a run is rebuilt with the spec and --set values it was trained with (its recipe.json).",
+    )(f)
+
+
+def _refuse_sets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        from resdsl.diagnostics import UsageError
+
+        raise UsageError(
+            f"--set {value[0]}: {ctx.info_name} reads runs, each rebuilt with the spec and the --set values it was "
+            f"trained with (its recipe.json); retrain with --set to change a network"
+        )
+
+
 def spec_argument(f):
-    return click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))(f)
+    # No exists= / dir_okay= checks here: click would call a missing spec a usage error (exit 2); the loader
+    # says `cannot read spec`, exit 1, like every missing or unreadable input.
+    return click.argument("spec", type=click.Path(path_type=Path))(f)
+
+
+def need_paths(paths, what: str, *, directory: bool = False) -> None:
+    """Every input path exists (and is a directory, where one is needed): else `error: PATH: no such WHAT`,
+    exit 1, as for a missing spec (click's own check would be a usage error, exit 2)."""
+    from resdsl.diagnostics import InputError
+
+    for path in paths:
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{p}: no such {what}")
+        if directory and not p.is_dir():
+            raise InputError(f"{p} is not a directory (a {what} is one)")
 
 
 def load(spec: Path, sets: tuple[str, ...], program=None):
@@ -47,30 +84,15 @@ def skip_final_collection() -> None:
 # ---------------------------------------------------------------- output files
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same inode (links, hard links, `./x`), or, for a file
-    not written yet, the same resolved path."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def check_outputs(
     outputs: list[tuple[str, Path]], inputs: list[tuple[str, Path]], advice: str = "choose another file"
 ) -> None:
     """Refuse, as a usage error, an output that is a file the command reads (a spec, a file a spec
-    imports) or another output of the same command. `outputs` are (how the command line names it,
-    path); `inputs` (what it is, path)."""
+    imports, weights, data) or another output of the same command (resdsl/files.py: refuse_overwrite).
+    `outputs` are (how the command line names it, path); `inputs` (what it is, path)."""
     from resdsl.diagnostics import UsageError
 
-    for i, (label, out) in enumerate(outputs):
-        for what, src in inputs:
-            if same_file(out, src):
-                raise UsageError(f"{label} {out} would overwrite {what} {src}; {advice}")
-        for other_label, other in outputs[:i]:
-            if same_file(out, other):
-                raise UsageError(f"{label} {out} and {other_label} {other} are the same file; choose two names")
+    refuse_overwrite(outputs, inputs, UsageError, advice)
 
 
 def spec_inputs(specs, files) -> list[tuple[str, Path]]:
@@ -84,46 +106,7 @@ def spec_inputs(specs, files) -> list[tuple[str, Path]]:
     return given + imported
 
 
-def write_files(outputs: list[tuple[Path, str | bytes]], error) -> None:
-    """Write a command's output files whole or not at all: each into a temporary file beside it,
-    then all renamed over their targets, so that a failure (a full disk, an interrupt, a second
-    file that cannot be written) leaves what was there before. A symlink is followed (the file it
-    points to is replaced, the link kept); a path that is not a regular file (/dev/stdout, a fifo)
-    is written directly. `error(message)` makes the exception raised when writing fails."""
-    staged: list[tuple[str, Path]] = []
-    try:
-        for path, data in outputs:
-            raw = data.encode("utf-8") if isinstance(data, str) else data
-            target = Path(os.path.realpath(path))
-            try:
-                try:
-                    st: os.stat_result | None = os.stat(target)
-                except FileNotFoundError:
-                    st = None
-                if st is not None and not stat.S_ISREG(st.st_mode):
-                    with open(target, "wb") as f:
-                        f.write(raw)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-                staged.append((tmp, target))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(raw)
-                os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
-            except OSError as err:
-                raise error(f"cannot write {path}: {err.strerror or err}") from None
-        for tmp, target in staged:
-            try:
-                os.replace(tmp, target)
-            except OSError as err:
-                raise error(f"cannot write {target}: {err.strerror or err}") from None
-    finally:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def write_files(outputs: list[tuple[Path, str | bytes]], error, make_dirs: bool = True) -> None:
+    """Write a command's output files whole or not at all (resdsl/files.py: write_atomic); `error(message)`
+    makes the exception raised when writing fails."""
+    write_atomic(outputs, error, make_dirs=make_dirs)

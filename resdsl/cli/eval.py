@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli.common import set_option
+from resdsl.cli.common import need_paths, set_option
 
 
 @click.command("eval")
-@click.argument("target", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT|SPEC")
+@click.argument("target", type=click.Path(path_type=Path), metavar="RUN|CHECKPOINT|SPEC")
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
@@ -63,6 +63,7 @@ def eval_command(
     from resdsl.train import evaluate
     from resdsl.train.dist import check_device_name
 
+    need_paths([target], "run directory, checkpoint or spec")
     check_device_name(device)
     opts = evaluate.EvalOptions(
         target=target,

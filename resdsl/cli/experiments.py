@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli.common import set_option
+from resdsl.cli.common import need_paths, run_set_option, set_option
+from resdsl.cli.train import AMP_HELP
 from resdsl.diagnostics import InputError, UsageError
 from resdsl.lang.recipe import DATASETS
 
@@ -46,7 +47,9 @@ def _need_optuna() -> None:
 @click.option("--eval-every", type=POSITIVE, help="Evaluate and log every N iterations.")
 @click.option("--checkpoint-every", type=POSITIVE, help="Save checkpoint.pt every N iterations.")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")
-@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True)
+@click.option(
+    "--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True, help=AMP_HELP
+)
 @click.option(
     "--threads",
     type=POSITIVE,
@@ -91,7 +94,7 @@ def sweep_command(
     if spec is None:
         raise UsageError("missing SPEC: resdsl sweep SPEC --grid NAME=V1,V2 ...")
     if spec.is_dir():
-        raise UsageError(f"{spec} is a directory; for a sweep's state use resdsl sweep --status {spec}")
+        raise InputError(f"{spec} is a directory, not a spec; for a sweep's state use resdsl sweep --status {spec}")
     if not grids and seeds == 1:
         raise UsageError("nothing to sweep: give --grid NAME=V1,V2,... (and/or --seeds S)")
     check_device_name(device)
@@ -131,18 +134,20 @@ def sweep_command(
 
 
 @click.command("report")
-@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="DIR...")
 @click.option(
     "-o",
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the tables, figures and report.html (default: DIR/report for one sweep, else report/).",
 )
+@run_set_option
 def report_command(dirs: tuple[Path, ...], out: Path | None) -> None:
     """Sweeps or run directories -> Table 6 (layers, params, test error mean ± std over seeds, the paper's
     values), Fig. 6 (plain | residual), Fig. 4 for ImageNet runs, as PNG, SVG and one self-contained HTML page."""
     from resdsl.experiments import report
 
+    need_paths(dirs, "sweep or run directory", directory=True)
     if out is None:
         out = dirs[0] / "report" if len(dirs) == 1 else Path("report")
     written = report.write(list(dirs), out)

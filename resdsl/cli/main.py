@@ -15,6 +15,9 @@ from resdsl.cli.common import load, set_option, spec_argument
 from resdsl.cli.compile import compile_command
 from resdsl.cli.eval import eval_command
 from resdsl.cli.experiments import COMMANDS as EXPERIMENT_COMMANDS
+from resdsl.cli.fmt import fmt_command
+from resdsl.cli.lsp import lsp_command
+from resdsl.cli.serve import serve_command
 from resdsl.cli.train import plot as plot_command
 from resdsl.cli.train import train as train_command
 from resdsl.cli.viz import viz_command
@@ -74,7 +77,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @set_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when a spec is valid.")
 def check(specs: tuple[Path, ...], sets: tuple[str, ...], quiet: bool) -> None:
@@ -135,6 +138,26 @@ def info(spec: Path, sets: tuple[str, ...], as_json: bool, show_ir: bool, batch:
         click.echo(printable(report.table(ir, str(spec), batch)))
 
 
+# The top-level --help's one line per command, whole (click cuts a docstring's first sentence at ~45
+# characters, and at "Fig." as if it ended there).
+SUMMARIES = {
+    "check": "Check specs: names, types, shapes, shortcuts, expect.",
+    "info": "Per-stage table (the paper's Table 1) and training memory.",
+    "compile": "Write a readable, standalone PyTorch model.py.",
+    "viz": "Draw networks with Graphviz, like the paper's figures.",
+    "train": "Train a spec's generated model with its recipe.",
+    "plot": "Overlay runs' train and test error curves (Fig. 6).",
+    "eval": "Top-1/top-5 error of a run or of weights on ImageNet val/.",
+    "weights": "Check or rename weights for a spec's generated module.",
+    "sweep": "Train every point of a grid as an Optuna study.",
+    "report": "Table 6, Fig. 6 and an HTML page from sweeps and runs.",
+    "responses": "Std of the 3x3 layers' responses (Fig. 7).",
+    "maps": "NIN's category confidence maps for a few test images.",
+    "serve": "A local page to edit a spec and see it checked live.",
+    "fmt": "Lay out specs in the one canonical style (comments kept).",
+    "lsp": "The language server for editors (LSP over stdio).",
+}
+
 for _command in (
     compile_command,
     viz_command,
@@ -142,7 +165,20 @@ for _command in (
     plot_command,
     eval_command,
     weights_group,
+    fmt_command,
+    lsp_command,
     *EXPERIMENT_COMMANDS,
     *ANALYSIS_COMMANDS,
+    serve_command,
 ):
     main.add_command(_command)
+
+WEIGHTS_SUMMARIES = {
+    "check": "Load weights into the spec's module (strict), compare outputs.",
+    "rename": "Give weights the generated module's keys, shapes checked.",
+}
+
+for _name, _summary in SUMMARIES.items():
+    main.commands[_name].short_help = _summary
+for _name, _summary in WEIGHTS_SUMMARIES.items():
+    weights_group.commands[_name].short_help = _summary

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from resdsl.cli.common import set_option, spec_argument
+from resdsl.cli.common import need_paths, run_set_option, set_option, spec_argument
 from resdsl.diagnostics import ResdslError, UsageError
 from resdsl.lang.recipe import DATASETS
 
 POSITIVE = click.IntRange(min=1)
+AMP_HELP = "Mixed precision: auto is bf16 autocast on CUDA and off on the CPU; fp16 uses a GradScaler."
 
 
 @click.command("train")
@@ -38,7 +39,7 @@ POSITIVE = click.IntRange(min=1)
     type=click.Choice(["auto", "bf16", "fp16", "off"]),
     default="auto",
     show_default=True,
-    help="Mixed precision: auto is bf16 autocast on CUDA and off on the CPU; fp16 uses a GradScaler.",
+    help=AMP_HELP,
 )
 @click.option("--compile", "use_compile", is_flag=True, help="torch.compile the model.")
 @click.option(
@@ -205,7 +206,7 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
 
 
 @click.command("plot")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN...")
 @click.option(
     "-o",
     "--output",
@@ -214,10 +215,12 @@ def _launch(nproc: int, spec: Path, sets: tuple[str, ...], opts) -> None:
     show_default=True,
     help="The picture; its extension picks the format (png, svg, pdf, ...).",
 )
+@run_set_option
 def plot(runs: tuple[Path, ...], output: Path) -> None:
     """Overlay runs' train (dashed) and test (solid) error against iterations, like the paper's Figure 6."""
     from resdsl.train.plots import check_plot_output, plot_runs
 
+    need_paths(runs, "run directory", directory=True)
     check_plot_output(output)
     plot_runs(list(runs), output)
     click.echo(str(output))

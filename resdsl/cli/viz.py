@@ -11,7 +11,7 @@ from resdsl.diagnostics import UsageError
 
 
 @click.command("viz")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @set_option
 @click.option(
     "-o",

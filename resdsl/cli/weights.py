@@ -5,10 +5,11 @@ another way, given the module's names by position."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from resdsl.cli.common import load, set_option, spec_argument
+from resdsl.cli.common import check_outputs, load, set_option, spec_argument, spec_inputs, write_files
 from resdsl.diagnostics import InputError
 
 SAME_FUNCTION_HINT = (
@@ -26,11 +27,11 @@ def weights_group() -> None:
 
 @weights_group.command("check")
 @spec_argument
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(path_type=Path))  # a directory: exit 1, from the reader
 @set_option
 @click.option(
     "--reference",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help='A torch.save\'d {"input": tensor, "output": tensor} from the original implementation: '
     "the module's outputs (eval mode) must match.",
 )
@@ -74,7 +75,7 @@ def check_command(spec: Path, weights: Path, sets: tuple[str, ...], reference: P
 
 @weights_group.command("rename")
 @spec_argument
-@click.argument("weights", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(path_type=Path))  # a directory: exit 1, from the reader
 @set_option
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The renamed state_dict."
@@ -94,32 +95,43 @@ def rename_command(spec: Path, weights: Path, sets: tuple[str, ...], output: Pat
     from resdsl.backends.pytorch.verify import load_module
     from resdsl.backends.pytorch.weights import read_state_dict, rename_by_position
 
+    outputs = [(label, path) for label, path in (("-o", output), ("--map", map_file)) if path is not None]
+    read = [("the weights", weights)]
+    check_outputs(outputs, spec_inputs([spec], []) + read)  # before any work
     ir = load(spec, sets)
+    check_outputs(outputs, spec_inputs([spec], ir.files) + read)  # and every file the spec imports
     state_dict = read_state_dict(weights)
     with torch.device("meta"):
         model = load_module(render_model(ir, spec)).build_model()
     renamed, pairs = rename_by_position(model, state_dict, str(weights))
-    torch.save(renamed, output)
+    files: list[tuple[Path, Any]] = [(output, lambda f: torch.save(renamed, f))]
     if map_file is not None:
-        map_file.write_text(json.dumps(dict(pairs), indent=1) + "\n")
+        files.append((map_file, json.dumps(dict(pairs), indent=1) + "\n"))
+    write_files(files, InputError, make_dirs=False)  # all or nothing
     moved = sum(1 for theirs, ours in pairs if theirs != ours)
     click.echo(f"wrote {output}: {len(pairs)} tensors in {ir.name}'s names ({moved} renamed, shapes checked)")
 
 
 def _read_reference(path: Path):
-    """(input, output) of a reference file."""
-    import pickle
-
+    """(input, output) of a reference file: dense tensors, a batch of at least one image."""
     import torch
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"cannot read reference {path}: no such file") from None
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError):
-        raise InputError(f"cannot read reference {path}: not a file torch.save wrote") from None
+    from resdsl.backends.pytorch.weights import load_tensors, tensor_problem
+
+    data = load_tensors(path, f"reference {path}")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), torch.Tensor) for k in ("input", "output")):
         raise InputError(f'{path} must hold {{"input": tensor, "output": tensor}} (torch.save of a dict)')
+    for key in ("input", "output"):
+        problem = tensor_problem(data[key])
+        if problem is not None:
+            raise InputError(f"{path}: {key} is {problem}")
+        if data[key].dim() == 0 or data[key].shape[0] == 0:
+            raise InputError(
+                f"{path}: {key} is an empty batch ({list(data[key].shape)}); save the input and output of at "
+                "least one image"
+            )
+        if not (data[key].dtype.is_floating_point or key == "input"):
+            raise InputError(f"{path}: output is {str(data[key].dtype).removeprefix('torch.')}, not the logits")
     return data["input"], data["output"]
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from resdsl.diagnostics import UsageError
 
 SEED = "seed"  # the grid's seed axis: the recipe's `seed` field, set with --set seed=N
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_VALUE = re.compile(r"^[A-Za-z0-9_.+\-x\"\[\] ]+$")  # what a run directory's name may hold (no / nor =)
+MAX_POINTS = 10_000  # points of one sweep: checked from the axes' lengths before any list of points is made
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VALUE_RE = re.compile(r"^[A-Za-z0-9_.+\-x\"\[\] ]+$")  # what a run directory's name may hold (no / nor =)
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,12 @@ def parse_grid(grids: tuple[str, ...] | list[str], seeds: int) -> dict[str, list
     for text in grids:
         name, sep, rest = text.partition("=")
         name = name.strip()
-        if not sep or not _NAME.match(name):
+        if not sep or not NAME_RE.match(name):
             raise UsageError(f"--grid takes NAME=V1,V2,..., got `{text}`")
         if name in axes:
             raise UsageError(f"--grid {name} is given twice; list all its values in one --grid {name}=...")
         values = split_values(rest)
-        bad = next((v for v in values if not v or not _VALUE.match(v)), None)
+        bad = next((v for v in values if not v or not VALUE_RE.match(v)), None)
         if bad is not None:
             what = "an empty value" if not bad else f"the value `{bad}`"
             raise UsageError(f"--grid {text}: {what} cannot name a run directory; use letters, digits and . _ - +")
@@ -72,9 +73,24 @@ def parse_grid(grids: tuple[str, ...] | list[str], seeds: int) -> dict[str, list
         if not all(v.isdigit() for v in axes[SEED]):
             raise UsageError(f"--grid seed={','.join(axes[SEED])}: seeds are whole numbers >= 0")
         axes[SEED] = axes.pop(SEED)  # the seed axis last, so that run names group by setting
+        check_size({k: len(v) for k, v in axes.items()})
     else:
+        check_size({**{k: len(v) for k, v in axes.items()}, SEED: seeds})
         axes[SEED] = [str(s) for s in range(seeds)]
     return axes
+
+
+def check_size(lengths: dict[str, int], where: str = "") -> None:
+    """Refuse a grid of more than MAX_POINTS points, from its axes' lengths (nothing allocated yet)."""
+    total = 1
+    for n in lengths.values():
+        total *= n
+    if total > MAX_POINTS:
+        sizes = " x ".join(f"{k} {n:,}" for k, n in lengths.items())
+        raise UsageError(
+            f"{where}the grid has {total:,} points ({sizes}), more than the limit of {MAX_POINTS:,}; "
+            f"split it into several sweeps"
+        )
 
 
 def points(axes: dict[str, list[str]]) -> list[Point]:

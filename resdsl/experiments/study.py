@@ -19,47 +19,48 @@ import logging
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from resdsl.diagnostics import InputError, UsageError
+from resdsl.experiments import storage
 from resdsl.experiments.grid import Point
 
-HEARTBEAT_S = 10  # a running trial's heartbeat; a trial silent for GRACE_S is failed by any worker
-GRACE_S = 60
-SCHEMES = ("sqlite", "postgresql", "mysql")
-DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql (and mysql+pymysql:// URLs)"}
+GRACE_S = 60  # a running trial silent this long is failed by any worker (RESDSL_SWEEP_GRACE overrides it)
+GRACE_ENV = "RESDSL_SWEEP_GRACE"
+
+
+def grace_s() -> int:
+    """Seconds without a heartbeat after which a running trial's worker counts as lost."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    if not text:
+        return GRACE_S
+    if not text.isdigit() or not 3 <= int(text) <= 86400:
+        raise UsageError(f"{GRACE_ENV}={text}: give whole seconds from 3 to 86400")
+    return int(text)
+
+
+def heartbeat_s() -> int:
+    """A running trial records a heartbeat this often: six in a grace period (10 s by default)."""
+    return max(1, grace_s() // 6)
+
 
 # A trial's user attributes
 ERROR, STOPPED, DUPLICATE, HOST, PID, RUN = "error", "stopped", "duplicate_of", "host", "pid", "run"
 
-
-def check_url(url: str) -> str:
-    """The URL's database kind (sqlite, postgresql, mysql); UsageError for anything else."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    kind = scheme.split("+", 1)[0]
-    if kind not in SCHEMES:
-        raise UsageError(
-            f"--join {url}: not a database URL; use postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://... or "
-            f"sqlite:///PATH"
-        )
-    return kind
+check_url = storage.check_url
 
 
 def redact(url: str) -> str:
     """The URL without its password, for files and messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return storage.hide_password(url)
 
 
 def sqlite_path(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+    return storage.sqlite_file(url)
 
 
 def open_study(url: str, name: str, config: dict[str, Any]):
@@ -71,37 +72,102 @@ def open_study(url: str, name: str, config: dict[str, Any]):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     logging.getLogger("alembic").setLevel(logging.ERROR)
-    kind = check_url(url)
-    engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if kind == "sqlite" else {"pool_pre_ping": True}
+    engine_url = storage.engine_url(url)  # checked, its driver found, before Optuna sees it
+    storage.check_sqlite_file(url)
+    seconds = storage.timeout_s()
     path = sqlite_path(url)
     # Tables are created by the first process only; others wait (SQLite: several workers start at once).
-    guard = _file_lock(path + ".lock") if path and path != ":memory:" else contextlib.nullcontext()
+    guard = _file_lock(path + ".lock", seconds) if path else contextlib.nullcontext()
     try:
         with guard:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-            )
-            study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True, direction="minimize")
-            if "config" not in study.user_attrs:
-                study.set_user_attr("config", config)
-    except ModuleNotFoundError as err:
+            study = _create(engine_url, name, config, seconds)
+    except TimeoutError:
         raise InputError(
-            f"--join {redact(url)}: the database driver `{err.name}` is missing: pip install {DRIVERS.get(kind, err.name)}"
+            f"cannot open the sweep's database {redact(url)}: its lock {path}.lock is held by another process "
+            f"and was not released in {seconds:g} s\nhint: wait for it, or set {storage.TIMEOUT_ENV}=SECONDS"
         ) from None
     except Exception as err:  # sqlalchemy's OperationalError and friends: a server that cannot be reached
         if type(err).__module__.startswith(("sqlalchemy", "optuna")):
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"cannot open the sweep's database {redact(url)}: {first[:300]}") from None
+            raise InputError(f"cannot open the sweep's database {redact(url)}: {_reason(err, seconds)}") from None
         raise
     return study
 
 
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    from filelock import FileLock
+def _create(engine_url: str, name: str, config: dict[str, Any], seconds: float):
+    """Optuna's storage and the study, created if missing. Two workers that create a server database's tables
+    at the same moment collide (PostgreSQL: `duplicate key value violates unique constraint`): the one that
+    lost tries again, finding the tables made."""
+    import optuna
 
-    with FileLock(path):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            rdb = optuna.storages.RDBStorage(
+                engine_url,
+                engine_kwargs=storage.engine_kwargs(engine_url),
+                heartbeat_interval=heartbeat_s(),
+                grace_period=grace_s(),
+            )
+            study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True, direction="minimize")
+            if "config" not in study.user_attrs:
+                study.set_user_attr("config", config)
+            return study
+        except Exception as err:
+            text = str(err).lower()
+            racing = type(err).__module__.startswith("sqlalchemy") and ("duplicate" in text or "already exists" in text)
+            if not racing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database that fails while the sweep runs (a server gone, a disk full) ends the worker with one line."""
+    try:
         yield
+    except Exception as err:
+        if not _from_database(err):
+            raise
+        raise InputError(f"the sweep's database {redact(url)} failed: {_reason(err, storage.timeout_s())}") from None
+
+
+def _from_database(err: BaseException) -> bool:
+    """An error of the database layer (SQLAlchemy, a driver, Optuna's storage), not of resdsl or the run."""
+    from optuna.exceptions import StorageInternalError
+
+    modules = ("sqlalchemy", "optuna.storages", "psycopg", "sqlite3", "pymysql", "MySQLdb")
+    return isinstance(err, StorageInternalError) or type(err).__module__.startswith(modules)
+
+
+def _reason(err: BaseException, seconds: float) -> str:
+    """The first line of the error at the root of a database error, said plainly where it is a timeout."""
+    while err.__cause__ is not None:  # Optuna's StorageInternalError wraps SQLAlchemy's, which wraps the driver's
+        err = err.__cause__
+    text = str(getattr(err, "orig", None) or err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    if "lock timeout" in first.lower():
+        return f"another session held a lock for {seconds:g} s ({first[:200]})\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
+    if "timeout" in first.lower() or "timed out" in first.lower():
+        return f"the server did not answer in {seconds:g} s ({first[:200]})\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
+    if "database is locked" in first:
+        return f"it stayed locked by another process for {seconds:g} s\nhint: set {storage.TIMEOUT_ENV}=SECONDS"
+    return first[:300]
+
+
+@contextlib.contextmanager
+def _file_lock(path: str, seconds: float) -> Iterator[None]:
+    """filelock's lock, given up after `seconds` (TimeoutError)."""
+    from filelock import FileLock, Timeout
+
+    try:
+        lock = FileLock(path, timeout=seconds)
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(path) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def point_of(trial, axes: dict[str, list[str]]) -> Point | None:
@@ -169,7 +235,7 @@ def reap(study) -> None:
         attrs = trial.user_attrs
         gone = attrs.get(HOST) == host and PID in attrs and not _pid_alive(int(attrs[PID]))
         unclaimed = (
-            HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > GRACE_S
+            HOST not in attrs and trial.datetime_start and (now - trial.datetime_start).total_seconds() > grace_s()
         )
         if gone or unclaimed:
             with contextlib.suppress(Exception):  # another worker failed it first
@@ -224,18 +290,19 @@ def claim_attrs(name: str) -> dict[str, Any]:
 
 
 class Heartbeat:
-    """Records a trial's heartbeat every HEARTBEAT_S seconds in a thread while the run trains."""
+    """Records a trial's heartbeat every heartbeat_s() seconds in a thread while the run trains."""
 
     def __init__(self, study, trial_id: int) -> None:
         self._storage, self._id = study._storage, trial_id
         self._stop = threading.Event()
+        self._every = heartbeat_s()
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}")
 
     def _beat(self) -> None:
         while True:
             with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
                 self._storage.record_heartbeat(self._id)
-            if self._stop.wait(HEARTBEAT_S):
+            if self._stop.wait(self._every):
                 return
 
     def __enter__(self) -> Heartbeat:

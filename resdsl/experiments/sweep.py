@@ -24,44 +24,21 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from resdsl.diagnostics import InputError, ResdslError, UsageError
+from resdsl.experiments import storage
 from resdsl.experiments import study as studies
-from resdsl.experiments.grid import SEED, Point, describe, points
+from resdsl.experiments.grid import SEED, Point, describe
+from resdsl.experiments.sweepfile import FORMAT, SWEEP_FILE, SweepConfig, read_sweep
 
-FORMAT = "resdsl-sweep-1"
-SWEEP_FILE = "sweep.json"
+__all__ = ["FORMAT", "SWEEP_FILE", "SweepConfig", "read_sweep", "run", "status", "status_table"]
+
 DATABASE = "study.db"
 RUNS = "runs"
 LOGS = "logs"
 POLL_S = 5.0  # how often a worker with nothing to do looks again while other workers' runs go on
-
-
-@dataclass
-class SweepConfig:
-    """What the sweep is; the same on every worker (its digest names the study)."""
-
-    spec: str
-    spec_sha256: str
-    axes: dict[str, list[str]]
-    sets: list[str] = field(default_factory=list)  # --set values of every run
-    dataset: str | None = None
-    data: str | None = None
-    train: dict[str, Any] = field(default_factory=dict)  # iterations, batch, lr, eval_every, checkpoint_every
-    amp: str = "auto"
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
-
-    @property
-    def study_name(self) -> str:
-        return f"resdsl-{Path(self.spec).stem}-{self.digest()[:12]}"
-
-    def points(self) -> list[Point]:
-        return points(self.axes)
 
 
 @dataclass
@@ -132,12 +109,12 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     path = out / SWEEP_FILE
     if path.exists():
         try:
-            stored = json.loads(path.read_text())
-            theirs = SweepConfig(**stored["config"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(f"{path} is not a sweep.json resdsl wrote; use another --out") from None
-        if theirs != cfg:
-            raise InputError(f"{out} holds another sweep ({_difference(theirs, cfg)}); use another --out")
+            record = read_sweep(out)
+        except InputError as err:  # unreadable, or not as resdsl writes it: the field that is wrong
+            raise InputError(f"{err}; use another --out") from None
+        if record.config != cfg:
+            raise InputError(f"{out} holds another sweep ({_difference(record.config, cfg)}); use another --out")
+        _same_storage(out, record.storage, url)
         return
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise InputError(f"{out} exists and is no sweep directory (no {SWEEP_FILE}); use another --out")
@@ -146,6 +123,18 @@ def open_sweep_dir(cfg: SweepConfig, out: Path, url: str) -> None:
     from resdsl.train.rundir import atomic_write
 
     atomic_write(path, json.dumps(record, indent=2) + "\n")
+
+
+def _same_storage(out: Path, stored: str | None, url: str) -> None:
+    """A sweep directory continues with the study it started in: its own study.db (wherever the directory now
+    is), or the database it was given with --join."""
+    mine = studies.redact(url)
+    if stored is None or stored == mine:
+        return
+    local = studies.sqlite_path(stored)
+    if local is not None and Path(local).name == DATABASE and mine == studies.redact(storage_url(out, None)):
+        return  # the directory moved: its study.db moved with it
+    raise InputError(f"{out}'s study is in {stored}, not {mine}; pass --join with that URL, or use another --out")
 
 
 def _difference(theirs: SweepConfig, mine: SweepConfig) -> str:
@@ -158,21 +147,10 @@ def _difference(theirs: SweepConfig, mine: SweepConfig) -> str:
     return f"{key} {a[key]} there, {b[key]} here"
 
 
-def read_sweep(out: Path) -> dict[str, Any]:
-    path = Path(out) / SWEEP_FILE
-    try:
-        record = json.loads(path.read_text())
-        SweepConfig(**record["config"])
-    except FileNotFoundError:
-        raise InputError(f"{out} is no sweep directory (no {SWEEP_FILE})") from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{path} is not a sweep.json resdsl wrote") from None
-    return record
-
-
 def storage_url(out: Path, join: str | None) -> str:
+    storage.timeout_s()  # RESDSL_DB_TIMEOUT checked before anything is created
     if join is not None:
-        studies.check_url(join)
+        storage.check_join(join)  # before anything is created: a bad URL, a missing driver, an unwritable file
         return join
     return f"sqlite:///{(Path(out) / DATABASE).resolve()}"
 
@@ -187,12 +165,10 @@ def run(cfg: SweepConfig, machine: Machine) -> int:
     studies.open_study(machine.url, cfg.study_name, asdict(cfg))  # created once, before the workers start
     if machine.threads_line and not machine.quiet:
         print(machine.threads_line, file=sys.stderr, flush=True)
-    if machine.parallel == 1:
-        code = work(cfg, machine, 0)
-    else:
-        code = _run_workers(cfg, machine)
-    if code == 0 or code == 1:
-        code = _summarise(cfg, machine)
+    with studies.database_errors(machine.url):
+        code = work(cfg, machine, 0) if machine.parallel == 1 else _run_workers(cfg, machine)
+        if code == 0 or code == 1:
+            code = _summarise(cfg, machine)
     return code
 
 
@@ -234,7 +210,9 @@ def _worker_main(cfg: SweepConfig, machine: Machine, index: int) -> None:
         if gpus is None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(index)  # one GPU per worker (ignored without GPUs)
     try:
-        sys.exit(work(cfg, machine, index))
+        with studies.database_errors(machine.url):
+            code = work(cfg, machine, index)
+        sys.exit(code)
     except ResdslError as err:
         print(err.render(), file=sys.stderr)
         sys.exit(2 if isinstance(err, UsageError) else 1)
@@ -423,15 +401,31 @@ def _summarise(cfg: SweepConfig, machine: Machine) -> int:
 
 
 def status(out: Path, join: str | None = None) -> list[tuple[str, studies.PointState]]:
-    """Every point of the sweep in DIR with its state, in grid order."""
+    """Every point of the sweep in DIR with its state, in grid order, from the study in --join's database, else
+    in the one sweep.json names (DIR/study.db for a sweep without --join)."""
     record = read_sweep(out)
-    cfg = SweepConfig(**record["config"])
-    url = join if join is not None else storage_url(out, None)
-    if join is None and not (Path(out) / DATABASE).exists():
-        raise InputError(f"{out}'s study is in {record.get('storage')}: pass --join URL (with its password)")
-    study = studies.open_study(url, record["study"], asdict(cfg))
-    states = studies.point_states(study, cfg.axes, cfg.points())
+    cfg = record.config
+    url = storage_url(out, join) if join is not None else _recorded_storage(Path(out), record.storage)
+    study = studies.open_study(url, record.study, asdict(cfg))
+    with studies.database_errors(url):
+        states = studies.point_states(study, cfg.axes, cfg.points())
     return [(p.name, states[p.name]) for p in cfg.points()]
+
+
+def _recorded_storage(out: Path, stored: str | None) -> str:
+    """The database sweep.json names: its own study.db (also after the directory moved), another SQLite file,
+    or a server (then --join must give the password, which sweep.json does not keep)."""
+    local = out / DATABASE
+    file = studies.sqlite_path(stored) if stored else str(local)
+    if file is not None:
+        if local.is_file() and (stored is None or Path(file).name == DATABASE):
+            return storage_url(out, None)
+        if not Path(file).is_file():
+            raise InputError(f"{out}'s study is in {stored}, which does not exist; pass --join URL if it moved")
+        return f"sqlite:///{Path(file).resolve()}"
+    if ":***@" in stored:
+        raise InputError(f"{out}'s study is in {stored}: pass --join URL (with its password)")
+    return stored
 
 
 def status_table(rows: list[tuple[str, studies.PointState]]) -> str:

@@ -1,8 +1,9 @@
 """Block uses -> ops: the `Builder` expands block templates (resdsl.ir.template) into the graph.
 
-Each use of a block evaluates its template's arguments with the use's values and emits the
-ops, shortcuts and merges of its body; every error found is collected with the notes of the
-uses that led to it (`in block X used here`).
+Each use of a block (a template's `CallItem`, or a stage's item) is bound to its template
+(resdsl.ir.binding), then the template's body is evaluated with the use's values into the ops,
+shortcuts and merges it emits; every error found is collected with the notes of the uses that led
+to it (`in block X used here`). Blocks are read through their templates only, never their syntax.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 import networkx as nx
 
-from resdsl.diagnostics import Note, Span, SpecError, did_you_mean, too_many
+from resdsl.diagnostics import Note, Span, SpecError, too_many
+from resdsl.ir.binding import Reporter, bind_block, find_block
 from resdsl.ir.graph import (
     BlockInstance,
     Op,
@@ -24,23 +26,15 @@ from resdsl.ir.graph import (
     ShortcutOption,
     inputs_of,
 )
-from resdsl.ir.ops import GLOBAL_FORMS, OPS, REGISTRY
+from resdsl.ir.limits import MAX_OPS
+from resdsl.ir.ops import GLOBAL_FORMS, REGISTRY
 from resdsl.ir.passes import infer_op
-from resdsl.ir.settings import SHORTCUT_CHOICES, check_shortcut
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import SECTION_OF_KIND, Templates
-from resdsl.lang import syntax
-from resdsl.lang.evaluate import Env, evaluate, source_text
-from resdsl.lang.expr import names_in
-from resdsl.lang.imports import Program
-from resdsl.lang.signatures import (
-    evaluate_binding,
-)
+from resdsl.lang.evaluate import Env
+from resdsl.lang.expr import Call, Expr, names_in
+from resdsl.lang.signatures import evaluate_binding
 from resdsl.lang.values import Value, describe
-
-MAX_OPS = 200_000  # resource guard: a spec expanding past this is refused before it is built
-MAX_CALL_DEPTH = 50  # blocks calling blocks; lowering recurses once per level
-
 
 POOL_DEFAULTS = {"ceil": False, "count_pad": True}
 
@@ -54,7 +48,7 @@ class Ctx:
     section: Section
     shortcut: ShortcutOption
     block: int | None = None
-    block_stack: list[syntax.BlockDef] = field(default_factory=list)
+    block_stack: list[str] = field(default_factory=list)  # the templates being expanded, outermost first
     instance: BlockInstance | None = None
     notes: list[Note] = field(default_factory=list)
 
@@ -73,10 +67,10 @@ class _GraphSoFar:
 
 
 class Builder:
-    def __init__(self, program: Program, params: dict[str, Value], errors: list[SpecError]) -> None:
-        self.program = program
-        self.params = params
-        self.globals = Env(params)
+    def __init__(self, templates: Templates, errors: list[SpecError]) -> None:
+        self.templates = templates
+        self.params = templates.params
+        self.globals = Env(templates.params)
         self.errors = errors
         self.graph = nx.DiGraph()
         self.current = -1
@@ -85,11 +79,9 @@ class Builder:
         self.residual_ids = 0  # ids in opening order, so a nested residual never shares its outer's
         self.instances: list[BlockInstance] = []
         self.projection_bn = True
-        self._sizes: dict[str, int] = {}
         self._empty: set[str] = set()  # blocks reported as having no ops
         self._scopes: dict[tuple, Scope] = {}  # Scope is frozen: one object per (section, block)
         self.overridden: dict[str, Value] = {}  # params given by --set
-        self.templates = Templates(program, params)
         self._shaped = 0  # nodes below this have their shapes inferred (see `shape`)
         self.role = Role.MAIN  # the role of the ops emitted now: SHORTCUT inside a written `shortcut { }`
         self._so_far = _GraphSoFar(self.graph)
@@ -109,7 +101,7 @@ class Builder:
         shape = self._so_far.op(node).shape
         return shape if shape is not None else error
 
-    def set_note(self, expr: syntax.Expr) -> str | None:
+    def set_note(self, expr: Expr) -> str | None:
         """`n is 0 from --set n=0`, when an expression uses a param given on the command line."""
         used = [n for n in names_in(expr) if n in self.overridden]
         if not used:
@@ -198,6 +190,7 @@ class Builder:
         for name, default in POOL_DEFAULTS.items():  # kept out of the IR unless used: older runs' fingerprints
             if name in attrs and attrs[name] == default:
                 del attrs[name]
+        attrs = {name: v for name, v in attrs.items() if v is not None}  # an optional argument not given
         if rule.global_form is not None and attrs["kernel"] == "global":
             kind, attrs = rule.global_form, {}
         elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
@@ -212,8 +205,7 @@ class Builder:
         so a non-square kernel, or one given through a block argument as a size, works too."""
         for name in item.derived:
             if attrs.get(name) is None and attrs.get("kernel") not in (None, "global"):
-                derive = REGISTRY[item.kind].derived[name][0]
-                attrs[name] = derive(attrs["kernel"])
+                attrs[name] = REGISTRY[item.kind].derive(name, attrs)
 
     def residual_section(self, item: ResidualItem, env: Env, ctx: Ctx) -> None:
         kind = item.kind
@@ -300,56 +292,18 @@ class Builder:
 
     def invoke(
         self,
-        call: syntax.Call,
+        call: Call,
         env: Env,
         ctx: Ctx,
         overrides: dict[str, Value],
         index: int | None = None,
         origin: str = "",
     ) -> None:
-        bdef = self.program.blocks.get(call.name)
-        if bdef is None:
-            if call.name in OPS:
-                self.error(
-                    f"`{call.name}` is an op, not a block: write it without parentheses",
-                    call.name_span,
-                    f"e.g. `{OPS[call.name].example or call.name}`",
-                    ctx,
-                )
-            else:
-                self.error(
-                    f"unknown block `{call.name}`",
-                    call.name_span,
-                    did_you_mean(call.name, self.program.blocks) or _known_blocks(self.program),
-                    ctx,
-                )
+        """A use of a block (a template's `CallItem`, or a stage's item): bind it, then expand its template."""
+        report = Reporter(self.errors, ctx.notes)
+        template = find_block(call, self.templates, ctx.block_stack, self.graph.number_of_nodes(), report)
+        if template is None:
             return
-        if bdef in ctx.block_stack:
-            chain = " -> ".join(b.name for b in ctx.block_stack[ctx.block_stack.index(bdef) :] + [bdef])
-            self.error(
-                f"block `{bdef.name}` uses itself: {chain}",
-                call.name_span,
-                "blocks cannot be recursive; repeat them in a stage with `* n`",
-                ctx,
-            )
-            return
-        if len(ctx.block_stack) >= MAX_CALL_DEPTH:
-            chain = " -> ".join(b.name for b in ctx.block_stack[:3]) + " -> ... -> " + bdef.name
-            self.error(
-                f"blocks call blocks more than {MAX_CALL_DEPTH} levels deep ({chain})",
-                call.name_span,
-                "flatten the chain of blocks",
-                ctx,
-            )
-            return
-        size = self.static_ops(bdef)
-        if self.graph.number_of_nodes() + size > MAX_OPS:
-            raise SpecError(
-                f"`{source_text(call)}` expands to {size:,} ops; the limit is {MAX_OPS:,}",
-                call.span,
-                "blocks that call blocks multiply their sizes; call fewer of them",
-            )
-        template = self.templates.block(bdef.name)
         reads: dict[str, Any] = {}
         if template.reads_input:
             shape = self.shape(self.current)
@@ -358,18 +312,21 @@ class Builder:
                     self.errors.append(shape)
                 return
             if len(shape) != 3:
-                what = f"`in.channels`: the input of `{bdef.name}` is {shape[0]} numbers after an fc, not CxHxW"
+                what = f"`in.channels`: the input of `{template.name}` is {shape[0]} numbers after an fc, not CxHxW"
                 self.error(what, call.span, ctx=ctx)
                 return
             reads["in.channels"] = shape[0]
-        bound = self.bind_block(bdef, call, env, ctx, overrides, reads)
+        bound = bind_block(template, call, env, self.globals.child(reads), overrides, report)
         if bound is None:
             return
-        args, shortcut, defaulted = bound
         inst = BlockInstance(
-            bdef.name, args, call.span, bdef.span, index if index is not None else len(ctx.section.blocks)
+            template.name,
+            bound.args,
+            call.span,
+            template.span,
+            index if index is not None else len(ctx.section.blocks),
         )
-        inst.defaulted, inst.origin = defaulted, origin
+        inst.defaulted, inst.origin = bound.defaulted, origin
         parent = ctx.instance
         inst._parent = parent  # type: ignore[attr-defined]
         if parent is None:
@@ -377,153 +334,38 @@ class Builder:
         else:
             parent.children.append(inst)
         self.instances.append(inst)
-        inst.shortcut = shortcut
+        inst.shortcut = bound.shortcut
         sub = Ctx(
             ctx.section,
-            shortcut or ctx.shortcut,
+            bound.shortcut or ctx.shortcut,
             ctx.block if parent is not None else len(ctx.section.blocks) - 1,
-            ctx.block_stack + [bdef],
+            ctx.block_stack + [template.name],
             inst,
-            ctx.notes + [Note(f"in block `{bdef.name}` used here", call.span)],
+            ctx.notes + [Note(f"in block `{template.name}` used here", call.span)],
         )
         errors_before = len(self.errors)
-        self.body(template.body, self.globals.child({**args, **reads}), sub)
+        self.body(template.body, self.globals.child({**bound.args, **reads}), sub)
         if not inst.nodes and len(self.errors) == errors_before:
-            self.empty_block(bdef, template, call, ctx)
+            self.empty_block(template, call, ctx)
 
-    def empty_block(self, bdef: syntax.BlockDef, template: BlockTemplate, call: syntax.Call, ctx: Ctx) -> None:
+    def empty_block(self, template: BlockTemplate, call: Call, ctx: Ctx) -> None:
         """A use that emitted no ops and found no error: the block is empty (`block e() { }`), which
         would leave a stage with nothing in it. Reported once, at the block, with its first use; a
         block that only calls empty blocks is left to them."""
-        if bdef.name in self._empty:
+        if template.name in self._empty:
             return
-        self._empty.add(bdef.name)
+        self._empty.add(template.name)
         if any(isinstance(item, CallItem) for item in walk(template.body)):
             return
-        s = bdef.span
+        s = template.span
         self.errors.append(
             SpecError(
-                f"block `{bdef.name}` has no ops: using it does nothing",
+                f"block `{template.name}` has no ops: using it does nothing",
                 Span(s.source, s.line, s.col, s.line, s.col + len("block")),
                 "give it at least one op (e.g. `relu`), or remove its uses",
-                ctx.notes + [Note(f"`{bdef.name}` used here", call.span)],
+                ctx.notes + [Note(f"`{template.name}` used here", call.span)],
             )
         )
 
-    def static_ops(self, bdef: syntax.BlockDef, stack: tuple[str, ...] = ()) -> int:
-        """At most how many ops a call of `bdef` emits, whatever its arguments (both branches of an
-        `if` count; a residual counts its shortcut and merge)."""
-        if bdef.name in self._sizes:
-            return self._sizes[bdef.name]
-        if bdef.name in stack or len(stack) > MAX_CALL_DEPTH:
-            return 0  # recursion and too-deep calls are reported when the call is built
-        total = self._stmts_ops(bdef.body, stack + (bdef.name,))
-        self._sizes[bdef.name] = total
-        return total
-
-    def _stmts_ops(self, stmts: list[syntax.Stmt], stack: tuple[str, ...]) -> int:
-        total = 0
-        for stmt in stmts:
-            if isinstance(stmt, syntax.OpStmt):
-                total += 1
-            elif isinstance(stmt, syntax.InvokeStmt):
-                callee = self.program.blocks.get(stmt.call.name)
-                total += self.static_ops(callee, stack) if callee else 0
-            elif isinstance(stmt, syntax.SectionStmt):
-                total += self._stmts_ops(stmt.body, stack) + 2
-            elif isinstance(stmt, syntax.IfStmt):
-                total += self._stmts_ops(stmt.then, stack) + self._stmts_ops(stmt.orelse, stack)
-            if total > MAX_OPS * 1000:
-                break  # far past the limit: stop counting (and multiplying) here
-        return total
-
-    def bind_block(
-        self,
-        bdef: syntax.BlockDef,
-        call: syntax.Call,
-        env: Env,
-        ctx: Ctx,
-        overrides: dict[str, Value],
-        reads: dict[str, Any],
-    ) -> tuple[dict[str, Any], ShortcutOption | None, set[str]] | None:
-        """A block call's evaluated arguments (defaults may use earlier ones and params) and its
-        `shortcut:` option."""
-        positional = [a for a in call.args if a.name is None]
-        formals = {f.name: f for f in bdef.formals}
-        if len(positional) > len(bdef.formals):
-            self.error(
-                f"block `{bdef.name}` takes {len(bdef.formals)} argument{'s' if len(bdef.formals) != 1 else ''} ({', '.join(formals) or 'none'}), got {len(positional)}",
-                positional[len(bdef.formals)].span,
-                f"`{_signature(bdef)}` is defined at {bdef.span}",
-                ctx,
-            )
-            return None
-        given: dict[str, syntax.Arg] = {f.name: a for f, a in zip(bdef.formals, positional)}
-        shortcut: ShortcutOption | None = None
-        ok = True
-        for a in call.args:
-            if a.name is None:
-                continue
-            if a.name == "shortcut" and "shortcut" not in formals:
-                value = self.eval(a.value, env, ctx)
-                shortcut = check_shortcut(value)
-                if shortcut is None:
-                    self.error(f"`shortcut` must be {SHORTCUT_CHOICES}, got {describe(value)}", a.value.span, ctx=ctx)
-                    ok = False
-                continue
-            if a.name not in formals:
-                self.error(
-                    f"block `{bdef.name}` has no argument `{a.name}`",
-                    a.span,
-                    did_you_mean(a.name, formals) or f"its arguments: {', '.join(formals) or 'none'}",
-                    ctx,
-                )
-                ok = False
-            elif a.name in given:
-                self.error(f"argument `{a.name}` of `{bdef.name}` is given twice", a.span, ctx=ctx)
-                ok = False
-            else:
-                given[a.name] = a
-        if not ok:
-            return None
-        values: dict[str, Any] = {}
-        defaulted: set[str] = set()
-        for f in self.templates.block(bdef.name).formals:
-            if f.name in overrides:
-                values[f.name] = overrides[f.name]
-            elif f.name in given:
-                values[f.name] = self.eval(given[f.name].value, env, ctx)
-            elif f.default is not None:
-                values[f.name] = self.eval(f.default, self.globals.child({**reads, **values}), ctx)
-                defaulted.add(f.name)
-            else:
-                self.error(
-                    f"block `{bdef.name}` needs its `{f.name}` argument",
-                    call.span,
-                    f"`{_signature(bdef)}` is defined at {bdef.span}",
-                    ctx,
-                )
-                return None
-        return values, shortcut, defaulted
-
-    def eval(self, expr: syntax.Expr, env: Env, ctx: Ctx | None = None) -> Value:
-        try:
-            return evaluate(expr, env)
-        except SpecError as err:
-            if ctx:
-                err.notes.extend(ctx.notes)
-            self.errors.append(err)
-            return None
-
-
-def _signature(bdef: syntax.BlockDef) -> str:
-    """`basic(width, stride = 1)`, as written."""
-    formals = [f.name + (f" = {source_text(f.default)}" if f.default is not None else "") for f in bdef.formals]
-    return f"{bdef.name}({', '.join(formals)})"
-
-
-def _known_blocks(program: Program) -> str:
-    names = sorted(program.blocks)
-    if not names:
-        return 'no blocks are defined: `import "std.rd"` for basic, bottleneck, ...'
-    return "known blocks: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+    def eval(self, expr: Expr, env: Env, ctx: Ctx | None = None) -> Value:
+        return Reporter(self.errors, ctx.notes if ctx else []).eval(expr, env)

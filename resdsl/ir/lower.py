@@ -6,7 +6,7 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, collect, did_you_mean, too_many
-from resdsl.ir.expand import MAX_OPS, Builder, Ctx, TooBig
+from resdsl.ir.expand import Builder, Ctx, TooBig
 from resdsl.ir.expect import expectation
 from resdsl.ir.graph import (
     Expectation,
@@ -16,11 +16,13 @@ from resdsl.ir.graph import (
     Section,
     residual_units,
 )
+from resdsl.ir.limits import MAX_OPS
 from resdsl.ir.modnames import is_indexed, path_problem
 from resdsl.ir.ops import OPS
 from resdsl.ir.params import evaluate_params
 from resdsl.ir.paths import decide_paths
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, network_settings
+from resdsl.ir.templating import Templates
 from resdsl.lang import syntax
 from resdsl.lang.evaluate import Env, source_text, unknown_name
 from resdsl.lang.expr import names_in
@@ -46,7 +48,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     collect(errors)
     net = program.network
     assert net is not None
-    builder = Builder(program, params, errors)
+    builder = Builder(Templates(program, params), errors)
     builder.overridden = {k: v for k, v in overrides.items() if k in program.params}
     settings = network_settings(net, builder.globals.child({}), overrides, errors)
     collect(errors)
@@ -227,10 +229,12 @@ def _name_param(section: bool = False) -> Param:
 
 
 def _repeat(item: syntax.StageItem, count: int, b: Builder, env: Env, ctx: Ctx) -> None:
-    """`block(...) * n`: n copies; copies after the first get `stride: 1` (torchvision's _make_layer)."""
-    bdef = b.program.blocks.get(item.call.name)
+    """`block(...) * n`: n copies; copies after the first get `stride: 1` (torchvision's _make_layer).
+    Each copy goes through `Builder.invoke`, as a block used inside a block does."""
+    name = item.call.name
+    template = b.templates.block(name) if b.templates.has(name) else None
     before = b.graph.number_of_nodes()
-    per_block = b.static_ops(bdef) if bdef else 0
+    per_block = b.templates.max_ops(name) if template else 0
     if count > 1 and before + per_block * count > MAX_OPS:
         raise SpecError(
             f"`{_item_text(item)}` expands to {count:,} blocks of {per_block:,} ops ({per_block * count:,} ops); the limit is {MAX_OPS:,}",
@@ -238,7 +242,7 @@ def _repeat(item: syntax.StageItem, count: int, b: Builder, env: Env, ctx: Ctx) 
             "lower the repeat count",
         )
     for i in range(count):
-        overrides = {"stride": 1} if i > 0 and bdef and any(f.name == "stride" for f in bdef.formals) else {}
+        overrides = {"stride": 1} if i > 0 and template and template.formal("stride") else {}
         errors_before = len(b.errors)
         b.invoke(item.call, env, ctx, overrides)
         if len(b.errors) > errors_before:

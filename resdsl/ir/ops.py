@@ -24,7 +24,9 @@ from resdsl.lang.argspec import (
     _nonneg,
     _pool_kernel,
     _positive,
+    _positive_real,
     _prob,
+    _unit,
 )
 
 Shape = tuple[int, ...]
@@ -35,6 +37,10 @@ class OpKind(Enum):
     INPUT = "input"
     CONV = "conv"
     BN = "bn"
+    CONV1D = "conv1d"  # a 1-d conv across the channels of a Cx1x1 tensor (ECA-Net's gate)
+    LAYERNORM = "layernorm"  # over the channels at each position (ConvNeXt's LayerNorm2d)
+    LAYERSCALE = "layerscale"  # a learnt scale per channel, a [C, 1, 1] parameter (ConvNeXt's `layer_scale`)
+    POINTWISE = "pointwise"  # a linear map of the channels at each position (ConvNeXt's nn.Linear in NHWC)
     RELU = "relu"
     RELU6 = "relu6"
     SIGMOID = "sigmoid"
@@ -77,13 +83,23 @@ class OpDef:
     layer: bool = False  # a weighted layer: counted in the paper's depth on the main path
     module: str | None = None  # the base of its module's attribute name; None: a stateless function
     activation: bool = False  # an activation function
+    parameter: bool = False  # a bare parameter of its class, not a module: never inside a container
     numbered: bool = False  # its modules are always numbered (conv1, bn1), not only where a class has several
     # Defaults that follow from the kernel: argument -> (the rule on the kernel's (height, width), and the
     # operator and operand of the expression a template writes for a kernel that is a block argument:
     # `k // 2`; None: `k` itself).
     derived: dict[str, tuple[Callable[[tuple[int, int]], Any], str | None, Any]] = field(default_factory=dict)
+    # A derived default multiplied by another argument where that is given (a conv's padding by its
+    # dilation: `dilation * (k // 2)` keeps the size for odd kernels).
+    derived_scale: dict[str, str] = field(default_factory=dict)
     global_form: OpKind | None = None  # the kind it takes with the kernel `global` (avgpool -> GLOBAL_AVGPOOL)
     check: Callable[[Attrs], tuple[str, int | None] | None] | None = None  # a use's arguments: (message, slot)
+
+    def derive(self, name: str, attrs: Attrs) -> Any:
+        """A default that follows from the kernel (`derived`), times its `derived_scale` argument where given."""
+        value = self.derived[name][0](attrs["kernel"])
+        by = self.derived_scale.get(name)
+        return scaled(value, attrs[by]) if by is not None and attrs.get(by) is not None else value
 
 
 def _same(attrs: Attrs, x: Shape) -> Shape:
@@ -104,17 +120,24 @@ def out_size(n: int, k: int, s: int, p: int, ceil: bool) -> int:
     return out - 1 if (out - 1) * s >= n + p else out
 
 
+def scaled(value: int | tuple[int, int], factor: int) -> int | tuple[int, int]:
+    """A derived default (one number or (height, width)) times a factor (OpDef.derived_scale)."""
+    return (value[0] * factor, value[1] * factor) if isinstance(value, tuple) else value * factor
+
+
 def _window(what: str, attrs: Attrs, x: Shape) -> Shape:
     c, h, w = x
-    kh, kw = attrs["kernel"]
+    d = attrs.get("dilation") or 1
+    kh, kw = (d * (k - 1) + 1 for k in attrs["kernel"])  # the dilated kernel's extent
     (sh, sw), (ph, pw) = _pair(attrs["stride"]), _pair(attrs["pad"])
     if kh > h + 2 * ph or kw > w + 2 * pw:
         pad = f"{ph}x{pw}" if ph != pw else str(ph)
+        dilated = "{}x{} dilated by {} ({}x{})".format(*attrs["kernel"], d, kh, kw) if d > 1 else f"{kh}x{kw}"
         raise OpProblem(
-            f"{what} kernel {kh}x{kw} is larger than its {h}x{w} input"
+            f"{what} kernel {dilated} is larger than its {h}x{w} input"
             + (f" (padded by {pad})" if ph or pw else "")
             + ": the output size would reach 0",
-            "use a smaller kernel, more padding, or fewer downsampling steps before it",
+            f"use a smaller kernel{' or dilation' if d > 1 else ''}, more padding, or fewer downsampling steps before it",
         )
     if sh > h + 2 * ph or sw > w + 2 * pw:
         raise OpProblem(
@@ -167,11 +190,32 @@ def kernel_stride(kernel: tuple[int, int]) -> int | tuple[int, int]:
 MAX_CHANNELS = 1 << 20
 
 
+def _width_check(channels: int) -> tuple[str, int | None] | None:
+    if channels > MAX_CHANNELS:
+        return f"{channels:,} channels is more than the limit of {MAX_CHANNELS:,}", 0
+    return None
+
+
 def _conv_check(a: Attrs) -> tuple[str, int | None] | None:
     if a["channels"] > MAX_CHANNELS:
         return f"{a['channels']:,} channels is more than the limit of {MAX_CHANNELS:,}", 1
     if a["channels"] % a["groups"]:
         return f"{a['channels']} channels do not split into {a['groups']} groups", None
+    return None
+
+
+def _across_channels(a: Attrs, x: Shape) -> Shape:
+    if x[1:] != (1, 1):
+        raise OpProblem(
+            f"`conv1d` runs across the channels of a Cx1x1 tensor, but it gets {'x'.join(map(str, x))}",
+            "pool first, as ECA-Net's gate does: `avgpool global; conv1d 3; sigmoid`",
+        )
+    return x
+
+
+def _odd(a: Attrs) -> tuple[str, int | None] | None:
+    if a["k"] % 2 == 0:
+        return f"`conv1d` needs an odd kernel, got {a['k']}: only an odd one keeps the number of channels", 0
     return None
 
 
@@ -196,17 +240,67 @@ REGISTRY: dict[OpKind, OpDef] = {
                     Param("pad", _nonneg, "a whole number >= 0"),
                     Param("bias", _bool, "true or false", False),
                     Param("groups", _positive, "a positive whole number", 1),
+                    Param("dilation", _positive, "a positive whole number"),  # None: 1, kept out of the IR
                 ],
                 "conv 3x3, 64, stride: 2",
             ),
             ("conv2d", "convolution"),
             shape=lambda a, x: _window("conv", a, x), params=_conv_params, flops=_conv_flops,
             counts_acts=True, layer=True, module="conv", numbered=True,
-            derived={"pad": (same_padding, "//", 2)}, check=_conv_check,
+            derived={"pad": (same_padding, "//", 2)}, derived_scale={"pad": "dilation"}, check=_conv_check,
         ),
         OpDef(
-            OpKind.BN, "bn", Signature([]), ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
+            OpKind.BN, "bn", Signature(
+                [],
+                [  # None: PyTorch's defaults (1e-5, 0.1), kept out of the IR and the code
+                    Param("eps", _positive_real, "a positive number"),
+                    Param("momentum", _unit, "a number in [0, 1]"),
+                ],
+                "bn eps: 0.001, momentum: 0.01",
+            ),
+            ("batchnorm", "batch_norm", "bn2d", "batchnorm2d"),
             shape=_same, image_input=False, params=lambda a, x: 2 * x[0], module="bn", numbered=True,
+        ),
+        OpDef(
+            OpKind.CONV1D, "conv1d", Signature(
+                [Param("k", _positive, "an odd kernel size such as 3", required=True)],
+                [Param("bias", _bool, "true or false", False)],
+                "conv1d 3",
+            ),
+            ("conv_1d", "conv1d_channels"),
+            shape=_across_channels, params=lambda a, x: a["k"] + (1 if a["bias"] else 0),
+            flops=lambda a, x, y: y[0] * a["k"], counts_acts=True, layer=True, module="conv", numbered=True,
+            check=_odd,
+        ),
+        OpDef(
+            OpKind.LAYERNORM, "layernorm", Signature(
+                [],
+                [Param("eps", _positive_real, "a positive number")],  # None: 1e-6, torchvision's convnext
+                "layernorm eps: 1e-6",
+            ),
+            ("layer_norm", "layernorm2d", "ln"),
+            shape=_same, params=lambda a, x: 2 * x[0], module="norm", numbered=True,
+        ),
+        OpDef(
+            OpKind.LAYERSCALE, "layerscale", Signature(
+                [Param("init", _positive_real, "a positive number (the scale's initial value)", 1e-6)],
+                [],
+                "layerscale 1e-6",
+            ),
+            ("layer_scale", "gamma"),
+            shape=_same, params=lambda a, x: x[0], module="layer_scale", parameter=True,
+        ),
+        OpDef(
+            OpKind.POINTWISE, "pointwise", Signature(
+                [Param("out", _positive, "a positive whole number of channels", required=True)],
+                [Param("bias", _bool, "true or false", True)],
+                "pointwise 4 * in.channels",
+            ),
+            ("pwconv", "linear_c"),
+            shape=lambda a, x: (a["out"], x[1], x[2]),
+            params=lambda a, x: x[0] * a["out"] + (a["out"] if a["bias"] else 0),
+            flops=lambda a, x, y: y[1] * y[2] * x[0] * a["out"], counts_acts=True, layer=True, module="pwconv",
+            numbered=True, check=lambda a: _width_check(a["out"]),
         ),
         _activation(OpKind.RELU, "relu"),
         _activation(OpKind.RELU6, "relu6", "relu_6"),

@@ -25,7 +25,7 @@ from resdsl.diagnostics import SpecError
 from resdsl.ir.graph import BlockInstance, NetworkIR, Op, Role, Section
 from resdsl.ir.modnames import MODULE_ATTRIBUTES, fill
 from resdsl.ir.naming import OWN_MODULE, attr_name, base_name
-from resdsl.ir.ops import ACTIVATIONS
+from resdsl.ir.ops import ACTIVATIONS, REGISTRY
 from resdsl.ir.pynames import Names, safe_local
 from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
 
@@ -61,6 +61,8 @@ def decide_paths(ir: NetworkIR) -> list[SpecError]:
     for template in ir.blocks.values():
         _name_calls_and_shortcuts(template, ir.blocks)
     errors: list[SpecError] = []
+    for template in ir.blocks.values():
+        errors += _parameters_in_containers(template)
     if named_layout(ir):
         _named_layout(ir, errors)
     else:
@@ -139,18 +141,22 @@ def stage_modules(ir: NetworkIR) -> dict[str, tuple[str, str]]:
 # ---------------------------------------------------------------- the network's modules
 
 
-def _top_ops(ir: NetworkIR, s: Section) -> Iterator[Op]:
-    return (ir.op(n) for n in s.nodes if ir.op(n).scope.block is None)
+def _kind_totals(ir: NetworkIR) -> dict[str, int]:
+    """How many stem and head ops of each base name take a default name (`attr_name` numbers them)."""
+    totals: dict[str, int] = {}
+    for s in ir.sections:
+        if s.kind != "stage" and s.module_name is None:
+            for n in s.nodes:
+                op = ir.op(n)
+                if op.scope.block is None and op.module_name is None:
+                    totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    return totals
 
 
 def _default_layout(ir: NetworkIR) -> None:
     """torchvision's ResNet: `conv1`, `bn1`, `maxpool`, `layer1` ... `layer4` of block uses, `fc`."""
     names = Names(set())
-    totals: dict[str, int] = {}
-    for s in ir.sections:
-        if s.kind != "stage":
-            for op in _top_ops(ir, s):
-                totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    totals = _kind_totals(ir)
     counters: dict[str, int] = {}
     stage_no = 0
     for s in ir.sections:
@@ -174,12 +180,7 @@ def _named_layout(ir: NetworkIR, errors: list[SpecError]) -> None:
     explicit = {op.module_name.split(".")[0] for op in ir.ops() if op.module_name and op.scope.block is None}
     explicit |= {s.module_name.split(".")[0] for s in ir.sections if s.module_name}
     defaults = Names(explicit | _TAKEN)
-    totals: dict[str, int] = {}
-    for s in ir.sections:
-        if s.kind != "stage":
-            for op in _top_ops(ir, s):
-                if op.module_name is None and s.module_name is None:  # default names: numbered among these
-                    totals[base_name(op.kind)] = totals.get(base_name(op.kind), 0) + 1
+    totals = _kind_totals(ir)
     counters: dict[str, int] = {}
     stage_no = 0
     for s in ir.sections:
@@ -208,6 +209,35 @@ def _named_layout(ir: NetworkIR, errors: list[SpecError]) -> None:
             _place(root, path, item, s, errors)
 
 
+_PARAMETER_HINT = 'give it one attribute name (`name: "layer_scale"`, as torchvision\'s ConvNeXt)'
+
+
+def _parameter_problem(op: str, path: str) -> str:
+    return f"`{op}` is a parameter of its class, not a module: it cannot be `{path}`, inside a container"
+
+
+def _parameters_in_containers(template: BlockTemplate) -> list[SpecError]:
+    """A bare parameter (a layer scale) named into a container of a block, or in a written `shortcut { }`
+    (an nn.Sequential, which holds modules only)."""
+    errors = []
+    for item in walk(template.body):
+        if isinstance(item, OpItem) and REGISTRY[item.kind].parameter and item.module_name and "." in item.module_name:
+            span = item.module_name_span or item.span
+            errors.append(SpecError(_parameter_problem(item.op, item.module_name), span, _PARAMETER_HINT))
+        if isinstance(item, ResidualItem) and item.shortcut:
+            for op in walk(item.shortcut):
+                if isinstance(op, OpItem) and REGISTRY[op.kind].parameter:
+                    errors.append(
+                        SpecError(
+                            f"`{op.op}` is a parameter, not a module: a written `shortcut {{ }}` (an nn.Sequential) "
+                            "cannot hold it",
+                            op.span,
+                            "scale the body instead",
+                        )
+                    )
+    return errors
+
+
 def _has_sections(template: BlockTemplate) -> bool:
     """Whether a block's template holds a residual, dense or gate section (used or not at this use)."""
     return any(isinstance(item, ResidualItem) for item in walk(template.body))
@@ -232,6 +262,10 @@ def _place(root: Node, path: str, item: Op | BlockInstance, s: Section, errors: 
         node = child
     if parts[-1] == "#":
         parts[-1] = str(len(node.children))
+    if isinstance(item, Op) and REGISTRY[item.kind].parameter and len(parts) > 1:
+        hint = _PARAMETER_HINT + ", or put it in a block"
+        errors.append(SpecError(_parameter_problem(item.kind.value, ".".join(parts)), span, hint))
+        return
     other = node.children.get(parts[-1])
     if other is not None:
         what = f"the module is {_what(other)}" if isinstance(other, Entry) else "it holds other modules"

@@ -12,6 +12,7 @@ item holding its errors, reported at every use of the block, as if lowered each 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,9 +106,11 @@ class BlockTemplate:
     span: Span
     module: str  # the file that defines it, as displayed
     header: str  # its first line as written: `block basic(width, stride = 1) {`
+    signature: str = ""  # its name and formals as written, for messages: `basic(width, stride = 1)`
     constant_defaults: dict[str, Any] = field(default_factory=dict)  # formal -> value, where the default uses nothing
     reads_input: bool = False  # its body or defaults read `in.channels` (lowering infers the input's shape)
     params_read: frozenset[str] = frozenset()  # the spec's params folded into it (its body and defaults)
+    max_ops: int | None = None  # at most how many ops a use emits (Templates.max_ops), once counted
 
     def formal(self, name: str) -> Formal | None:
         return next((f for f in self.formals if f.name == name), None)
@@ -124,3 +127,23 @@ def walk(items: list[Item]):
         elif isinstance(item, IfItem):
             yield from walk(item.then)
             yield from walk(item.orelse)
+
+
+def op_bound(items: list[Item], callee: Callable[[str], int], limit: int) -> int:
+    """At most how many ops `items` emit, whatever the arguments: both branches of an `if` count, a
+    section its preact, shortcut path and two more (shortcut and merge), a call its `callee` bound.
+    Counting stops once past `limit` (a call would only multiply it further)."""
+    total = 0
+    for item in items:
+        if isinstance(item, OpItem):
+            total += 1
+        elif isinstance(item, CallItem):
+            total += callee(item.block)
+        elif isinstance(item, ResidualItem):
+            parts = (item.preact or [], item.body, item.shortcut or [])
+            total += sum(op_bound(part, callee, limit) for part in parts) + 2
+        elif isinstance(item, IfItem):
+            total += op_bound(item.then, callee, limit) + op_bound(item.orelse, callee, limit)
+        if total > limit:
+            break
+    return total

@@ -6,13 +6,25 @@ from dataclasses import fields, is_dataclass
 from typing import Any
 
 from resdsl.diagnostics import Span, SpecError, did_you_mean
+from resdsl.ir.limits import MAX_CALL_DEPTH, MAX_OPS
 from resdsl.ir.modnames import EXAMPLE, path_problem
 from resdsl.ir.naming import decide_block_names
 from resdsl.ir.ops import KIND_OF, OP_ALIASES, OPS, REGISTRY
 from resdsl.ir.settings import NETWORK_SETTINGS, SHORTCUT_CHOICES, check_shortcut, check_survival
-from resdsl.ir.template import BlockTemplate, CallItem, Formal, IfItem, Invalid, Item, OpItem, ResidualItem, walk
+from resdsl.ir.template import (
+    BlockTemplate,
+    CallItem,
+    Formal,
+    IfItem,
+    Invalid,
+    Item,
+    OpItem,
+    ResidualItem,
+    op_bound,
+    walk,
+)
 from resdsl.lang import syntax
-from resdsl.lang.evaluate import Env, evaluate
+from resdsl.lang.evaluate import Env, evaluate, source_text
 from resdsl.lang.expr import names_in
 from resdsl.lang.imports import Program
 from resdsl.lang.signatures import SECTIONS_IN_BODY, Param, Signature, match
@@ -46,6 +58,14 @@ class Templates:
         self.section_reads: set[str] = set()  # the params that stem and head bodies read
         self._keys = 0  # items keyed so far (OpItem.key, CallItem.key, ResidualItem.key)
 
+    def has(self, name: str) -> bool:
+        """Whether the program defines (or imports) a block `name`."""
+        return name in self.program.blocks
+
+    def names(self) -> list[str]:
+        """The program's block names, in definition order."""
+        return list(self.program.blocks)
+
     def block(self, name: str) -> BlockTemplate:
         if name not in self._built:
             self._built[name] = self._block(self.program.blocks[name])
@@ -54,6 +74,19 @@ class Templates:
     def all(self) -> dict[str, BlockTemplate]:
         """The templates of every block the program defines or imports, in definition order."""
         return {name: self.block(name) for name in self.program.blocks}
+
+    def max_ops(self, name: str, stack: tuple[str, ...] = ()) -> int:
+        """At most how many ops a use of block `name` emits, whatever its arguments (template.op_bound),
+        counted once. A recursive or too deep call counts nothing: lowering reports it where it is built."""
+        built = self._built.get(name)
+        if built is not None and built.max_ops is not None:
+            return built.max_ops
+        if name in stack or len(stack) > MAX_CALL_DEPTH:
+            return 0
+        template, inner = self.block(name), stack + (name,)
+        total = op_bound(template.body, lambda c: self.max_ops(c, inner) if self.has(c) else 0, MAX_OPS * 1000)
+        template.max_ops = total
+        return total
 
     def _block(self, bdef: syntax.BlockDef) -> BlockTemplate:
         formals = {f.name for f in bdef.formals}
@@ -65,6 +98,7 @@ class Templates:
             bdef.span,
             bdef.module,
             bdef.span.source.line(bdef.span.line).strip(),
+            _signature(bdef),
         )
         self._key(template.body, bdef.name)
         template.reads_input = _mentions(bdef, "in.channels")
@@ -267,6 +301,12 @@ class Templates:
                 span = item.call.span if isinstance(item, CallItem) else item.name_span
                 return Invalid([SpecError("a `shortcut { }` holds ops only (and `if`)", span)])
         return items
+
+
+def _signature(bdef: syntax.BlockDef) -> str:
+    """`basic(width, stride = 1)`, as written."""
+    formals = [f.name + (f" = {source_text(f.default)}" if f.default is not None else "") for f in bdef.formals]
+    return f"{bdef.name}({', '.join(formals)})"
 
 
 def _mentions(node: Any, name: str) -> bool:

@@ -49,6 +49,19 @@ def _prob(v: Value) -> float | None:
     return None
 
 
+def _positive_real(v: Value) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf"):
+        return float(v)
+    return None
+
+
+def _unit(v: Value) -> float | None:
+    """A fraction in [0, 1] (a running-average momentum)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1:
+        return float(v)
+    return None
+
+
 def _pool_kernel(v: Value) -> Any:
     return "global" if v == "global" else _kernel(v)
 

@@ -3,6 +3,7 @@ and importing the generated model.py that goes with it."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,8 +27,14 @@ def torch_load(path: Path, failure: str) -> Any:
     cannot read is the InputError `failure (what torch said, its first line)`."""
     import torch
 
+    from resdsl.files import FileRefused, open_regular
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as f, warnings.catch_warnings():  # a FIFO is refused, not waited on
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: a failure is reported below
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except FileRefused as err:
+        raise InputError(str(err)) from None
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise InputError(f"{failure} ({first[:200]})") from None

@@ -98,7 +98,7 @@ def load(
             )
         datafiles.check_data(data, input_shape, classes)
     except datafiles.DataError as err:
-        raise InputError(f"{err}; {_where_hint(name, path)}") from None
+        raise InputError(f"{err}; {getattr(err, 'hint', None) or _where_hint(name, path)}") from None
     return data
 
 
@@ -167,6 +167,16 @@ def imagenet(path: Path | None, classes: int) -> dict:
     """The train/ and val/ folders, scanned and checked against the network's classes."""
     train, val = imagefolder.scan_imagenet(imagenet_dir(path), classes)
     return {"train": train, "val": val}
+
+
+def imagenet_normalizer(data: dict, cfg: dict, crop: int) -> None:
+    """The mean and std of an image folder's training images (imagefolder.normalizer), computed into
+    data["normalizer"] before the run directory is touched: an image that fails to decode is an InputError
+    naming it, with nothing written."""
+    try:
+        data["normalizer"] = imagefolder.normalizer(data["train"], cfg["normalize"], crop, seed=int(cfg["seed"]))
+    except datafiles.DataError as err:
+        raise InputError(f"{err}; {getattr(err, 'hint', None) or imagefolder.LAYOUT}") from None
 
 
 # ---------------------------------------------------------------------------------------- CIFAR

@@ -1,5 +1,6 @@
 """Data files for training, shared by `resdsl train` and the standalone train.py: torch and the standard library
-only (numpy for .npz files).
+only (numpy for .npz files), and resdsl/files.py, which the standalone train.py embeds too. Only regular files
+are opened: a FIFO given as data is refused, not waited on.
 
 CIFAR-10/100 python batches and .npz arrays read and checked (sizes from the .npz headers first, so that a file
 too large for this machine's memory is refused before it is unpacked), the data checked against the network,
@@ -17,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from resdsl.files import open_regular  # embedded ahead of this module in the standalone train.py
+
 
 class DataError(ValueError):
     """Missing, truncated or malformed data files."""
@@ -24,8 +27,10 @@ class DataError(ValueError):
 
 def _unpickle(path: Path) -> dict:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, DataError) as f:
             return pickle.load(f, encoding="bytes")
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path} is missing") from None
     except Exception as err:  # noqa: BLE001 - truncated or not a pickle at all
@@ -119,7 +124,7 @@ def npz_arrays(path: str | Path) -> dict[str, tuple[tuple[int, ...], Any, int]]:
     path = Path(path)
     arrays: dict[str, tuple[tuple[int, ...], Any, int]] = {}
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, DataError) as raw, zipfile.ZipFile(raw) as zf:
             for member in zf.infolist():
                 name = member.filename.removesuffix(".npy")
                 if name not in NPZ_KEYS:
@@ -196,8 +201,10 @@ def read_npz(path: str | Path, max_bytes: int | None = None) -> dict[str, Tensor
 
     check_npz_size(path, npz_arrays(path), max_bytes)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open_regular(path, DataError) as raw, np.load(raw, allow_pickle=False) as f:
             loaded = {k: f[k] for k in NPZ_KEYS}
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - anything numpy raises on a bad file
         raise DataError(f"{path} is corrupt or not an npz file ({type(err).__name__}: {err})") from None
     out = {}

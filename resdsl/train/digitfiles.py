@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from resdsl.files import open_regular
 from resdsl.train.datafiles import DataError
 
 MNIST_FILES = (
@@ -34,42 +36,75 @@ MNIST_FILES = (
 )
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
 IDX_UBYTE = 0x08
+IDX_LIMIT_ENV = "RESDSL_MAX_IDX_BYTES"
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: twice EMNIST's largest file (697,932 x 28 x 28)
 
 
 def idx_path(root: Path, name: str) -> Path | None:
-    """root/name.gz or root/name, whichever exists (the gzipped one first, as distributed)."""
+    """root/name.gz or root/name, whichever exists (the gzipped one first, as distributed; one that is not a
+    regular file is returned too, for read_idx to refuse by name)."""
     for candidate in (root / f"{name}.gz", root / name):
-        if candidate.is_file():
+        if candidate.exists():
             return candidate
     return None
 
 
+def idx_limit() -> int:
+    """The most bytes an idx file's data may hold: RESDSL_MAX_IDX_BYTES, else MAX_IDX_BYTES."""
+    text = os.environ.get(IDX_LIMIT_ENV, "").strip().replace("_", "")
+    if not text:
+        return MAX_IDX_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise DataError(f"{IDX_LIMIT_ENV}={os.environ[IDX_LIMIT_ENV]} is not a number of bytes (a positive integer)")
+    return int(text)
+
+
 def read_idx(path: Path, dims: int) -> np.ndarray:
-    """An idx file of unsigned bytes with `dims` dimensions, gzipped or not, as a uint8 array."""
+    """An idx file of unsigned bytes with `dims` dimensions, gzipped or not, as a uint8 array. Only a regular
+    file is opened; a gzipped one is inflated as it is read, never past what its header says (or the limit):
+    a small file that would inflate to gigabytes is refused after its first bytes."""
     try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        with open_regular(path, DataError) as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f) if gzipped else f
+            data, shape = _idx_header(path, stream, dims)
+            expected = math.prod(shape)
+            if expected > idx_limit():
+                raise DataError(
+                    f"{path}'s header says {' x '.join(map(str, shape))} = {expected:,} bytes, more than the limit "
+                    f"of {idx_limit():,} bytes for an idx file; nothing more was read ({IDX_LIMIT_ENV}=N raises it)"
+                )
+            body = stream.read(expected + 1)  # one byte more: data past what the header says
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DataError(f"{path} is a corrupt or truncated gzip file ({err})") from None
     except OSError as err:
         raise DataError(f"cannot read {path} ({err.strerror or err})") from None
+    got = len(body)
+    if got > expected:
+        raise DataError(
+            f"{path} holds more than the {expected} bytes of data its header ({' x '.join(map(str, shape))}) says"
+        )
+    if got != expected:
+        raise DataError(
+            f"{path} holds {got} bytes of data but its header ({' x '.join(map(str, shape))}) says {expected}"
+            " (truncated)"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _idx_header(path: Path, stream, dims: int) -> tuple[bytes, tuple[int, ...]]:
+    data = stream.read(4)
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != IDX_UBYTE:
         raise DataError(
             f"{path} is not an idx file of unsigned bytes: it starts {data[:4].hex() or 'empty'}, not 000008"
         )
     if data[3] != dims:
         raise DataError(f"{path} holds {data[3]}-dimensional data where MNIST has {dims}")
-    header = 4 + 4 * dims
-    if len(data) < header:
+    data += stream.read(4 * dims)
+    if len(data) < 4 + 4 * dims:
         raise DataError(f"{path} is truncated: {len(data)} bytes, shorter than its header")
-    shape = struct.unpack(f">{dims}I", data[4:header])
-    expected, got = math.prod(shape), len(data) - header
-    if got != expected:
-        raise DataError(
-            f"{path} holds {got} bytes of data but its header ({' x '.join(map(str, shape))}) says {expected}"
-            + (" (truncated)" if got < expected else "")
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return data, struct.unpack(f">{dims}I", data[4:])
 
 
 def read_mnist(root: str | Path) -> dict[str, Tensor]:
@@ -96,10 +131,15 @@ def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
         from scipy.io import loadmat
     except ImportError:
         raise DataError("--dataset svhn reads MATLAB files with scipy: pip install 'resdsl[svhn]'") from None
-    if not path.is_file():
-        raise DataError(f"{path.parent} has no {path.name}")
     try:
-        mat = loadmat(path, variable_names=["X", "y"])
+        f = open_regular(path, DataError)
+    except FileNotFoundError:
+        raise DataError(f"{path.parent} has no {path.name}") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err})") from None
+    try:
+        with f:
+            mat = loadmat(f, variable_names=["X", "y"])
     except Exception:  # noqa: BLE001 - scipy raises many kinds (ValueError, TypeError, OSError, ...) on a bad file
         raise DataError(f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)") from None
     x, y = mat.get("X"), mat.get("y")

@@ -19,6 +19,7 @@ from typing import Any
 
 from resdsl.backends.pytorch.weights import load_weights
 from resdsl.diagnostics import InputError, UsageError
+from resdsl.files import shown
 from resdsl.train import rundir
 from resdsl.train.checkpoints import import_model, torch_load
 from resdsl.train.trained import TrainedRun
@@ -110,7 +111,9 @@ def resolve(opts: EvalOptions) -> Target:
 
 def _read_weights(path: Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise InputError(f"--weights {path} is a directory, not a weights file")
+    if not path.exists():
         raise InputError(f"--weights {path}: no such file")
     state = torch_load(path, f"cannot read --weights {path}: not a torch state_dict file")
     if isinstance(state, dict) and isinstance(state.get("trainer"), dict) and "model" in state["trainer"]:
@@ -153,7 +156,7 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
             val = _first_of_each_class(val, opts.limit)
         mean, std = _normalizer(target, ir, root, h)
     except DataError as err:
-        raise InputError(f"{err}; {imagefolder.LAYOUT}") from None
+        raise InputError(f"{err}; {getattr(err, 'hint', None) or imagefolder.LAYOUT}") from None
 
     device = pick_device(opts.device, Dist())
     model = _build(target, ir).to(device).eval()
@@ -168,11 +171,14 @@ def evaluate(opts: EvalOptions) -> dict[str, Any]:
     threads_before = policy.apply(choice)
     try:
         with torch.no_grad():
-            for x, y in loader:
+            for batch in imagefolder.items(loader, "validation"):
+                x, y = imagefolder.checked(batch)
                 scores = _scores(model, x, mode, mean, std, device, ir.name)
                 y = torch.as_tensor(y, device=device).reshape(-1)
                 w1, wk = wrong_counts(scores, y, k)
                 wrong1, wrong5, seen = wrong1 + w1, wrong5 + wk, seen + int(y.shape[0])
+    except DataError as err:
+        raise InputError(f"{err}; {getattr(err, 'hint', None) or imagefolder.LAYOUT}") from None
     finally:
         torch.set_num_threads(threads_before)
     result = {
@@ -211,7 +217,7 @@ def table(network: str, result: dict[str, Any], k: int = 5) -> str:
     width = max(len(mode), len("mode"))
     return "\n".join(
         [
-            f"{network} on {result['data']} ({result['images']:,} images; {how})",
+            f"{network} on {shown(result['data'])} ({result['images']:,} images; {how})",
             f"{'mode':<{width}}  top-1 error  top-{k} error",
             f"{mode:<{width}}  {100 * result['top1_error']:10.2f}%  {100 * result[f'top{k}_error']:10.2f}%",
         ]

@@ -104,8 +104,9 @@ def data(name: str, tensors: dict[str, Any]) -> dict[str, Any]:
         from resdsl.train.imagefolder import files_digest
 
         digest, _ = files_digest(tensors["train"], tensors["val"])
+        names, _ = files_digest(tensors["train"], tensors["val"], sizes=False)
         train, test = len(tensors["train"]), len(tensors["val"])
-        return {"dataset": name, "train": train, "test": test, "image": "files", "digest": digest}
+        return {"dataset": name, "train": train, "test": test, "image": "files", "digest": digest, "names": names}
     h = hashlib.blake2b(digest_size=16)
     for key in ("x_train", "y_train", "x_test", "y_test"):
         t = tensors[key].contiguous()
@@ -181,8 +182,10 @@ def _plain(text: str) -> str:
 
 
 def data_difference(run: dict[str, Any], here: dict[str, Any]) -> str | None:
-    if run == here:
+    if _core(run) == _core(here):
         return None
+    if run.get("repair") and run.get("names") == here.get("names"):
+        return None  # the run stopped on an unreadable image, since replaced: the same files by name
     if run["dataset"] != here["dataset"]:
         return f"the data set is {here['dataset']} here, {run['dataset']} in the run"
     if (run["train"], run["test"]) != (here["train"], here["test"]):
@@ -193,3 +196,8 @@ def data_difference(run: dict[str, Any], here: dict[str, Any]) -> str | None:
     if run["image"] != here["image"]:
         return f"the data's images are {here['image']} here, {run['image']} in the run"
     return f"the data's contents differ from the run's (same sizes, another digest: {here['digest'][:12]} here)"
+
+
+def _core(fp: dict[str, Any]) -> dict[str, Any]:
+    """A data fingerprint less what runs made before it lack (`names`) and the repair mark."""
+    return {k: v for k, v in fp.items() if k not in ("names", "repair")}

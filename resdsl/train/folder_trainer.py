@@ -48,7 +48,7 @@ class FolderTrainer(Trainer):
             sampler = range(start, int(self.cfg["iterations"]))
             pin = self.device.type == "cuda"
             self._batch_iter = iter(imagefolder.loader(self.batches, None, self.workers, pin, sampler=sampler))
-        x, y, alpha = next(self._batch_iter)
+        x, y, alpha = imagefolder.checked(imagefolder.next_item(self._batch_iter, "training"))
         blocking = self.device.type != "cuda"
         x = x.to(self.device, non_blocking=not blocking).float() / 255.0
         if self._lighting:
@@ -65,7 +65,8 @@ class FolderTrainer(Trainer):
         sums = torch.zeros(3, dtype=torch.float64)
         self.model.eval()
         with torch.no_grad():
-            for x, y in self._test_loader:
+            for batch in imagefolder.items(self._test_loader, "validation"):
+                x, y = imagefolder.checked(batch)
                 with self._autocast():
                     logits = self.model(self.prepare(x.to(self.device))).float()
                 y = y.to(self.device)

@@ -1,26 +1,31 @@
 """ImageNet as an ImageFolder (`train/<class>/*.JPEG`, `val/<class>/*.JPEG`): scanning, class checks,
 JPEG decoding and the paper's augmentation on uint8 tensors (torch, the standard library, simplejpeg or
-Pillow; no resdsl import above `datafiles`).
+Pillow; of resdsl only `files`, `datafiles` and `imagefiles`).
 
-Decoding: simplejpeg (libjpeg-turbo, about 3x Pillow's `Image.open().convert()` on this CPU, see
-docs/training.md) when installed, else Pillow; files simplejpeg cannot read (PNG, CMYK JPEG) go
-through Pillow. Resizing is torch's antialiased bilinear `interpolate` on uint8 channels-last
-images, the fastest of the ways measured.
+Scanning reads every image's header (imagefiles.check_header: a regular file, JPEG or PNG, within the pixel
+limit, whole), so a bad file is an error naming it before training starts. Decoding (imagefiles.decode):
+simplejpeg (libjpeg-turbo, about 3x Pillow's `Image.open().convert()` on this CPU, see docs/training.md) when
+installed, else Pillow; files simplejpeg cannot read (PNG, CMYK JPEG) go through Pillow. A file that fails in a
+DataLoader worker comes back as a `BadImage`, never as the worker's traceback. Resizing is torch's antialiased
+bilinear `interpolate` on uint8 channels-last images, the fastest of the ways measured.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from resdsl.files import shown
 from resdsl.train.datafiles import DataError
+from resdsl.train.imagefiles import BadImage, UnreadableImage, check_header, decode, decoder_name, failure, max_pixels
+
+__all__ = ["BadImage", "UnreadableImage", "decode", "decoder_name"]  # read through this module too
 
 SUFFIXES = (".jpeg", ".jpg", ".png")
 LAYOUT = "an ImageNet folder holds train/<class>/*.JPEG and val/<class>/*.JPEG (torchvision's ImageFolder layout)"
@@ -41,12 +46,13 @@ MEAN_IMAGES = 1000  # training images (a seeded sample) that the per-pixel mean 
 
 @dataclass
 class Folder:
-    """One split: its class names (sorted folder names, as ImageFolder), image paths and labels."""
+    """One split: its class names (sorted folder names, as ImageFolder), image paths, labels and file sizes."""
 
     root: Path
     classes: list[str]
     paths: list[str]
     labels: list[int]
+    sizes: list[int] = field(default_factory=list)  # bytes of each file, read while scanning
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -57,28 +63,42 @@ def _is_image(name: str) -> bool:
 
 
 def scan(root: Path) -> Folder:
-    """A split's class folders and images; DataError when it is missing, flat or has an empty class."""
+    """A split's class folders and images, every image's header checked (imagefiles.check_header); DataError
+    when the split is missing, flat or has an empty class, UnreadableImage naming the first bad file."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root} is missing: {LAYOUT}")
+        raise DataError(f"{shown(root)} is missing: {LAYOUT}")
     entries = sorted(os.scandir(root), key=lambda e: e.name)
     classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
     loose = [e.name for e in entries if e.is_file() and _is_image(e.name)]
     if not classes:
         what = f"{len(loose)} images but no class folders" if loose else "no class folders"
         raise DataError(
-            f"{root} holds {what}: sort the images into {root.name}/<class>/ folders, one per class "
+            f"{shown(root)} holds {what}: sort the images into {shown(root.name)}/<class>/ folders, one per class "
             f"(for ImageNet's val images, e.g. with ILSVRC2012's valprep.sh)"
         )
     paths: list[str] = []
     labels: list[int] = []
+    sizes: list[int] = []
+    bad: list[UnreadableImage] = []
+    limit = max_pixels()
     for label, name in enumerate(classes):
         files = sorted(f for f in os.listdir(root / name) if _is_image(f))
         if not files:
-            raise DataError(f"{root / name} holds no images ({', '.join(SUFFIXES)})")
-        paths += [str(root / name / f) for f in files]
-        labels += [label] * len(files)
-    return Folder(root, classes, paths, labels)
+            raise DataError(f"{shown(root / name)} holds no images ({', '.join(SUFFIXES)})")
+        for f in files:
+            path = str(root / name / f)
+            try:
+                sizes.append(check_header(path, limit))
+            except UnreadableImage as err:
+                bad.append(err)
+                continue
+            paths.append(path)
+            labels.append(label)
+    if bad:
+        more = f" (and {len(bad) - 1} more bad files in {shown(root)})" if len(bad) > 1 else ""
+        raise UnreadableImage(f"{bad[0]}{more}")
+    return Folder(root, classes, paths, labels, sizes)
 
 
 def scan_imagenet(root: Path, classes: int) -> tuple[Folder, Folder]:
@@ -104,56 +124,6 @@ def _few(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-# ---------------------------------------------------------------------------------------- decoding
-
-
-def _decoder():
-    try:
-        import simplejpeg
-
-        return simplejpeg
-    except ImportError:
-        return None
-
-
-_SIMPLEJPEG = _decoder()
-
-
-def decoder_name() -> str:
-    return "simplejpeg" if _SIMPLEJPEG is not None else "pillow"
-
-
-def decode(path: str) -> Tensor:
-    """An image file as uint8 C x H x W (RGB), in channels-last memory (what the resizing is fastest on)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise DataError(f"cannot read {path} ({err.strerror or err})") from None
-    array = None
-    if _SIMPLEJPEG is not None and data[:2] == b"\xff\xd8":
-        try:
-            array = _SIMPLEJPEG.decode_jpeg(data, colorspace="RGB")
-        except (ValueError, RuntimeError):  # CMYK or another JPEG libjpeg-turbo will not convert: Pillow's turn
-            array = None
-    if array is None:
-        array = _pil_decode(path, data)
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
-def _pil_decode(path: str, data: bytes):
-    try:
-        import numpy as np
-        from PIL import Image
-    except ImportError:
-        raise DataError("decoding images needs Pillow or simplejpeg: pip install 'resdsl[imagenet]'") from None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.array(image.convert("RGB"))  # a writable copy for torch
-    except Exception as err:  # noqa: BLE001 - Pillow raises many kinds on a bad file
-        raise DataError(f"{path} is not a readable image ({type(err).__name__}: {err})") from None
-
-
 # ---------------------------------------------------------------------------------------- geometry
 
 
@@ -165,8 +135,15 @@ def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
 
 
 def resize_shorter(image: Tensor, size: int) -> Tensor:
-    """Antialiased bilinear resize of a uint8 C x H x W image to a shorter side of `size`."""
-    return resize(image, shorter_side_size(*image.shape[1:], size))
+    """Antialiased bilinear resize of a uint8 C x H x W image to a shorter side of `size`; ValueError when that
+    would pass the pixel limit (a 1 x 100,000 strip resized to a shorter side of 256)."""
+    h, w = shorter_side_size(*image.shape[1:], size)
+    if h * w > max_pixels():
+        raise ValueError(
+            f"its shape {image.shape[2]}x{image.shape[1]} resized to a shorter side of {size} is {w}x{h} pixels, "
+            f"more than the limit of {max_pixels():,}"
+        )
+    return resize(image, (h, w))
 
 
 def center_crop(image: Tensor, size: int) -> Tensor:
@@ -305,12 +282,16 @@ class TrainBatches(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + iteration)
         return draw_params(self.batch, self.cfg, self.crop, gen)
 
-    def __getitem__(self, iteration: int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, iteration: int) -> tuple[Tensor, Tensor, Tensor] | BadImage:
         lo, hi = self.rank * self.local, (self.rank + 1) * self.local
         idx, params = self.indices(iteration)[lo:hi], self.params(iteration)[lo:hi]
-        images = [
-            augment_image(decode(self.folder.paths[i]), p, self.crop, self.cfg) for i, p in zip(idx.tolist(), params)
-        ]
+        images = []
+        for i, p in zip(idx.tolist(), params):
+            path = self.folder.paths[i]
+            try:
+                images.append(augment_image(decode(path), p, self.crop, self.cfg))
+            except Exception as err:  # noqa: BLE001 - handed back, never a worker's traceback
+                return failure(path, err)
         labels = torch.tensor([self.folder.labels[i] for i in idx.tolist()], dtype=torch.int64)
         return torch.stack(images), labels, params[:, 4:7].float()
 
@@ -332,9 +313,14 @@ class TestImages(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int):
-        index = self.items[i]
-        image = decode(self.folder.paths[index])
-        label = self.folder.labels[index]
+        path = self.folder.paths[self.items[i]]
+        try:
+            return self._item(path, self.folder.labels[self.items[i]])
+        except Exception as err:  # noqa: BLE001 - handed back, never a worker's traceback
+            return failure(path, err)
+
+    def _item(self, path: str, label: int):
+        image = decode(path)
         if self.mode == "scales":
             return [resize_shorter(image, s).contiguous() for s in self.scales], label
         image = resize_shorter(image, test_size(self.crop))
@@ -347,6 +333,41 @@ def _single(items):
     return items[0]
 
 
+def _collate(items):
+    """default_collate, unless an item is a BadImage: then that, for the main process to report."""
+    bad = next((item for item in items if isinstance(item, BadImage)), None)
+    return bad if bad is not None else torch.utils.data.default_collate(items)
+
+
+def next_item(batches, what: str):
+    """The next item of a DataLoader's iterator; a worker that died (killed for memory, a crash in a
+    decoder) is a DataError of one line, not the loader's traceback."""
+    try:
+        return next(batches)
+    except StopIteration:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever the loader re-raises from a worker
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DataError(f"reading the {what} images failed ({type(err).__name__}: {first})") from None
+
+
+def items(loader, what: str):
+    """A loader's items, each through next_item."""
+    batches = iter(loader)
+    while True:
+        try:
+            yield next_item(batches, what)
+        except StopIteration:
+            return
+
+
+def checked(item):
+    """A batch from a loader over TrainBatches or TestImages, or the UnreadableImage a worker handed back."""
+    if isinstance(item, BadImage):
+        raise item.error()
+    return item
+
+
 def loader(dataset, batch: int | None, workers: int, pin: bool, sampler=None) -> torch.utils.data.DataLoader:
     """A DataLoader over `dataset` with persistent, prefetching workers (none: in this process)."""
     kwargs = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
@@ -354,7 +375,7 @@ def loader(dataset, batch: int | None, workers: int, pin: bool, sampler=None) ->
         return torch.utils.data.DataLoader(
             dataset, batch_size=None, sampler=sampler, num_workers=workers, pin_memory=pin, **kwargs
         )
-    collate = _single if batch == 1 and isinstance(dataset, TestImages) and dataset.mode == "scales" else None
+    collate = _single if batch == 1 and isinstance(dataset, TestImages) and dataset.mode == "scales" else _collate
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch, num_workers=workers, pin_memory=pin, collate_fn=collate, **kwargs
     )
@@ -396,17 +417,18 @@ def at_size(stat: Tensor, h: int, w: int) -> Tensor:
     return stat.mean((1, 2), keepdim=True)
 
 
-def files_digest(train: Folder, val: Folder) -> tuple[str, int]:
+def files_digest(train: Folder, val: Folder, sizes: bool = True) -> tuple[str, int]:
     """A blake2b of the class names, relative paths and sizes of every image (not the pixels: ImageNet is
-    140 GB), and the number of files."""
+    140 GB; without `sizes`, of the names only), and the number of files."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
     for folder in (train, val):
-        h.update("\0".join(folder.classes).encode())
-        for path in folder.paths:
-            rel = os.path.relpath(path, folder.root.parent)
-            h.update(f"{rel}\0{os.path.getsize(path)}\n".encode())
+        h.update(b"\0".join(os.fsencode(c) for c in folder.classes))  # names need not be UTF-8
+        lengths = (folder.sizes or [os.path.getsize(p) for p in folder.paths]) if sizes else [None] * len(folder)
+        for path, size in zip(folder.paths, lengths):
+            tail = f"\0{size}\n" if sizes else "\n"
+            h.update(os.fsencode(os.path.relpath(path, folder.root.parent)) + tail.encode())
     return h.hexdigest(), len(train) + len(val)
 
 

@@ -143,6 +143,7 @@ def prepare(
         cfg["dataset"] = opts.dataset
         given["dataset"] = f"--dataset {opts.dataset}"
     plan = Plan(ir=ir, cfg=cfg, out=Path(opts.out) if opts.out else None, network=fingerprint.network(ir))
+    check_run_outputs(plan.out or (checkpoint_path(opts.resume).parent if opts.resume else None), spec, ir, opts)
     try:
         if opts.resume is not None:
             _prepare_resume(plan, opts, given, lock and owner, owner)
@@ -161,6 +162,20 @@ def prepare(
         plan.release()
         raise
     return plan
+
+
+def check_run_outputs(out: Path | None, spec: Path, ir, opts: Options) -> None:
+    """UsageError when a file the run writes (RUN/model.py, RUN/checkpoint.pt, ...) is one it reads: the spec,
+    a file the spec imports, the data (resdsl/files.py: refuse_overwrite, through symlinks too)."""
+    if out is None:
+        return
+    from resdsl.files import refuse_overwrite
+
+    inputs = [("the spec", Path(spec)), *(("the imported file", Path(f)) for f in ir.files)]
+    if opts.data is not None and not Path(opts.data).is_dir():
+        inputs.append(("the data", Path(opts.data)))
+    outputs = [(f"the run's {name}", Path(out) / name) for name in rundir.FILES if name != "tensorboard"]
+    refuse_overwrite(outputs, inputs, UsageError, "keep the run directory for the files resdsl writes")
 
 
 def check_crop(plan: Plan, opts: Options) -> None:

@@ -19,13 +19,12 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from resdsl.diagnostics import InputError
+from resdsl.files import write_atomic
 
 LOCK = ".resdsl.lock"
 CHECKPOINT = "checkpoint.pt"
@@ -51,12 +50,6 @@ COLUMNS = [
 # ---------------------------------------------------------------------------------------- atomic writes
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _is_temp(name: str) -> bool:
     """A temporary file of atomic_write (`.metrics.csv.k2j4.tmp`), or of resdsl before it (`metrics.csv.tmp`)."""
     if not name.endswith(".tmp"):
@@ -66,38 +59,11 @@ def _is_temp(name: str) -> bool:
     return name[: -len(".tmp")] in FILES
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - directories cannot be opened on some systems
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - nor fsynced
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes | str | Callable[[IO[bytes]], None]) -> None:
-    """Write `data` (bytes, text, or a function writing to a binary file) to `path` atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make run files private
-        with os.fdopen(fd, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    """Write `data` (bytes, text, or a function writing to a binary file) to `path` atomically (fsynced,
+    renamed over the old file, the directory fsynced: resdsl/files.py, write_atomic); a failure (a full disk,
+    a missing directory) is the InputError `cannot write PATH: REASON`, the old file left as it was."""
+    write_atomic([(path, data)], InputError)
 
 
 def sweep(out: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from resdsl.backends.pytorch.pyexpr import literal
 from resdsl.ir.graph import NetworkIR
 
-CORE = ("datafiles.py", "trainlib.py")  # torch and the standard library only; embedded in this order
+CORE = ("../files.py", "datafiles.py", "trainlib.py")  # torch and the standard library only; in this order
 
 
 def _imports_and_body(text: str) -> tuple[list[ast.stmt], str]:
@@ -22,7 +22,8 @@ def _imports_and_body(text: str) -> tuple[list[ast.stmt], str]:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             end = node.end_lineno
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(node)
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("resdsl")):
+                imports.append(node)  # resdsl's own modules are embedded, not imported
             end = node.end_lineno
         else:
             break

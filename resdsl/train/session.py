@@ -94,7 +94,7 @@ def _run(
         for note in plan.notes:
             say.line(note)
         say.line(
-            f"{plan.out} already finished its {plan.start} iterations: nothing to do "
+            f"{plan.out} already finished its {_count(plan.start, 'iteration')}: nothing to do "
             f"(to train further, pass --iterations above {plan.start})"
         )
         return plan.finished
@@ -136,6 +136,8 @@ def _run(
             notes.append(f"note: split val: {cfg['val']} ignored: {dataset} has {n_train} training images")
         else:
             data = datasets.split_val(data, cfg["val"])
+    if dataset == "imagenet":  # decodes training images: before anything is written
+        datasets.imagenet_normalizer(data, cfg, int(ir.input_shape[1]))
     if cfg["batch"] > datasets.sizes(data)[0]:
         raise InputError(
             f"the batch of {cfg['batch']} is larger than the {datasets.sizes(data)[0]} training images; use --batch"
@@ -168,6 +170,7 @@ def _train(s: Session) -> dict[str, Any]:
 
     from resdsl.backends.pytorch.codegen import render_model
     from resdsl.train import trainlib
+    from resdsl.train.datafiles import DataError
 
     plan, opts, dist, say = s.plan, s.opts, s.dist, s.say
     ir, cfg, state = plan.ir, plan.cfg, plan.state
@@ -203,14 +206,14 @@ def _train(s: Session) -> dict[str, Any]:
 
     writer = _tensorboard(out) if s.main else None
 
-    def checkpoint() -> None:
+    def checkpoint(repair: str | None = None) -> None:
         if s.main:
             checkpoints.save_checkpoint(
                 ckpt,
                 {
                     "format": checkpoints.FORMAT,
                     "network": plan.network,
-                    "data": s.data_fp,
+                    "data": dict(s.data_fp, repair=repair) if repair else s.data_fp,
                     "recipe": cfg,
                     "trainer": trainer.state_dict(),
                     "best": best,
@@ -227,7 +230,7 @@ def _train(s: Session) -> dict[str, Any]:
         f"training {ir.name} ({ir.totals.params:,} params) on {s.dataset} "
         f"({n_train} train / {n_test} test images) on {s.device}"
         + (f" x {dist.world} processes" if dist.active else "")
-        + f", {total} iterations of batch {cfg['batch']} -> {out}"
+        + f", {_count(total, 'iteration')} of batch {cfg['batch']} -> {out}"
     )
     lr = trainer.lr()
 
@@ -237,10 +240,22 @@ def _train(s: Session) -> dict[str, Any]:
         trainer.observe(row.get("val_error", row["test_error"]))  # the plateau schedule's signal
         return row
 
+    def bad_data(err: Exception) -> InputError:
+        """An image that failed while training: a checkpoint first, so that nothing trained is lost; it lets
+        --resume accept the folder with the file replaced (the same names, other sizes)."""
+        checkpoint(repair=str(err)[:500])
+        return InputError(
+            f"{err}; stopped at iteration {trainer.iteration} of {total} with a checkpoint ({ckpt}): nothing "
+            f"trained is lost\n  hint: replace the file with a readable image, then continue with "
+            + resume_command(s.spec, s.sets, opts, out)
+        )
+
     with stop, say.progress(total, trainer.iteration) as advance:
         while trainer.iteration < total:
             try:
                 lr = trainer.step()
+            except DataError as err:
+                raise bad_data(err) from None
             except trainlib.NonFiniteLoss as err:
                 kept = (
                     f"the last good checkpoint {ckpt} (iteration {checkpoints.checkpoint_iteration(ckpt)}) is kept"
@@ -251,7 +266,10 @@ def _train(s: Session) -> dict[str, Any]:
             it = trainer.iteration
             advance(it)
             if it % cfg["eval_every"] == 0 or it == total:
-                row = eval_row(it)
+                try:
+                    row = eval_row(it)
+                except DataError as err:
+                    raise bad_data(err) from None
                 if row["test_error"] < best["test_error"]:
                     best = {"test_error": row["test_error"], "iteration": it}
                 rows.append(row)
@@ -283,7 +301,10 @@ def _train(s: Session) -> dict[str, Any]:
                 )
     if not rows or rows[-1]["iteration"] != trainer.iteration:  # a resumed run that had nothing left to train
         lr = trainer.lr()
-        rows.append(eval_row(trainer.iteration))
+        try:
+            rows.append(eval_row(trainer.iteration))
+        except DataError as err:
+            raise bad_data(err) from None
         if s.main:
             write_metrics(metrics_file, rows)
     checkpoint()
@@ -398,7 +419,12 @@ def _trainer(s: Session, model_file: Path) -> Any:
     if s.dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        # Stochastic depth skips whole residual branches in a batch: their parameters get no gradient on
+        # that rank, which DDP must be told to expect (else "Expected to have finished reduction").
+        skips = any(r.survival < 1.0 for r in s.plan.ir.residuals)
+        net = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=skips
+        )
     trainer_class, extra = trainlib.Trainer, {}
     if s.dataset == "imagenet":
         from resdsl.train.folder_trainer import FolderTrainer
@@ -470,3 +496,8 @@ def _tensorboard(out: Path) -> Any:
     except Exception:  # tensorboard is not installed
         return None
     return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 iteration`, `2 iterations`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.branches import BranchWriting
 from resdsl.backends.pytorch.names import Names, reach, safe_local
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, apply_text, behaviour, dilated_pad, module_text
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, compared, paren
 from resdsl.backends.pytorch.sequential import Container, call_whole, dotted, render
 from resdsl.backends.pytorch.slots import SlotUse
@@ -119,8 +119,12 @@ class BodyWriter(BranchWriting):
         module = self.module_of(item)
         if how.ends_branch_norm:
             self.last_bn = "{m}." + attr
+        if how.parameter and attr in self.positions:
+            raise CodegenError(
+                f"`{item.op}` at {item.span} is a parameter: it cannot be in a container (check refuses it)"
+            )
         self.put(attr, module)
-        self.assign(f"self.{attr}({self.cur})", True)
+        self.assign(apply_text(kind, f"self.{attr}", self.cur), True)
 
     def put(self, ref: str, module: str | Container) -> None:
         """Build a module at `self.<ref>`: an attribute, or a position of a container (`conv[0][1]`):
@@ -151,14 +155,22 @@ class BodyWriter(BranchWriting):
         """The module of one op of the block (a fresh one: not the class's shared ReLU), its arguments
         translated to expressions of the block's own (optable.py); a conv moves `channels` on."""
         tr, a, kind = self.tr, item.args, item.kind
+        how = behaviour(kind)
         args = {
-            name: tr(value) if name in ("bias", "ceil", "count_pad", "p") else tr.whole(value)
+            name: tr(value) if name in ("bias", "ceil", "count_pad", "p", *how.float_args) else tr.whole(value)
             for name, value in a.items()
         }
         if "pad" in item.derived and not tr.is_constant(a["kernel"]) and self.gen.non_square(item):
             k = paren(tr(a["kernel"]))  # an int or, for a non-square kernel, a tuple: half of each
-            args["pad"] = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
-        how = behaviour(kind)
+            if "dilation" in a:  # the derived padding times the dilation, per dimension
+                d = paren(args["dilation"])
+                args["pad"] = (
+                    f"({d} * ({k}[0] // 2), {d} * ({k}[1] // 2)) if isinstance({k}, tuple) else {d} * ({k} // 2)"
+                )
+            else:
+                args["pad"] = f"({k}[0] // 2, {k}[1] // 2) if isinstance({k}, tuple) else {k} // 2"
+        elif "pad" in item.derived and "dilation" in a:
+            args["pad"] = dilated_pad(args["pad"], args["dilation"])
         self.track_spatial(item, args)
         module = module_text(kind, args, self.channels, self.bn_dims(item) if how.vector_form else 2, inplace=False)
         if module is None:
@@ -180,7 +192,7 @@ class BodyWriter(BranchWriting):
                 self.spatial_known = False
             if args["stride"] != "1":
                 self.strides.append(args["stride"])
-        elif not (how.elementwise or how.ends_branch_norm):
+        elif not (how.elementwise or how.ends_branch_norm or how.keeps_size):
             self.spatial_known = False
 
     def path_lines(self, items: list[Item], attr: str) -> list[str]:

@@ -25,7 +25,14 @@ from resdsl.backends.pytorch.names import (
     local_names,
     network_class_name,
 )
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.optable import (
+    ACTIVATION_MODULES,
+    HELPERS,
+    apply_text,
+    behaviour,
+    flatten_points,
+    module_text,
+)
 from resdsl.backends.pytorch.pyexpr import CodegenError, Translator, kernel_literal, literal
 from resdsl.backends.pytorch.pyformat import format_python
 from resdsl.backends.pytorch.slots import SlotUse, instance_slots, residual_mode, residual_starts
@@ -315,7 +322,7 @@ class Generator:
                     fresh = False
                     continue
                 init.append(f"self.{op.path} = {self.module_literal(op, op.in_shapes[0])}")
-                forward.append(f"x = self.{op.path}(x)")
+                forward.append(f"x = {apply_text(op.kind, f'self.{op.path}', 'x')}")
                 fresh = not behaviour(op.kind).output_aliases_input or fresh
         out_shape = ir.op(ir.output_node).shape
         if len(out_shape) > 1:
@@ -394,7 +401,8 @@ class Generator:
         if how.output_width is not None and how.flattens and a[how.output_width] == self.ir.classes:
             args[how.output_width] = "NUM_CLASSES"
         for name in how.float_args:
-            args[name] = repr(a[name])
+            if name in a:
+                args[name] = repr(a[name])
         c_in = str(math.prod(in_shape)) if how.flattens else str(in_shape[0])
         module = module_text(op.kind, args, c_in, 2 if len(in_shape) > 1 else 1)
         if module is None:
@@ -426,6 +434,7 @@ class Generator:
             uses_zero_pad=self.uses_zero_pad,
             uses_projection=self.uses_projection,
             survival=survival,
+            helpers=[text for kind, text in HELPERS.items() if any(op.kind is kind for op in self.ir.ops())],
             blocks=blocks,
             network=network,
             zero_init_default=str(bool(zero_init_default)),

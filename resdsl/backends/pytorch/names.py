@@ -14,6 +14,7 @@ from resdsl.ir.pynames import RESERVED, Names, safe_local
 __all__ = ["RESERVED", "Names", "safe_local"]
 
 MODULE_NAMES = {"ZeroPadShortcut", "projection", "survival_probability", "INPUT_SHAPE", "NUM_CLASSES"}
+MODULE_NAMES |= {"LayerNorm2d", "PointwiseLinear", "ChannelConv1d"}  # optable.HELPERS' classes
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 

@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import reach
-from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, apply_text, behaviour, flatten_points, module_text
 from resdsl.backends.pytorch.stagetable import stage_table
 from resdsl.ir.graph import BlockInstance, Op
 from resdsl.ir.paths import Entry, Node, container_tree, network_entries
@@ -173,7 +173,10 @@ class TreeWriter:
                     break
             if k in self.flatten_at:
                 lines.append("x = torch.flatten(x, 1)")
-            lines.append(f"x = {access(target)}(x)")
+            item = e.item if step == 1 else None
+            lines.append(
+                f"x = {apply_text(item.kind, access(target), 'x') if isinstance(item, Op) else access(target) + '(x)'}"
+            )
             k += step
         return lines
 

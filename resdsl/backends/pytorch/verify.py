@@ -35,11 +35,13 @@ def measure_model(
         if isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
             macs[0] += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Conv1d):  # across channels (ChannelConv1d): k per output
+            macs[0] += output[0].numel() * module.in_channels * module.kernel_size[0]
         elif isinstance(module, nn.Linear):
-            macs[0] += module.in_features * module.out_features
+            macs[0] += output[0].numel() * module.in_features  # at each position, over channels (PointwiseLinear)
 
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Linear)):
             hooks.append(m.register_forward_hook(count))
     paths = stage_names if isinstance(stage_names, dict) else {name: (name, name) for name in stage_names}
     for name, (_, last) in paths.items():

@@ -25,6 +25,7 @@ class ModelView:
     uses_zero_pad: bool
     uses_projection: bool
     survival: list[str]  # the stochastic-depth helper's body lines, or []
+    helpers: list[str]  # the classes of op kinds it uses that torch lacks (optable.HELPERS)
     blocks: list[BlockClass]
     network: BlockClass
     zero_init_default: str

@@ -8,6 +8,7 @@ downloaded weights. torch is imported inside the functions: importing this modul
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +19,47 @@ from resdsl.ir.template import OpItem, walk
 SHOWN = 5  # keys listed per kind of problem; the rest are counted
 
 
+def load_tensors(path: Path, what: str) -> Any:
+    """A torch.save'd file read onto the CPU with weights_only=True (a file cannot run code); only a regular
+    file is opened (a FIFO is refused, not waited on). Every failure is an InputError naming `what` (`weights
+    w.pt`): a missing file, a directory, a text file, a truncated one."""
+    import torch
+
+    from resdsl.files import FileRefused, open_regular
+
+    try:
+        with open_regular(path) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the error below says what matters
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"cannot read {what}: no such file") from None
+    except FileRefused as err:
+        raise InputError(f"cannot read {what}: {err}") from None
+    except OSError as err:
+        raise InputError(f"cannot read {what}: {err.strerror or err}") from None
+    except Exception:  # noqa: BLE001 - torch.load raises many kinds (KeyError for a text file) on a bad file
+        raise InputError(f"cannot read {what}: not a file torch.save wrote, or it holds more than tensors") from None
+
+
+def tensor_problem(t: Any) -> str | None:
+    """Why a tensor read from a file cannot be used as weights or data: sparse, meta, quantized; else None."""
+    import torch
+
+    if t.layout != torch.strided:
+        return f"a sparse tensor ({str(t.layout).removeprefix('torch.')}); store it dense (tensor.to_dense())"
+    if t.is_meta:
+        return "a meta tensor (a shape without values); save the tensor's values"
+    if t.is_quantized or t.dtype.is_complex:
+        return f"a {str(t.dtype).removeprefix('torch.')} tensor; store float or integer tensors"
+    return None
+
+
 def read_state_dict(path: Path) -> dict[str, Any]:
     """The tensors of a torch.save'd state_dict, or of a checkpoint dict holding one under
     `state_dict` or `model`. Read with weights_only=True: a file cannot run code."""
-    import pickle
-
     import torch
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"cannot read weights {path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"cannot read weights {path}: it is a directory") from None
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError):
-        raise InputError(
-            f"cannot read weights {path}: not a file torch.save wrote, or it holds more than tensors"
-        ) from None
+    data = load_tensors(path, f"weights {path}")
     if isinstance(data, dict):
         for key in ("state_dict", "model"):
             if isinstance(data.get(key), dict):
@@ -49,6 +74,10 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             f"{path} holds no state_dict: expected a dict of tensors (model.state_dict()), "
             "or a checkpoint dict with one under `state_dict` or `model`"
         )
+    for key, value in data.items():
+        problem = tensor_problem(value)
+        if problem is not None:
+            raise InputError(f"{path}: {key} is {problem}")
     return data
 
 

@@ -40,7 +40,18 @@ def _conv_label(op: Op) -> str:
         text += f", /{a['stride']}"
     if a.get("groups", 1) > 1:
         text += f", groups {a['groups']}"
+    if a.get("dilation", 1) > 1:
+        text += f", dilation {a['dilation']}"
     return text
+
+
+def _norm_label(text: str) -> Callable[[Op], str]:
+    """`BN`, with the options that are not PyTorch's defaults: `BN, eps 0.001`."""
+
+    def label(op: Op) -> str:
+        return ", ".join([text, *(f"{name} {op.attrs[name]:g}" for name in ("eps", "momentum") if name in op.attrs)])
+
+    return label
 
 
 def _pool_label(kind: str) -> Callable[[Op], str]:
@@ -68,7 +79,13 @@ _POOL = "#fbb4c4"
 LOOKS: dict[OpKind, OpLook] = {
     OpKind.INPUT: OpLook("#e5e5e5", "input", lambda op: f"input {fmt_shape(op.shape)}", _text("input")),
     OpKind.CONV: OpLook("#9ecae1", "conv", _conv_label, _conv_abbrev),
-    OpKind.BN: OpLook("#fdd49e", "batch norm", _text("BN"), _text("BN")),
+    OpKind.BN: OpLook("#fdd49e", "batch norm", _norm_label("BN"), _text("BN")),
+    OpKind.CONV1D: OpLook("#9ecae1", "conv", lambda op: f"1-d conv across channels, k {op.attrs['k']}", _text("c1d")),
+    OpKind.LAYERSCALE: OpLook("#fee391", "layer scale", lambda op: f"layer scale {op.attrs['init']:g}", _text("γ")),
+    OpKind.LAYERNORM: OpLook("#fdd49e", "layer norm", _norm_label("LN"), _text("LN")),
+    OpKind.POINTWISE: OpLook(
+        "#c6dbef", "pointwise linear", lambda op: f"pointwise linear, {op.attrs['out']}", _text("pw")
+    ),
     OpKind.RELU: _activation("ReLU"),
     OpKind.RELU6: _activation("ReLU6"),
     OpKind.SIGMOID: _activation("sigmoid", "#a1d99b"),

@@ -1,0 +1,33 @@
+# An example spec: CIFAR-10 ResNet-20 (He et al. 2015, Sec. 4.2). Edit it; the page follows.
+# Nothing is written to disk: copy your edits out, or download the spec or its model.py.
+import "std.rd"
+
+param n = 3
+
+network cifar_resnet20 {
+    input 3x32x32
+    classes 10
+    shortcut A
+
+    stem { conv 3x3, 16; bn; relu }
+    stage conv2 = basic(16) * n
+    stage conv3 = basic(32, stride: 2) * n
+    stage conv4 = basic(64, stride: 2) * n
+    head { avgpool global; fc classes }
+
+    expect layers == 6*n + 2
+}
+
+# The paper's recipe: batch 128, SGD momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at
+# 32k and 48k iterations, stop at 64k; 45k/5k train/val split; pad 4, random 32x32 crop, flip;
+# per-pixel mean subtracted.
+train {
+    dataset cifar10
+    batch 128
+    optimizer sgd(lr: 0.1, momentum: 0.9, weight_decay: 1e-4)
+    schedule step(at: [32000, 48000], factor: 0.1)
+    iterations 64000
+    augment pad: 4, crop: 32, flip: true
+    normalize per_pixel_mean
+    split val: 5000
+}
