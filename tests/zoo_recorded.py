@@ -106,8 +106,9 @@ def record(model: torch.nn.Module, size: int) -> dict[str, Any]:
         evaluated = model(x)
     model.train()
     x.requires_grad_(True)
-    torch.manual_seed(0)
-    trained = model(x)
+    with torch.random.fork_rng(devices=[]):  # the dropout masks, leaving the global generator as it was
+        torch.manual_seed(0)
+        trained = model(x)
     first = next(model.parameters())
     loss = (trained * seeded("loss", trained.shape)).sum()
     to_first, to_input = torch.autograd.grad(loss, [first, x])
