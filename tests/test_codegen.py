@@ -157,7 +157,7 @@ def torchvision_state_dicts() -> dict[str, list]:
 
 @pytest.mark.parametrize("spec", list(torchvision_state_dicts()))  # every network in the golden
 def test_state_dict_matches_torchvision(spec: str) -> None:
-    """Keys, order and shapes of torchvision's model (golden made by scripts/torchvision_state_dicts.py),
+    """Keys, order and shapes of torchvision's model (golden made by scripts/record_zoo.py),
     so torchvision's weights load with strict=True."""
     import torch
 

@@ -1,6 +1,6 @@
 """The model zoo (specs/): params and FLOPs equal the published implementations', and the
-generated modules compute what torchvision's do with the same weights (where torchvision is
-installed; it is never needed in CI).
+generated modules compute what torchvision's and timm's networks do with the same weights, as
+scripts/record_zoo.py recorded them (tests/golden/zoo_outputs.json): neither is needed here.
 
 Published figures: torchvision 0.29's model table (params exact, GFLOPs to two decimals),
 the WRN authors' code, kuangliu/pytorch-cifar's PreActResNet18, recorded here as numbers.
@@ -8,7 +8,7 @@ the WRN authors' code, kuangliu/pytorch-cifar's PreActResNet18, recorded here as
 
 from __future__ import annotations
 
-import importlib.util
+import json
 from functools import cache
 from pathlib import Path
 
@@ -43,7 +43,6 @@ PUBLISHED = {
     "resnet50d": (25_576_264, None, 52, "timm 1.0 resnet50d (layers: 50 + two more stem convs)"),
 }
 V15 = {"resnet50", "resnet101", "resnet152"}
-HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
 @cache
@@ -70,53 +69,68 @@ def test_the_published_table_can_fail(tmp_path: Path) -> None:
     assert load_network(path).totals.params != PUBLISHED["resnext50_32x4d"][0]
 
 
-TORCHVISION_SPECS = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "densenet121", "mobilenet_v2"]
-HAS_TIMM = importlib.util.find_spec("timm") is not None
+# ---------------------------------------------------------------- the same function as the originals
+
+GOLDEN = SPECS.parent / "tests" / "golden"
+RECORDED = json.loads((GOLDEN / "zoo_outputs.json").read_text())
+TOLERANCE = 1e-4  # relative to each number's scale: float32 rounding is ~1e-6, a wrong network ~1
 
 
-@pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (optional: pip install torchvision)")
-@pytest.mark.parametrize("spec", TORCHVISION_SPECS)
-def test_outputs_equal_torchvision_with_the_same_weights(spec: str) -> None:
+@cache
+def original_state_dicts(origin: str) -> dict[str, list]:
+    return json.loads((GOLDEN / f"{origin}_state_dicts.json").read_text())
+
+
+def test_the_weight_rule_makes_the_recorded_values() -> None:
+    """If this fails, torch's generator changed, not a network: record again (scripts/record_zoo.py)."""
+    import zoo_recorded  # imports torch: here, not at collection
+
+    assert zoo_recorded.probe() == RECORDED["probe"]
+    for origin in ("torchvision", "timm"):  # every original whose keys are recorded, on today's input
+        for spec in original_state_dicts(origin):
+            size = zoo_recorded.input_size(spec)
+            assert RECORDED["networks"][spec]["from"] == f"{origin} {spec}"
+            assert RECORDED["networks"][spec]["input"] == [zoo_recorded.BATCH, 3, size, size]
+    assert len(RECORDED["networks"]) == 14
+
+
+def recorded_difference(spec: str, source: str) -> list[str]:
+    """What the module generated from `source` computes, with the recorded weights, that differs
+    from what the original computed (scripts/record_zoo.py): [] when it is the same network."""
     import torch
-    import torchvision
+    import zoo_recorded  # torch: imported where a test needs it, not at collection
 
-    torch.manual_seed(0)
-    theirs = getattr(torchvision.models, spec)(weights=None)
-    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 3, 64, 64)
-    for mode in ("eval", "train"):
-        getattr(theirs, mode)()
-        getattr(ours, mode)()
-        with torch.no_grad():
-            torch.manual_seed(1)  # the same dropout masks (mobilenet_v2's classifier) in train mode
-            expected = theirs(x)
-            torch.manual_seed(1)
-            torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+    entry = RECORDED["networks"][spec]
+    origin = entry["from"].split()[0]
+    theirs = zoo_recorded.state_dict(original_state_dicts(origin)[spec])
+    assert zoo_recorded.weights_fingerprint(theirs) == entry["weights"], "the weight rule changed: record again"
+    with torch.device("meta"):
+        ours = load_module(source).build_model()
+    # timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them by position
+    weights = theirs if origin == "torchvision" else rename_by_position(ours, theirs, spec)[0]
+    ours.load_state_dict(weights, strict=True, assign=True)
+    return zoo_recorded.differences(entry, zoo_recorded.record(ours, entry["input"][-1]), TOLERANCE)
 
 
-@pytest.mark.skipif(not HAS_TIMM, reason="timm is not installed (optional: pip install timm)")
-@pytest.mark.parametrize("spec", ["resnet50d", "seresnet50"])
-def test_outputs_equal_timm_after_renaming_by_position(spec: str) -> None:
-    """timm names its modules otherwise (`conv1.0`, `se.fc1`): `resdsl weights rename` pairs them."""
-    import timm
-    import torch
+@pytest.mark.parametrize("spec", list(RECORDED["networks"]))
+def test_outputs_equal_the_recorded_originals(spec: str) -> None:
+    """torchvision's and timm's networks, recorded with weights made from each key's name and shape
+    (tests/zoo_recorded.py): the generated module computes the same outputs in eval and train mode
+    and the same gradients. Neither torchvision nor timm is needed."""
+    assert recorded_difference(spec, render_model(ir_of(spec), f"specs/{spec}.rd")) == []
 
-    torch.manual_seed(0)
-    theirs = timm.create_model(spec, pretrained=False)
-    for m in theirs.modules():  # BN statistics that matter
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-    ours = load_module(render_model(ir_of(spec), f"specs/{spec}.rd")).build_model()
-    weights, _ = rename_by_position(ours, theirs.state_dict(), spec)
-    ours.load_state_dict(weights, strict=True)
-    x = torch.randn(2, 3, 67, 67)  # odd sizes: the ceil-mode pools of ResNet-D's shortcuts matter
-    for mode in ("eval", "train"):
-        getattr(theirs, mode)()
-        getattr(ours, mode)()
-        with torch.no_grad():
-            torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+def test_the_recorded_comparison_can_fail(tmp_path: Path) -> None:
+    """A ResNet-18 without the stem's ReLU has torchvision's keys and shapes (a state_dict has no
+    activations), so the recorded weights load, but it computes another function."""
+    text = (SPECS / "resnet18.rd").read_text()
+    assert "bn; relu; maxpool" in text
+    path = tmp_path / "resnet18.rd"
+    path.write_text(text.replace("bn; relu; maxpool", "bn; maxpool"))
+    problems = recorded_difference("resnet18", render_model(load_network(path), "resnet18.rd"))
+    assert any(p.startswith("eval head[0]: ") for p in problems)
+    assert any(p.startswith("train projections[0]: ") for p in problems)
+    assert any(p.startswith("grad input rms[0]: ") for p in problems)
 
 
 def test_docs_zoo_table_is_current() -> None:
