@@ -104,3 +104,10 @@ def test_a_named_call_is_a_position_of_the_container(tmp_path: Path) -> None:
     assert "layer1.0.block.1.conv1.weight" in keys and keys[-1] == "layer1.0.block.2.1.num_batches_tracked"
     assert sum(p.numel() for p in model.parameters()) == ir.totals.params
     assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 2)
+
+
+def test_a_block_with_a_parameter_called_name_gets_it(tmp_path: Path) -> None:
+    """`name` stays an argument where the block used has a parameter of that name."""
+    spec = "block g(name = 2) { conv 1x1, in.channels * name; bn }\nblock b(c) { g(name: 1) }\n" + NET
+    (tmp_path / "ok.rd").write_text(spec)
+    assert load_network(tmp_path / "ok.rd").totals.params == 108 + 8 + 16 + 8 + 10  # g's conv: 4 -> 4 channels

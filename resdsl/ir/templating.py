@@ -134,7 +134,9 @@ class Templates:
             if isinstance(stmt, syntax.OpStmt):
                 items.append(self.op(stmt, folder, where))
             elif isinstance(stmt, syntax.InvokeStmt):
-                items.append(_call_item(stmt.call, folder, where))
+                callee = self.program.blocks.get(stmt.call.name)
+                takes_name = callee is not None and any(f.name == "name" for f in callee.formals)
+                items.append(_call_item(stmt.call, folder, where, takes_name))
             elif isinstance(stmt, syntax.SectionStmt):
                 items.append(self.section_stmt(stmt, folder, where))
             elif isinstance(stmt, syntax.StageStmt):
@@ -327,10 +329,11 @@ def _mentions(node: Any, name: str) -> bool:
     return False
 
 
-def _call_item(call: syntax.Call, folder: Folder, where: str) -> Item:
-    """A block used in a body; inside a block, `name:` places its module (`se(name: "block.2")`)."""
-    given = [a for a in call.args if a.name == "name"]
-    rest = [a for a in call.args if a.name != "name"]
+def _call_item(call: syntax.Call, folder: Folder, where: str, takes_name: bool) -> Item:
+    """A block used in a body; inside a block, `name:` places its module (`se(name: "block.2")`),
+    unless the block has a parameter `name` of its own (`takes_name`), which it then passes."""
+    given = [] if takes_name else [a for a in call.args if a.name == "name"]
+    rest = [a for a in call.args if a not in given]
     folded = folder.fold(syntax.Call(call.span, call.name, rest, call.name_span))
     if not given:
         return CallItem(call.name, folded)  # type: ignore[arg-type]
