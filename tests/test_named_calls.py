@@ -58,6 +58,14 @@ CASES = [
         "      |              ^^^^^^^^^^\n"
         "  hint: name the ops inside `g` instead\n",
     ),
+    (
+        "in_a_stage",
+        "block b(c) { conv 3x3, c; bn }\n" + NET.replace("b(4)", 'b(4, name: "x")'),
+        "bad.rd:6:20: error: block `b` has no argument `name`\n"
+        '    6 |     stage s = b(4, name: "x")\n'
+        "      |                    ^^^^^^^^^\n"
+        '  hint: its arguments: c; a stage names its blocks\' modules: `stage NAME(name: "features.#") = ...`\n',
+    ),
 ]
 
 
