@@ -117,6 +117,8 @@ def bind_block(
                 ok = False
         elif a.name not in names:
             hint = did_you_mean(a.name, names) or f"its arguments: {', '.join(names) or 'none'}"
+            if a.name == "name":  # `name:` places a block used inside a block; a stage names its own uses
+                hint = f'{hint}; a stage names its blocks\' modules: `stage NAME(name: "features.#") = ...`'
             report.error(f"block `{template.name}` has no argument `{a.name}`", a.span, hint)
             ok = False
         elif a.name in given:

@@ -94,20 +94,21 @@ def decide_block_names(template: BlockTemplate) -> list[SpecError]:
         elif item.kind in ACTIVATIONS:  # unnamed activations share one module per kind
             generated.setdefault(item.kind.value, f"the class's shared `{item.op}` module")
     for item in _calls(template.body):
-        generated.setdefault(item.block, f"the attribute of the block `{item.block}` used inside this one")
+        if item.module_name is None:
+            generated.setdefault(item.block, f"the attribute of the block `{item.block}` used inside this one")
     errors: list[SpecError] = []
     _check_scope(template.body, generated, {}, errors)
     return errors
 
 
 def _check_scope(
-    items: list[Item], generated: dict[str, str], explicit: dict[str, list[OpItem]], errors: list[SpecError]
+    items: list[Item], generated: dict[str, str], explicit: dict[str, list[OpItem | CallItem]], errors: list[SpecError]
 ) -> None:
     """Check the `name:`s of one branch; `explicit` holds the names given before it (a path's first
     part -> the ops named under it), each `if` branch starting from the names before the `if`."""
     for item in items:
         if isinstance(item, IfItem):
-            before = dict(explicit)
+            before = {k: list(v) for k, v in explicit.items()}  # copies: a branch adds to explicit's lists
             for branch in (item.then, item.orelse):
                 inner = {k: list(v) for k, v in before.items()}
                 _check_scope(branch, generated, inner, errors)
@@ -116,17 +117,19 @@ def _check_scope(
                     explicit[k] += [op for op in ops if op not in explicit[k]]
         elif isinstance(item, ResidualItem):
             _check_scope((item.preact or []) + item.body, generated, explicit, errors)
-        elif isinstance(item, OpItem) and item.module_name is not None:
+        elif isinstance(item, OpItem | CallItem) and item.module_name is not None:
             error = _collision(item, generated, explicit)
             if error is not None:
                 errors.append(error)
             explicit.setdefault(item.module_name.split(".")[0], []).append(item)
 
 
-def _collision(item: OpItem, generated: dict[str, str], explicit: dict[str, list[OpItem]]) -> SpecError | None:
+def _collision(
+    item: OpItem | CallItem, generated: dict[str, str], explicit: dict[str, list[OpItem | CallItem]]
+) -> SpecError | None:
     assert item.module_name is not None
     parts = item.module_name.split(".")
-    head, span = parts[0], item.module_name_span or item.span
+    head, span = parts[0], item.module_name_span or _span(item)
     if head in BLOCK_CLASS_FIELDS or _NUMBERED_FIELDS.match(head):
         what = _FIELD_USES.get(head.rstrip("0123456789"), "one of the class's own fields")
         return SpecError(
@@ -147,7 +150,7 @@ def _collision(item: OpItem, generated: dict[str, str], explicit: dict[str, list
                 if other.module_name == item.module_name
                 else f"`{head}` names both a module and a container of this block",
                 span,
-                f"the other is at {_at(other.span)}; names in the two branches of an `if` may repeat",
+                f"the other is at {_at(_span(other))}; names in the two branches of an `if` may repeat",
             )
     return None
 
@@ -160,8 +163,13 @@ def _calls(items: list[Item]) -> Iterator[CallItem]:
             yield from _calls((item.preact or []) + item.body)
 
 
-def _rename_hint(item: OpItem) -> str:
-    return f'choose another name, e.g. `name: "{base_name(item.kind)}_a"`'
+def _rename_hint(item: OpItem | CallItem) -> str:
+    base = item.block if isinstance(item, CallItem) else base_name(item.kind)
+    return f'choose another name, e.g. `name: "{base}_a"`'
+
+
+def _span(item: OpItem | CallItem) -> Span:
+    return item.call.span if isinstance(item, CallItem) else item.span
 
 
 def _at(span: Span) -> str:

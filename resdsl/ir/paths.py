@@ -298,10 +298,11 @@ def _name_calls_and_shortcuts(template: BlockTemplate, blocks: dict[str, BlockTe
     and of each written shortcut's Sequential (`downsample`, numbered by section where there are several)."""
     taken = {item.attr for item in walk(template.body) if isinstance(item, OpItem) and item.attr}
     taken |= {item.kind.value for item in walk(template.body) if isinstance(item, OpItem) and item.kind in ACTIVATIONS}
+    taken |= {item.module_name for item in walk(template.body) if isinstance(item, CallItem) and item.module_name}
     names = Names({name.split(".")[0] for name in taken})
     for item in walk(template.body):
-        if isinstance(item, CallItem):
-            item.attr = names.get(safe_local(item.block))
+        if isinstance(item, CallItem):  # a `name:` as given (checked with the ops' names), else the block's
+            item.attr = item.module_name or names.get(safe_local(item.block))
     total = _slot_count(template.body, blocks, (template.name,))
     slot = 0
     for item in _preorder(template.body, blocks, (template.name,)):

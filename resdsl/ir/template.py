@@ -50,6 +50,8 @@ class CallItem:
     call: Call  # its arguments with the spec's params folded in
     key: str = ""  # the origin of the uses it makes (BlockInstance.origin)
     attr: str | None = None  # its attribute in the calling block's class (resdsl.ir.paths)
+    module_name: str | None = None  # `se(name: "block.2")`: an attribute or a container's position
+    module_name_span: Span | None = None
 
 
 @dataclass

@@ -134,7 +134,9 @@ class Templates:
             if isinstance(stmt, syntax.OpStmt):
                 items.append(self.op(stmt, folder, where))
             elif isinstance(stmt, syntax.InvokeStmt):
-                items.append(CallItem(stmt.call.name, folder.fold(stmt.call)))  # type: ignore[arg-type]
+                callee = self.program.blocks.get(stmt.call.name)
+                takes_name = callee is not None and any(f.name == "name" for f in callee.formals)
+                items.append(_call_item(stmt.call, folder, where, takes_name))
             elif isinstance(stmt, syntax.SectionStmt):
                 items.append(self.section_stmt(stmt, folder, where))
             elif isinstance(stmt, syntax.StageStmt):
@@ -325,6 +327,24 @@ def _mentions(node: Any, name: str) -> bool:
     if is_dataclass(node) and not isinstance(node, type):
         return any(_mentions(getattr(node, f), name) for f in syntax.node_fields(type(node)))
     return False
+
+
+def _call_item(call: syntax.Call, folder: Folder, where: str, takes_name: bool) -> Item:
+    """A block used in a body; inside a block, `name:` places its module (`se(name: "block.2")`),
+    unless the block has a parameter `name` of its own (`takes_name`), which it then passes."""
+    given = [] if takes_name else [a for a in call.args if a.name == "name"]
+    rest = [a for a in call.args if a not in given]
+    folded = folder.fold(syntax.Call(call.span, call.name, rest, call.name_span))
+    if not given:
+        return CallItem(call.name, folded)  # type: ignore[arg-type]
+    arg = given[-1]
+    if where != "block":
+        message = f"`name:` of a block use is for a block used inside a block, not in a {where}"
+        return Invalid([SpecError(message, arg.span, f"name the ops inside `{call.name}` instead")])
+    name, span, error = _module_name(syntax.OpStmt(call.span, call.name, call.args, call.name_span), where)
+    if error is not None:
+        return Invalid([error])
+    return CallItem(call.name, folded, module_name=name, module_name_span=span)  # type: ignore[arg-type]
 
 
 def _module_name(stmt: syntax.OpStmt, where: str) -> tuple[str | None, Span | None, SpecError | None]:

@@ -309,10 +309,19 @@ class BodyWriter(BranchWriting):
             elif use.modes == {"none"} and callee_uses[i - 1].plain_flag:
                 args.append(f"plain{theirs}=True")  # plain here, though not in every use of the callee
         self.slot += len(callee_uses)
-        if item.attr is None or self.names.get(item.attr) != item.attr:
+        module = f"{cls}({', '.join(args)})"
+        if item.module_name is not None and "." in item.module_name:
+            # A position of a container (`block.2`): made inside the container's literal, so the next
+            # module reads its width from a local the literal binds (`block_2 := SeBlock(...)`).
+            ref, local = self.named_attr(item.module_name), self.names.get(item.module_name.replace(".", "_"))
+            self.put(ref, f"({local} := {module})")
+            self.assign(f"self.{ref}({self.cur})", False)
+            self.channels = f"{local}.out_channels"
+            return
+        attr = item.attr  # decided by the IR (resdsl.ir.paths): its `name:` or the block's
+        if attr is None or self.names.get(attr) != attr:
             raise CodegenError(f"the use of `{item.block}` has no attribute of its own (a bug: the IR names it)")
-        attr = item.attr  # decided by the IR (resdsl.ir.paths)
-        self.init.append(f"self.{attr} = {cls}({', '.join(args)})")
+        self.init.append(f"self.{attr} = {module}")
         self.assign(f"self.{attr}({self.cur})", False)
         self.channels = f"self.{attr}.out_channels"
 
