@@ -54,6 +54,7 @@ class OpKind(Enum):
     ADAPTIVE_AVGPOOL = "adaptive_avgpool"  # average pooling to a fixed output size (VGG's 7x7 head)
     FC = "fc"
     DROPOUT = "dropout"
+    IDENTITY = "identity"  # a placeholder: nn.Identity where the original holds a parameterless module
     SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
     ADD = "add"  # residual merge: body + shortcut
     CONCAT = "concat"  # dense merge: [input, body] along channels
@@ -361,6 +362,10 @@ REGISTRY: dict[OpKind, OpDef] = {
         OpDef(
             OpKind.DROPOUT, "dropout", Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"), ("drop",),
             shape=_same, image_input=False, module="dropout",
+        ),
+        OpDef(
+            OpKind.IDENTITY, "identity", Signature([], [], 'identity name: "block.1"'), ("nn_identity", "placeholder"),
+            shape=_same, image_input=False, module="identity",
         ),
         OpDef(OpKind.SHORTCUT),
         OpDef(OpKind.ADD),
