@@ -97,9 +97,12 @@ SURVIVAL_MODES = ("per_batch", "per_sample")
 
 def _survival_setting(v: Value) -> Any:
     """(rule, mode): ("uniform", p) | ("linear", last) | ("span", first, last), and per_batch | per_sample."""
-    if isinstance(v, CallValue) and v.name == "linear" and not v.args and {"last"} <= set(v.kw()) <= {
-        "last", "first", "mode"
-    }:
+    if (
+        isinstance(v, CallValue)
+        and v.name == "linear"
+        and not v.args
+        and {"last"} <= set(v.kw()) <= {"last", "first", "mode"}
+    ):
         kw = v.kw()
         last = check_survival(kw["last"])
         mode = kw.get("mode", "per_batch")

@@ -434,5 +434,5 @@ class BodyWriter(BranchWriting):
         s = f"self.survival{suffix}"
         self.emit("# stochastic depth per sample: each image keeps the branch with p, rescaled by 1 / p")
         self.emit(f"if self.training and {s} < 1.0:")
-        self.emit(f"    keep = torch.empty([out.shape[0]] + [1] * (out.dim() - 1), dtype=out.dtype, device=out.device)")
+        self.emit("    keep = torch.empty([out.shape[0]] + [1] * (out.dim() - 1), dtype=out.dtype, device=out.device)")
         self.emit(f"    out = out * keep.bernoulli_({s}).div_({s})")
