@@ -6,13 +6,13 @@
 # rescaled in training (StochasticDepth(p, "row")), p growing linearly over the 18 blocks from 0 to
 # 0.1 (drop 0.1 * i / 17 at block i = 0..17). The `name:` options give torchvision's module names,
 # so its weights load with strict=True: its `block` Sequential holds parameterless Permutes at
-# positions 1 and 6, written here as `identity` placeholders where a later position needs them.
+# positions 1 and 6, written here as `placeholder`s (nn.Identity) where a later position needs them.
 
 # torchvision's CNBlock: `features.S.i.block.0` ... `block.5` and `layer_scale`
 block cnblock(scale = 1e-6) {
     residual {
         conv 7x7, in.channels, groups: in.channels, bias: true, name: "block.0"
-        identity name: "block.1"                   # Permute([0, 2, 3, 1]): NCHW to NHWC
+        placeholder name: "block.1"                   # Permute([0, 2, 3, 1]): NCHW to NHWC
         layernorm name: "block.2"
         pointwise 4 * in.channels, name: "block.3"; gelu name: "block.4"
         pointwise in.channels, name: "block.5"     # block.6 is the Permute back: nothing after it
@@ -42,7 +42,7 @@ network convnext_tiny {
     stage s4(name: "features.7.{i}") = cnblock() * 3
     head {
         avgpool global
-        layernorm name: "classifier.0"; identity name: "classifier.1"   # classifier.1: nn.Flatten
+        layernorm name: "classifier.0"; placeholder name: "classifier.1"   # classifier.1: nn.Flatten
         fc classes, name: "classifier.2"
     }
 
