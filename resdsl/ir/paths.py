@@ -67,6 +67,9 @@ def decide_paths(ir: NetworkIR) -> list[SpecError]:
         _named_layout(ir, errors)
     else:
         _default_layout(ir)
+        for op in ir.ops():  # a stem's or head's placeholder, in no container
+            if op.scope.block is None and REGISTRY[op.kind].placeholder:
+                errors.append(SpecError(_placeholder_problem(op.kind.value, None), op.span, _PLACEHOLDER_HINT))
     for section in ir.sections:
         for inst in section.blocks:
             if inst.path is not None:
@@ -222,8 +225,9 @@ _PLACEHOLDER_HINT = (
 )
 
 
-def _placeholder_problem(op: str, path: str) -> str:
-    return f"`{op}` keeps a position in a container, but `{path}` is not in one"
+def _placeholder_problem(op: str, path: str | None) -> str:
+    where = "it has no `name:` placing it in one" if path is None else f"`{path}` is not in one"
+    return f"`{op}` keeps a position in a container, but {where}"
 
 
 def _placeholders_outside(template: BlockTemplate) -> list[SpecError]:
@@ -231,7 +235,7 @@ def _placeholders_outside(template: BlockTemplate) -> list[SpecError]:
     errors = []
     for item in walk(template.body):
         if isinstance(item, OpItem) and REGISTRY[item.kind].placeholder and "." not in (item.module_name or ""):
-            path = item.module_name or item.attr or item.op
+            path = item.module_name
             errors.append(SpecError(_placeholder_problem(item.op, path), item.span, _PLACEHOLDER_HINT))
     return errors
 

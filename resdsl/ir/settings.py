@@ -71,6 +71,9 @@ def network_settings(
         checked = check(value)
         if checked is None and expr is None:
             raise UsageError(f"--set {name}: must be {expects}, got {describe(value)}; {_SETTING_EXAMPLES[name]}")
+        if checked is None and name == "survival" and (problem := _survival_mode_problem(expr, value)):
+            errors.append(problem)
+            continue
         if checked is None:
             where = expr.span
             error(
@@ -114,6 +117,22 @@ def _survival_setting(v: Value) -> Any:
         return (("span", first, last), mode) if first is not None else None
     p = check_survival(v)
     return (("uniform", p), "per_batch") if p is not None else None
+
+
+def _survival_mode_problem(expr: syntax.Expr, value: Value) -> SpecError | None:
+    """`linear(..., mode: X)` with X neither per_batch nor per_sample, located at X."""
+    if not isinstance(expr, syntax.Call) or not isinstance(value, CallValue):
+        return None
+    mode = value.kw().get("mode")
+    arg = next((a for a in expr.args if a.name == "mode"), None)
+    if arg is None or mode in SURVIVAL_MODES:
+        return None
+    return SpecError(
+        f"`mode` of `survival` must be per_batch or per_sample, got {describe(mode)}",
+        arg.value.span,
+        "per_batch: the whole batch skips a branch, scaled at test time (Huang et al.); per_sample: each image "
+        'skips it alone, rescaled in training (torchvision\'s StochasticDepth(p, "row"))',
+    )
 
 
 _REQUIRED = object()

@@ -262,7 +262,8 @@ class BodyWriter(BranchWriting):
             if int(parts[k]) != count:
                 raise CodegenError(
                     f"`{wanted}`: `{container}` holds {count} modules here, so its next is `{container}.{count}` "
-                    "(a block's containers are numbered in the order their modules run)"
+                    "(a block's containers are numbered in the order their modules run; where the original holds "
+                    f'a module without parameters there, write `placeholder name: "{container}.{count}"`)'
                 )
             self.containers[container] = count + 1
             ref = reach(parts[: k + 1])
