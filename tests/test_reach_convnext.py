@@ -256,3 +256,15 @@ def test_convnext_tiny_without_stochastic_depth_differs_in_training_only(tmp_pat
     problems = recorded_difference("convnext_tiny", render_model(load_network(path), "convnext_tiny.rd"))
     assert problems and not any(p.startswith("eval") for p in problems)
     assert any(p.startswith("train") for p in problems)
+
+
+def test_diagrams_say_per_sample_and_draw_placeholders(tmp_path: Path) -> None:
+    out = tmp_path / "b.dot"
+    result = CliRunner().invoke(main, ["viz", str(SPECS / "convnext_tiny.rd"), "--block", "s1.1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    dot = out.read_text()
+    assert "survives per sample with p = 0.99" in dot and "placeholder" in dot
+    assert "rescaled by 1/p in training" in dot  # the addition's tooltip
+    out = tmp_path / "n.dot"
+    assert CliRunner().invoke(main, ["viz", str(SPECS / "convnext_tiny.rd"), "-o", str(out)]).exit_code == 0
+    assert "survival 1.00 → 0.99 per sample" in out.read_text()
