@@ -268,3 +268,12 @@ def test_diagrams_say_per_sample_and_draw_placeholders(tmp_path: Path) -> None:
     out = tmp_path / "n.dot"
     assert CliRunner().invoke(main, ["viz", str(SPECS / "convnext_tiny.rd"), "-o", str(out)]).exit_code == 0
     assert "survival 1.00 → 0.99 per sample" in out.read_text()
+
+
+def test_the_mode_is_part_of_a_runs_fingerprint(tmp_path: Path) -> None:
+    from resdsl.train import fingerprint
+
+    per_sample = fingerprint.network(load(tmp_path, SD_SPEC))
+    per_batch = fingerprint.network(load(tmp_path, SD_SPEC.replace("mode: per_sample", "mode: per_batch")))
+    assert per_sample["survival_mode"] == "per_sample" and "survival_mode" not in per_batch
+    assert fingerprint.difference(per_batch, per_sample) == "stochastic depth is per_sample here, per_batch in the run"
