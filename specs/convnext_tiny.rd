@@ -12,10 +12,10 @@
 block cnblock(scale = 1e-6) {
     residual {
         conv 7x7, in.channels, groups: in.channels, bias: true, name: "block.0"
-        placeholder name: "block.1"                   # Permute([0, 2, 3, 1]): NCHW to NHWC
+        placeholder name: "block.1"  # Permute([0, 2, 3, 1]): NCHW to NHWC
         layernorm name: "block.2"
         pointwise 4 * in.channels, name: "block.3"; gelu name: "block.4"
-        pointwise in.channels, name: "block.5"     # block.6 is the Permute back: nothing after it
+        pointwise in.channels, name: "block.5"  # block.6 is the Permute back: nothing after it
         layerscale scale
     }
 }
@@ -42,7 +42,7 @@ network convnext_tiny {
     stage s4(name: "features.7.{i}") = cnblock() * 3
     head {
         avgpool global
-        layernorm name: "classifier.0"; placeholder name: "classifier.1"   # classifier.1: nn.Flatten
+        layernorm name: "classifier.0"; placeholder name: "classifier.1"  # classifier.1: nn.Flatten
         fc classes, name: "classifier.2"
     }
 
