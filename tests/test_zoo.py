@@ -135,8 +135,8 @@ def test_the_recorded_comparison_can_fail(tmp_path: Path) -> None:
     path.write_text(text.replace("bn; relu; maxpool", "bn; maxpool"))
     problems = recorded_difference("resnet18", render_model(load_network(path), "resnet18.rd"))
     assert any(p.startswith("eval head[0]: ") for p in problems)
-    assert any(p.startswith("train projections[0]: ") for p in problems)
-    assert any(p.startswith("grad input rms[0]: ") for p in problems)
+    assert any(p.startswith("train head[") for p in problems)  # within train mode's wider tolerance too
+    assert any(p.startswith("grad input head[") for p in problems)  # and the gradients' (zoo_recorded.py)
 
 
 def test_docs_zoo_table_is_current() -> None:

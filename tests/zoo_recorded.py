@@ -124,9 +124,19 @@ def weights_fingerprint(weights: dict[str, torch.Tensor]) -> float:
     return _rounded(torch.stack([w.double().abs().sum() for w in weights.values()]).sum())[0]
 
 
+# Train mode normalises each BN by the statistics of a batch of 2 (a few values per channel in the
+# last stages), which amplifies float rounding: the summation order of another thread count or CPU
+# moves deep nets' train outputs by up to ~1e-3 and their gradients by up to ~3% of their rms
+# (measured: resnet101/152, resnext101, densenet121 with 1 thread against a 2-thread recording). Eval
+# mode is exact to float rounding. A wrong network differs by the scale itself (~1) in all three.
+TRAIN_FACTOR = 100  # train mode's tolerance: this many times eval's
+GRAD_FACTOR = 1000  # the gradients'
+
+
 def differences(recorded: dict[str, Any], got: dict[str, Any], tolerance: float) -> list[str]:
     """The numbers of `got` (from `record`) that differ from `recorded` by more than `tolerance`
-    relative to their scale (the output's rms, a projection's |output row|, a gradient's rms)."""
+    relative to their scale (the output's rms, a projection's |output row|, a gradient's rms); train
+    mode and the gradients by TRAIN_FACTOR and GRAD_FACTOR times it."""
     problems = []
     for mode in ("eval", "train"):
         rec, new = recorded[mode], got[mode]
@@ -140,7 +150,7 @@ def differences(recorded: dict[str, Any], got: dict[str, Any], tolerance: float)
             ("head", rec["head"], new["head"], rms),
             ("projections", rec["projections"], new["projections"], row_norm),
         ]
-        problems += _compare(mode, checks, tolerance)
+        problems += _compare(mode, checks, tolerance * (TRAIN_FACTOR if mode == "train" else 1))
     checks = []
     for to in ("first", "input"):
         rec, new = recorded["grad"][to], got["grad"][to]
@@ -148,7 +158,7 @@ def differences(recorded: dict[str, Any], got: dict[str, Any], tolerance: float)
             (f"{to} rms", [rec["rms"]], [new["rms"]], rec["rms"]),
             (f"{to} head", rec["head"], new["head"], rec["rms"]),
         ]
-    return problems + _compare("grad", checks, tolerance)
+    return problems + _compare("grad", checks, tolerance * GRAD_FACTOR)
 
 
 def _compare(mode: str, checks: list, tolerance: float) -> list[str]:
