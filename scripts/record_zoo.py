@@ -2,16 +2,17 @@
 
 - tests/golden/torchvision_state_dicts.json: the state_dict keys and shapes of torchvision's
   resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, resnext101_32x8d, vgg16, vgg19,
-  densenet121, mobilenet_v2, mobilenet_v3_large and efficientnet_b0, in state_dict order, buffers included (BN running_mean/var and
+  densenet121, mobilenet_v2, mobilenet_v3_large, efficientnet_b0 and convnext_tiny, in state_dict order, buffers included (BN running_mean/var and
   num_batches_tracked, whose shape is []). tests/test_codegen.py checks that the modules generated
   from specs/ have exactly these, so torchvision's weights load with strict=True.
 - tests/golden/timm_state_dicts.json: the same for timm's resnet50d and seresnet50, whose names
   are not the generated modules' (`conv1.0`, `se.fc1`): tests/test_weights.py checks that
   `resdsl weights rename` pairs them by position.
-- tests/golden/zoo_outputs.json: for every one of these 16 networks, what it computes with weights
+- tests/golden/zoo_outputs.json: for every one of these 17 networks, what it computes with weights
   made from each state_dict key and shape alone (tests/zoo_recorded.py: a generator seeded by the
   sha256 of the key and shape, conv and fc weights scaled to variance 2/fan_in) on a seeded input
-  (2x3x35x35; 67x67 for vgg and densenet121): summaries of the eval- and train-mode outputs and
+  (2x3x35x35; 67x67 for vgg, densenet121 and convnext_tiny): summaries of the eval- and train-mode
+  outputs (dropout and convnext_tiny's stochastic depth drawn from torch's seeded generator) and
   of the gradients to the input and the stem's conv. tests/test_zoo.py builds the same
   weights from the key lists above, loads them into the generated modules with strict=True (timm's
   renamed by position) and compares, in CI, where neither torchvision nor timm is installed.
@@ -66,6 +67,7 @@ TORCHVISION = [
     "mobilenet_v2",
     "mobilenet_v3_large",
     "efficientnet_b0",
+    "convnext_tiny",
 ]
 # Built with these arguments: torchvision's stochastic depth drops whole samples in training, which
 # resdsl's per-batch mode does not compute; with it off, the train-mode output is comparable too

@@ -155,7 +155,12 @@ def torchvision_state_dicts() -> dict[str, list]:
     return json.loads((GOLDEN / "torchvision_state_dicts.json").read_text())
 
 
-OWN_BLOCKS = {"mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"}  # no std.rd: no `stride_at` to set
+OWN_BLOCKS = {
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "convnext_tiny",
+}  # no std.rd: no `stride_at` to set
 
 
 @pytest.mark.parametrize("spec", list(torchvision_state_dicts()))  # every network in the golden

@@ -362,7 +362,8 @@ def test_positions_in_a_block_run_in_order(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output == (
         "error: cannot generate PyTorch code: `conv.2`: `conv` holds 1 modules here, so its next is `conv.1` "
-        "(a block's containers are numbered in the order their modules run)\n"
+        "(a block's containers are numbered in the order their modules run; where the original holds "
+        'a module without parameters there, write `placeholder name: "conv.1"`)\n'
     )
     spec.write_text(spec.read_text().replace('"conv.2"', '"conv.1"'))
     model = build(spec)

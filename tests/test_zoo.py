@@ -40,6 +40,12 @@ PUBLISHED = {
     "mobilenet_v2": (3_504_872, 0.30, 53, "torchvision"),
     "mobilenet_v3_large": (5_483_032, 0.22, 64, "torchvision (layers: 48 + two 1x1 convs per gate)"),
     "efficientnet_b0": (5_288_548, 0.39, 82, "torchvision (layers: 50 + two 1x1 convs per gate)"),
+    "convnext_tiny": (
+        28_589_128,
+        4.46,
+        59,
+        "torchvision (layers: the stem, 18 x 3 and the 3 downsampling convs, the fc)",
+    ),
     "seresnet50": (28_088_024, None, 82, "timm 1.0 seresnet50 (layers: 50 + two 1x1 convs per gate)"),
     # timm's 4.35 GMACs also count BN and pooling (its resnet50: 4.11 against torchvision's 4.09)
     "resnet50d": (25_576_264, None, 52, "timm 1.0 resnet50d (layers: 50 + two more stem convs)"),
@@ -93,7 +99,7 @@ def test_the_weight_rule_makes_the_recorded_values() -> None:
             size = zoo_recorded.input_size(spec)
             assert RECORDED["networks"][spec]["from"] == f"{origin} {spec}"
             assert RECORDED["networks"][spec]["input"] == [zoo_recorded.BATCH, 3, size, size]
-    assert len(RECORDED["networks"]) == 16
+    assert len(RECORDED["networks"]) == 17
 
 
 def recorded_difference(spec: str, source: str) -> list[str]:

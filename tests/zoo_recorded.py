@@ -20,9 +20,9 @@ SEED = "resdsl-zoo-1"  # part of every tensor's hash: change it and record again
 BATCH = 2
 # Input sizes: small for CI time, odd so that ceil-mode pools (ResNet-D's shortcuts) and paddings
 # matter (35: 18, 9, 5, 3, 2 through a ResNet); 67 where VGG's last map must be more than one pixel
-# (2x2 into its 7x7 pool) and DenseNet's more than 1x1.
+# (2x2 into its 7x7 pool) and DenseNet's and ConvNeXt's (/32: 2x2) more than 1x1.
 SIZE = 35
-SIZES = {"vgg16": 67, "vgg19": 67, "densenet121": 67}
+SIZES = {"vgg16": 67, "vgg19": 67, "densenet121": 67, "convnext_tiny": 67}
 HEAD, PROJECTIONS = 16, 4  # per image: the first HEAD outputs and PROJECTIONS random projections
 DIGITS = 7  # significant digits kept
 
@@ -95,8 +95,8 @@ def summary(out: torch.Tensor) -> dict[str, Any]:
 
 
 def record(model: torch.nn.Module, size: int) -> dict[str, Any]:
-    """Summaries of the eval-mode output, of the train-mode output (batch statistics; dropout with
-    torch's generator seeded) and of the gradients a fixed loss on it sends back to the input and
+    """Summaries of the eval-mode output, of the train-mode output (batch statistics; dropout and
+    stochastic depth with torch's generator seeded) and of the gradients a fixed loss on it sends back to the input and
     to the first parameter (the stem's conv), which every layer's backward reaches, for
     `images(size)`. Other weights get no gradient: that half of the backward is skipped. The
     model's BN running statistics change (train mode)."""

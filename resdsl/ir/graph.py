@@ -177,7 +177,8 @@ class NetworkIR:
     span: Span
     expectations: list[Expectation] = field(default_factory=list)
     recipe: Any = None  # resdsl.recipe.Recipe or None
-    survival: tuple[str, float] | None = None  # the `survival` setting: ("uniform", p) | ("linear", last)
+    survival: tuple | None = None  # the `survival` rule: ("uniform", p) | ("linear", last) | ("span", first, last)
+    survival_mode: str = "per_batch"  # per_batch (Huang et al.) | per_sample (torchvision's "row" mode)
     output_node: int = -1
     totals: Totals = field(default_factory=Totals)  # written by the passes
     files: list[Path] = field(default_factory=list)  # the files read to build it: the spec and its imports

@@ -74,7 +74,8 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
     errors += builder.templates.naming_errors
     collect(errors)
     builder.residuals.sort(key=lambda r: r.id)  # ir.residuals[op.residual] is the op's residual
-    _assign_survival(builder.residuals, settings["survival"])
+    rule, survival_mode = settings["survival"] or (None, "per_batch")
+    _assign_survival(builder.residuals, rule)
     ir = NetworkIR(
         name=net.name,
         graph=builder.graph,
@@ -90,7 +91,7 @@ def lower(program: Program, overrides: dict[str, Value] | None = None) -> Networ
         expectations=expectations,
     )
     ir.output_node = builder.current
-    ir.survival = settings["survival"]
+    ir.survival, ir.survival_mode = rule, survival_mode
     ir.params_used = _params_used(program, net, sections, blocks, builder.templates.section_reads)
     errors += decide_paths(ir)
     collect(errors)
@@ -289,6 +290,9 @@ def _assign_survival(residuals: list[Residual], setting: Any) -> None:
             r.survival = 1.0
         elif setting[0] == "uniform":
             r.survival = setting[1]
+        elif setting[0] == "span":  # from `first` at unit 1 to `last` at unit L: drop 0.1 * l / (L - 1) (ConvNeXt)
+            first, last = 1.0 - setting[1], 1.0 - setting[2]
+            r.survival = 1.0 - (first + (last - first) * (depth - 1) / max(len(units) - 1, 1))
         else:
             r.survival = 1.0 - depth / len(units) * (1.0 - setting[1])
     for r in residuals:

@@ -54,6 +54,7 @@ class OpKind(Enum):
     ADAPTIVE_AVGPOOL = "adaptive_avgpool"  # average pooling to a fixed output size (VGG's 7x7 head)
     FC = "fc"
     DROPOUT = "dropout"
+    PLACEHOLDER = "placeholder"  # nn.Identity where the original holds a parameterless module (a Permute)
     SHORTCUT = "shortcut"  # the skip path of a residual: identity, zero-pad (A) or projection
     ADD = "add"  # residual merge: body + shortcut
     CONCAT = "concat"  # dense merge: [input, body] along channels
@@ -84,6 +85,7 @@ class OpDef:
     module: str | None = None  # the base of its module's attribute name; None: a stateless function
     activation: bool = False  # an activation function
     parameter: bool = False  # a bare parameter of its class, not a module: never inside a container
+    placeholder: bool = False  # only keeps a position in a container (nn.Identity): never outside one
     numbered: bool = False  # its modules are always numbered (conv1, bn1), not only where a class has several
     # Defaults that follow from the kernel: argument -> (the rule on the kernel's (height, width), and the
     # operator and operand of the expression a template writes for a kernel that is a block argument:
@@ -361,6 +363,10 @@ REGISTRY: dict[OpKind, OpDef] = {
         OpDef(
             OpKind.DROPOUT, "dropout", Signature([Param("p", _prob, "a probability in [0, 1)", 0.5)], [], "dropout 0.5"), ("drop",),
             shape=_same, image_input=False, module="dropout",
+        ),
+        OpDef(
+            OpKind.PLACEHOLDER, "placeholder", Signature([], [], 'placeholder name: "block.1"'), ("identity", "nn_identity"),
+            shape=_same, image_input=False, module="placeholder", placeholder=True,
         ),
         OpDef(OpKind.SHORTCUT),
         OpDef(OpKind.ADD),

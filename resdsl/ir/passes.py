@@ -281,8 +281,9 @@ def summarize(ir: NetworkIR) -> None:
 
 
 def _expected_flops(ir: NetworkIR, op: Op) -> float:
-    """Training-time FLOPs under stochastic depth: a residual body runs with its survival probability."""
-    if op.residual is None or op.kind in (OpKind.SHORTCUT, OpKind.ADD):
+    """Training-time FLOPs under stochastic depth: a residual body runs with its survival probability
+    (per batch; dropped per sample, it runs for the whole batch and is masked)."""
+    if op.residual is None or op.kind in (OpKind.SHORTCUT, OpKind.ADD) or ir.survival_mode == "per_sample":
         return op.flops
     return op.flops * ir.residuals[op.residual].survival
 

@@ -62,11 +62,14 @@ def decide_paths(ir: NetworkIR) -> list[SpecError]:
         _name_calls_and_shortcuts(template, ir.blocks)
     errors: list[SpecError] = []
     for template in ir.blocks.values():
-        errors += _parameters_in_containers(template)
+        errors += _parameters_in_containers(template) + _placeholders_outside(template)
     if named_layout(ir):
         _named_layout(ir, errors)
     else:
         _default_layout(ir)
+        for op in ir.ops():  # a stem's or head's placeholder, in no container
+            if op.scope.block is None and REGISTRY[op.kind].placeholder:
+                errors.append(SpecError(_placeholder_problem(op.kind.value, None), op.span, _PLACEHOLDER_HINT))
     for section in ir.sections:
         for inst in section.blocks:
             if inst.path is not None:
@@ -216,6 +219,27 @@ def _parameter_problem(op: str, path: str) -> str:
     return f"`{op}` is a parameter of its class, not a module: it cannot be `{path}`, inside a container"
 
 
+_PLACEHOLDER_HINT = (
+    'name the position it keeps, e.g. `name: "block.1"`, where the original holds a module without '
+    "parameters (ConvNeXt's Permute)"
+)
+
+
+def _placeholder_problem(op: str, path: str | None) -> str:
+    where = "it has no `name:` placing it in one" if path is None else f"`{path}` is not in one"
+    return f"`{op}` keeps a position in a container, but {where}"
+
+
+def _placeholders_outside(template: BlockTemplate) -> list[SpecError]:
+    """A placeholder (nn.Identity) of a block that is no position of a container: it would keep nothing."""
+    errors = []
+    for item in walk(template.body):
+        if isinstance(item, OpItem) and REGISTRY[item.kind].placeholder and "." not in (item.module_name or ""):
+            path = item.module_name
+            errors.append(SpecError(_placeholder_problem(item.op, path), item.span, _PLACEHOLDER_HINT))
+    return errors
+
+
 def _parameters_in_containers(template: BlockTemplate) -> list[SpecError]:
     """A bare parameter (a layer scale) named into a container of a block, or in a written `shortcut { }`
     (an nn.Sequential, which holds modules only)."""
@@ -262,6 +286,9 @@ def _place(root: Node, path: str, item: Op | BlockInstance, s: Section, errors: 
         node = child
     if parts[-1] == "#":
         parts[-1] = str(len(node.children))
+    if isinstance(item, Op) and REGISTRY[item.kind].placeholder and len(parts) == 1:
+        errors.append(SpecError(_placeholder_problem(item.kind.value, parts[0]), span, _PLACEHOLDER_HINT))
+        return
     if isinstance(item, Op) and REGISTRY[item.kind].parameter and len(parts) > 1:
         hint = _PARAMETER_HINT + ", or put it in a block"
         errors.append(SpecError(_parameter_problem(item.kind.value, ".".join(parts)), span, hint))

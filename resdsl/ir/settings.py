@@ -71,6 +71,9 @@ def network_settings(
         checked = check(value)
         if checked is None and expr is None:
             raise UsageError(f"--set {name}: must be {expects}, got {describe(value)}; {_SETTING_EXAMPLES[name]}")
+        if checked is None and name == "survival" and (problem := _survival_mode_problem(expr, value)):
+            errors.append(problem)
+            continue
         if checked is None:
             where = expr.span
             error(
@@ -92,12 +95,44 @@ def _input(v: Value) -> tuple[int, ...] | None:
     return None
 
 
+SURVIVAL_MODES = ("per_batch", "per_sample")
+
+
 def _survival_setting(v: Value) -> Any:
-    if isinstance(v, CallValue) and v.name == "linear" and not v.args and set(v.kw()) == {"last"}:
-        last = check_survival(v.kw()["last"])
-        return ("linear", last) if last is not None else None
+    """(rule, mode): ("uniform", p) | ("linear", last) | ("span", first, last), and per_batch | per_sample."""
+    if (
+        isinstance(v, CallValue)
+        and v.name == "linear"
+        and not v.args
+        and {"last"} <= set(v.kw()) <= {"last", "first", "mode"}
+    ):
+        kw = v.kw()
+        last = check_survival(kw["last"])
+        mode = kw.get("mode", "per_batch")
+        if last is None or mode not in SURVIVAL_MODES:
+            return None
+        if "first" not in kw:  # Huang et al.: unit l of L survives with 1 - l/L (1 - last)
+            return ("linear", last), mode
+        first = check_survival(kw["first"])
+        return (("span", first, last), mode) if first is not None else None
     p = check_survival(v)
-    return ("uniform", p) if p is not None else None
+    return (("uniform", p), "per_batch") if p is not None else None
+
+
+def _survival_mode_problem(expr: syntax.Expr, value: Value) -> SpecError | None:
+    """`linear(..., mode: X)` with X neither per_batch nor per_sample, located at X."""
+    if not isinstance(expr, syntax.Call) or not isinstance(value, CallValue):
+        return None
+    mode = value.kw().get("mode")
+    arg = next((a for a in expr.args if a.name == "mode"), None)
+    if arg is None or mode in SURVIVAL_MODES:
+        return None
+    return SpecError(
+        f"`mode` of `survival` must be per_batch or per_sample, got {describe(mode)}",
+        arg.value.span,
+        "per_batch: the whole batch skips a branch, scaled at test time (Huang et al.); per_sample: each image "
+        'skips it alone, rescaled in training (torchvision\'s StochasticDepth(p, "row"))',
+    )
 
 
 _REQUIRED = object()
@@ -106,7 +141,11 @@ _SETTING_CHECKS: dict[str, tuple[Callable[[Value], Any], str, Any]] = {
     "classes": (_positive, "a positive whole number", _REQUIRED),
     "shortcut": (check_shortcut, SHORTCUT_CHOICES, ShortcutOption.IDENTITY),
     "projection": (lambda v: v if v in ("conv_bn", "conv") else None, "conv_bn or conv", "conv_bn"),
-    "survival": (_survival_setting, "a probability in (0, 1] or linear(last: p)", None),
+    "survival": (
+        _survival_setting,
+        "a probability in (0, 1] or linear(last: p), with `first: q` and `mode: per_batch` or `per_sample`",
+        None,
+    ),
 }
 _SETTING_EXAMPLES = {
     "input": "e.g. `input 3x32x32`",

@@ -52,11 +52,12 @@ def match(what: str, sig: Signature, args: list[syntax.Arg], span: Span) -> Bind
     given: dict[str, syntax.Arg] = {}
     positional = [a for a in args if a.name is None]
     if len(positional) > len(sig.positional):
-        names = ", ".join(p.name for p in sig.positional) or "no"
-        extra = positional[len(sig.positional)]
+        n = len(sig.positional)
+        takes = f"{n} positional argument{'s' if n != 1 else ''} ({', '.join(p.name for p in sig.positional)})"
+        extra = positional[n]
         binding.errors.append(
             SpecError(
-                f"`{what}` takes {len(sig.positional)} positional argument{'s' if len(sig.positional) != 1 else ''} ({names}), got {len(positional)}",
+                f"`{what}` takes {takes if n else 'no positional arguments'}, got {len(positional)}",
                 extra.span,
                 f"e.g. `{sig.example}`" if sig.example else None,
             )

@@ -93,6 +93,8 @@ def network(ir: NetworkIR) -> dict[str, Any]:
     names += [f"%{position[op.id]}: {op.module_name}" for op in ir.ops() if op.module_name]
     if names:
         body["names"] = names
+    if ir.survival_mode != "per_batch":  # likewise only where used: per-sample stochastic depth trains otherwise
+        body["survival_mode"] = ir.survival_mode
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {"digest": digest, **body}
 
@@ -165,6 +167,9 @@ def difference(run: dict[str, Any], here: dict[str, Any]) -> str | None:
             return f"{where} has {len(b['ops'])} ops here, {len(a['ops'])} in the run"
     if len(run["units"]) != len(here["units"]):
         return f"the network has {len(here['units'])} parts here, {len(run['units'])} in the run"
+    mode = {"run": run.get("survival_mode", "per_batch"), "here": here.get("survival_mode", "per_batch")}
+    if mode["run"] != mode["here"]:
+        return f"stochastic depth is {mode['here']} here, {mode['run']} in the run"
     if run.get("names") != here.get("names"):
         return "the module names (`name:` options) differ from the run's: its checkpoint's keys would not fit"
     return f"the network's wiring differs (fingerprint {here['digest'][:12]} here, {run['digest'][:12]} in the run)"

@@ -420,8 +420,10 @@ def _trainer(s: Session, model_file: Path) -> Any:
         from torch.nn.parallel import DistributedDataParallel
 
         # Stochastic depth skips whole residual branches in a batch: their parameters get no gradient on
-        # that rank, which DDP must be told to expect (else "Expected to have finished reduction").
-        skips = any(r.survival < 1.0 for r in s.plan.ir.residuals)
+        # that rank, which DDP must be told to expect (else "Expected to have finished reduction"); per
+        # sample every branch runs (masked), so every parameter gets its gradient.
+        ir = s.plan.ir
+        skips = ir.survival_mode == "per_batch" and any(r.survival < 1.0 for r in ir.residuals)
         net = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=skips
         )

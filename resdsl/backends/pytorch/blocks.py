@@ -262,7 +262,8 @@ class BodyWriter(BranchWriting):
             if int(parts[k]) != count:
                 raise CodegenError(
                     f"`{wanted}`: `{container}` holds {count} modules here, so its next is `{container}.{count}` "
-                    "(a block's containers are numbered in the order their modules run)"
+                    "(a block's containers are numbered in the order their modules run; where the original holds "
+                    f'a module without parameters there, write `placeholder name: "{container}.{count}"`)'
                 )
             self.containers[container] = count + 1
             ref = reach(parts[: k + 1])
@@ -385,7 +386,9 @@ class BodyWriter(BranchWriting):
             self.fresh = False
         self.last_bn = None
         mark, spatial_before, self.spatial_known = len(self.strides), self.spatial_known, True
-        if use.stochastic:
+        per_sample = use.stochastic and self.gen.ir.survival_mode == "per_sample"
+        per_batch = use.stochastic and not per_sample
+        if per_batch:
             self.emit(f"if self.training and torch.rand(1).item() >= self.survival{suffix}:")
             self.emit(f"    out = {shortcut}  # stochastic depth: this batch skips the residual branch")
             self.emit("else:")
@@ -408,9 +411,11 @@ class BodyWriter(BranchWriting):
         if self.last_bn and not plain_only:  # a plain use has no identity to start from: never zeroed
             if (self.last_bn, guard) not in self.last_bns:
                 self.last_bns.append((self.last_bn, guard))
-        if use.stochastic:
+        if per_batch:
             self.emit("if not self.training:")
             self.emit(f"    out = out * self.survival{suffix}  # test time: the branch's expected share")
+        if per_sample:
+            self.per_sample_drop(suffix)
         body_fresh = self.fresh
         if not plain_only:
             add = f"out += {shortcut}" if self.fresh else f"out = {self.cur} + {shortcut}"
@@ -419,7 +424,7 @@ class BodyWriter(BranchWriting):
                 self.emit("    " + add)
             else:
                 self.emit(add)
-        if use.stochastic:
+        if per_batch:
             self.indent -= 1
             self.fresh = False
         elif use.mixed_plain:
@@ -428,3 +433,16 @@ class BodyWriter(BranchWriting):
             self.fresh = True
         self.cur = "out"
         self.depth -= 1
+
+    def per_sample_drop(self, suffix: str) -> None:
+        """Stochastic depth per sample (torchvision's StochasticDepth(p, "row")): in training each image
+        keeps the branch with its survival probability s, rescaled by 1 / s; at test time the identity.
+        The mask is drawn as torchvision draws it, so a seeded run gives the same images the same masks."""
+        if self.cur != "out":
+            self.emit(f"out = {self.cur}")
+            self.cur = "out"
+        s = f"self.survival{suffix}"
+        self.emit("# stochastic depth per sample: each image keeps the branch with p, rescaled by 1 / p")
+        self.emit(f"if self.training and {s} < 1.0:")
+        self.emit("    keep = torch.empty([out.shape[0]] + [1] * (out.dim() - 1), dtype=out.dtype, device=out.device)")
+        self.emit(f"    out = out * keep.bernoulli_({s}).div_({s})")

@@ -138,6 +138,7 @@ MODULES: dict[OpKind, Callable[[Args, str, int], str]] = {
     OpKind.ADAPTIVE_AVGPOOL: lambda a, c, d: f"nn.AdaptiveAvgPool2d({a['size']})",
     OpKind.FC: _fc,
     OpKind.DROPOUT: lambda a, c, d: f"nn.Dropout({a['p']})",
+    OpKind.PLACEHOLDER: lambda a, c, d: "nn.Identity()",
     **{kind: (lambda a, c, d, text=text: text) for kind, text in ACTIVATION_MODULES.items()},
 }
 
@@ -169,6 +170,7 @@ BEHAVIOUR: dict[OpKind, Behaviour] = {
     OpKind.RELU: Behaviour(shared_in_place=True, stateless=True, elementwise=True),
     OpKind.FC: Behaviour(flattens=True, output_width="out"),
     OpKind.DROPOUT: Behaviour(stateless=True, output_aliases_input=True, float_args=("p",), elementwise=True),
+    OpKind.PLACEHOLDER: Behaviour(stateless=True, output_aliases_input=True, elementwise=True),
     **{kind: Behaviour(stateless=True, elementwise=True) for kind in ACTIVATION_MODULES},
 }
 PLAIN = Behaviour()

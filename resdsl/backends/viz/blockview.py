@@ -96,7 +96,8 @@ def _block(ctx: DrawCtx, target: graphviz.Digraph, section: Section, inst: Block
         sub = graphviz.Digraph(name=f"cluster_{ctx.prefix}body_{tag}_{rid}")
         title = "residual F(x)" if r.kind == "add" else "dense: new features"
         if r.survival < 1:
-            title += f" · survives with p = {r.survival:.2f}"
+            each = " per sample" if ir.survival_mode == "per_sample" else ""
+            title += f" · survives{each} with p = {r.survival:.2f}"
         sub.attr(
             label=title, style="dashed", color="#bdbdbd", fontsize="10", labeljust="l", id=ctx.nid(f"body_{tag}_{rid}")
         )

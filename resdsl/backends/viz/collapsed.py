@@ -127,5 +127,6 @@ def _section_notes(ir: NetworkIR, section: Section) -> str:
     notes = ("shortcuts: " + ", ".join(parts)) if parts else ""
     if survivals and min(survivals) < 1:
         sd = f"survival {max(survivals):.2f} → {min(survivals):.2f}"
+        sd += " per sample" if ir.survival_mode == "per_sample" else ""
         notes = f"{notes} · {sd}" if notes else sd
     return notes

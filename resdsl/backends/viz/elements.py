@@ -43,7 +43,8 @@ def op_node(ctx: DrawCtx, target: graphviz.Digraph, op: Op) -> None:
         r = ctx.ir.residuals[op.residual] if op.residual is not None else None
         if r is not None and r.survival < 1:
             label = f"{label}\np={r.survival:.2f}"
-            attrs["tooltip"] += f"; stochastic depth: the residual body survives with p = {r.survival:.3f}"
+            each = " per sample, rescaled by 1/p in training" if ctx.ir.survival_mode == "per_sample" else ""
+            attrs["tooltip"] += f"; stochastic depth: the residual body survives with p = {r.survival:.3f}{each}"
         target.node(ctx.nid(op.id), label, shape="circle", width="0.3", margin="0.02", fontsize="10", **attrs)
         return
     target.node(ctx.nid(op.id), op_label(op), **attrs)

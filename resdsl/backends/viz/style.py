@@ -101,6 +101,7 @@ LOOKS: dict[OpKind, OpLook] = {
     ),
     OpKind.FC: OpLook("#cbb8e3", "fc", lambda op: f"fc {op.attrs['out']}", _text("fc")),
     OpKind.DROPOUT: OpLook("#d9d9d9", "dropout", lambda op: f"dropout {op.attrs['p']:g}", _text("drop")),
+    OpKind.PLACEHOLDER: OpLook("#f0f0f0", "placeholder", _text("placeholder"), _text("·")),
     OpKind.SHORTCUT: OpLook("#d6604d", None, _text("shortcut"), _text("shortcut")),
     OpKind.ADD: OpLook("#fdae6b", "add / concat", _text("+"), _text("+")),
     OpKind.CONCAT: OpLook("#fdae6b", "add / concat", _text("concat"), _text("cat")),
