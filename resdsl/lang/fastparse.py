@@ -13,12 +13,14 @@ from typing import Any
 
 from lark import Lark, Token
 from lark.lexer import PatternStr, UnlessCallback
+from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
 # per parser state: the scanner's regex match; for the terminals a keyword may be read as (Lark's
 # UnlessCallback), a {text: keyword terminal} map; the terminals that may hold a newline
 _Lex = tuple[Callable[..., Any], dict[str, dict[str, str]], frozenset[str]]
-# per parser state: token type -> (True, next state) or (False, (rule size, callback, rule name))
+# per parser state: token type -> (True, next state) or (False, (rule size, callback, rule name)); the
+# callback None for a `?rule` of one child, which Lark's ExpandSingleChild hands up unchanged
 _Actions = dict[str, tuple[bool, Any]]
 
 
@@ -46,19 +48,27 @@ class FastParser:
                 if action is Shift:
                     acts[name] = (True, arg)
                 else:
-                    acts[name] = (False, (len(arg.expansion), parser.callbacks[arg], arg.origin.name))
+                    size, callback = len(arg.expansion), parser.callbacks[arg]
+                    unit = size == 1 and type(callback) is ExpandSingleChild
+                    acts[name] = (False, (size, None if unit else callback, arg.origin.name))
             self.actions[state] = acts
             self.goto[state] = {n: arg for n, (a, arg) in row.items() if a is Shift}
-        self.lex: dict[int, _Lex] = {}
-        built: dict[int, _Lex] = {}
-        for state, basic in lexer.lexers.items():
-            if id(basic) not in built:
-                built[id(basic)] = self._lexer(basic)
-            self.lex[state] = built[id(basic)]
+        self._basic = lexer.lexers  # Lark's per-state lexers; their scanners are built when first used, as Lark does
+        self._built: dict[int, _Lex] = {}  # id(Lark's lexer) -> ours
+        self.lex: dict[int, _Lex] = {}  # parser state -> ours, filled as states are met
         self.ignore = next(iter(lexer.lexers.values())).ignore_types
         if any(b.ignore_types != self.ignore for b in lexer.lexers.values()):
             raise GiveUp("lexers differ in ignored terminals")
         self.keywords = frozenset(keywords)
+        self.blanks = _blank_skipper(lark)
+
+    def _lexer_of(self, state: int) -> _Lex:
+        basic = self._basic[state]
+        built = self._built.get(id(basic))
+        if built is None:
+            built = self._built[id(basic)] = self._lexer(basic)
+        self.lex[state] = built
+        return built
 
     @staticmethod
     def _lexer(basic: Any) -> _Lex:
@@ -85,8 +95,8 @@ class FastParser:
     def parse(self, text: str) -> Any:
         """The tree Lark would build for `text` (its callbacks called in the same order), or GiveUp."""
         actions, goto, lexers = self.actions, self.goto, self.lex
-        ignore, keywords = self.ignore, self.keywords
-        new_token = Token._future_new
+        ignore, keywords, skip = self.ignore, self.keywords, self.blanks
+        new_str = str.__new__
         word = _WORD
         states = [self.start]
         values: list[Any] = []
@@ -95,7 +105,12 @@ class FastParser:
         prev_end, prev_keyword = -1, False
         tok: Token | None = None
         while pos < end:
-            match, unless, newline = lexers[states[-1]]
+            if skip is not None and text[pos] in _BLANKS:  # what only the ignored blanks terminal matches
+                pos = skip(text, pos).end()
+                if pos == end:
+                    break
+            lex = lexers.get(states[-1])
+            match, unless, newline = lex if lex is not None else self._lexer_of(states[-1])
             m = match(text, pos)
             if m is None:
                 raise GiveUp("no terminal matches")
@@ -115,7 +130,7 @@ class FastParser:
             # the post-lexer: glued keywords, separators inside (...) and [...], bracket nesting
             if prev_keyword and prev_end == start and word.match(value):
                 raise GiveUp("a glued keyword")
-            prev_end, prev_keyword = pos, kind == value.upper() and value in keywords
+            prev_end, prev_keyword = pos, value in keywords and kind == value.upper()
             if kind == "_SEP":
                 if brackets and brackets[-1] in "([":
                     continue
@@ -124,7 +139,9 @@ class FastParser:
                     brackets.append(value)
                 elif value in _CLOSE and brackets and brackets[-1] == _CLOSE[value]:
                     brackets.pop()
-            tok = new_token(kind, value, start, start_line, col, line, pos - line_start + 1, pos)
+            tok = new_str(Token, value)  # Token._future_new's work, without its call
+            tok.type, tok.start_pos, tok.value, tok.line, tok.column = kind, start, value, start_line, col
+            tok.end_line, tok.end_column, tok.end_pos = line, pos - line_start + 1, pos
             # Lark's feed_token
             while True:
                 try:
@@ -136,13 +153,15 @@ class FastParser:
                     values.append(tok)
                     break
                 size, callback, origin = arg
-                if size:
+                if callback is None:  # the one child is the value
+                    states.pop()
+                elif size:
                     children = values[-size:]
                     del states[-size:]
                     del values[-size:]
+                    values.append(callback(children))
                 else:
-                    children = []
-                values.append(callback(children))
+                    values.append(callback([]))
                 states.append(goto[states[-1]][origin])
         # the end of the text
         while True:
@@ -153,17 +172,34 @@ class FastParser:
             if shift:
                 raise GiveUp("shift at the end")
             size, callback, origin = arg
-            if size:
+            if callback is None:
+                states.pop()
+            elif size:
                 children = values[-size:]
                 del states[-size:]
                 del values[-size:]
+                values.append(callback(children))
             else:
-                children = []
-            values.append(callback(children))
+                values.append(callback([]))
             states.append(goto[states[-1]][origin])
             if states[-1] == self.end:
                 return values[-1]
 
 
 _WORD = re.compile(r"[A-Za-z0-9_]")
+_BLANKS = " \t\f\r"
 _CLOSE = {")": "(", "]": "[", "}": "{"}
+
+
+def _blank_skipper(lark: Lark) -> Callable[..., Any] | None:
+    """The ignored terminal `[ \\t\\f\\r]+`'s match, if no other terminal can start with a blank: then a
+    run of blanks is skipped whatever the parser's state, as every state's scanner would skip it."""
+    blank = [t for t in lark.terminals if t.name in lark.lexer_conf.ignore and t.pattern.to_regexp() == "[ \t\x0c\r]+"]
+    others = [t for t in lark.terminals if t not in blank]
+    if len(blank) != 1:
+        return None
+    for t in others:
+        regex = re.compile(t.pattern.to_regexp(), lark.lexer_conf.g_regex_flags)
+        if any(regex.match(c + tail) for c in _BLANKS for tail in ("", "a", "0", "(", c)):
+            return None
+    return re.compile(blank[0].pattern.to_regexp()).match
