@@ -60,7 +60,7 @@ class _GraphSoFar:
     graph: nx.DiGraph
 
     def op(self, node: int) -> Op:
-        return self.graph.nodes[node]["op"]
+        return self.graph._node[node]["op"]
 
     def inputs(self, node: int) -> list[int]:
         return inputs_of(self.graph, node)
@@ -118,7 +118,8 @@ class Builder:
         inputs: list[int] | None = None,
         role: Role = Role.MAIN,
     ) -> int:
-        node = self.graph.number_of_nodes()
+        graph = self.graph
+        node = len(graph._node)  # number_of_nodes(), without the call
         if node >= MAX_OPS:
             raise TooBig()
         key = (ctx.section.name, ctx.section.kind, ctx.block) if ctx else ("input", "input", None)
@@ -126,28 +127,20 @@ class Builder:
         if scope is None:
             scope = self._scopes[key] = Scope(*key)
         op_role = self.role if role is Role.MAIN else role
-        self.graph.add_node(node, op=Op(node, kind, attrs, span, scope, op_role, self.residual))
-        for port, src in enumerate(self.current_inputs(inputs)):
-            self.graph.add_edge(src, node, port=port)
+        graph.add_node(node, op=Op(node, kind, attrs, span, scope, op_role, self.residual))
+        if inputs is None:
+            inputs = [self.current] if self.current >= 0 else []
+        for port, src in enumerate(inputs):
+            graph.add_edge(src, node, port=port)
         if ctx:
             ctx.section.nodes.append(node)
-            for inst in self._open_instances(ctx):
+            inst = ctx.instance  # the open block instances, innermost first
+            while inst is not None:
                 inst.nodes.append(node)
+                inst = getattr(inst, "_parent", None)
         if role is Role.MAIN:
             self.current = node
         return node
-
-    def current_inputs(self, inputs: list[int] | None) -> list[int]:
-        if inputs is not None:
-            return inputs
-        return [self.current] if self.current >= 0 else []
-
-    def _open_instances(self, ctx: Ctx) -> list[BlockInstance]:
-        out, inst = [], ctx.instance
-        while inst is not None:
-            out.append(inst)
-            inst = getattr(inst, "_parent", None)
-        return out
 
     def error(self, message: str, span: Span | None, hint: str | None = None, ctx: Ctx | None = None) -> None:
         self.errors.append(SpecError(message, span, hint, list(ctx.notes) if ctx else None))
@@ -196,7 +189,7 @@ class Builder:
         elif kind in GLOBAL_FORMS:  # `avgpool global` as written: no arguments
             attrs = {}
         node = self.emit(kind, attrs, item.span, ctx)
-        op = self.graph.nodes[node]["op"]
+        op = self.graph._node[node]["op"]
         op.module_name, op.module_name_span, op.origin = item.module_name, item.module_name_span, item.key
 
     def _derived(self, item: OpItem, attrs: dict[str, Any]) -> None:
@@ -248,7 +241,7 @@ class Builder:
             self.body(item.shortcut, env, ctx)
             path = list(range(mark, self.graph.number_of_nodes()))
             for n in path:
-                self.graph.nodes[n]["op"].residual = rid
+                self.graph._node[n]["op"].residual = rid
             path_out, self.current, self.role = self.current, body_out, Role.MAIN
             merge = self.emit(OpKind.ADD, {}, item.shortcut_span or item.name_span, ctx, [body_out, path_out])
         elif kind in ("concat", "mul"):
@@ -264,7 +257,7 @@ class Builder:
                 sources,
                 Role.SHORTCUT,
             )
-            self.graph.nodes[shortcut]["op"].residual = rid
+            self.graph._node[shortcut]["op"].residual = rid
             merge = self.emit(OpKind.ADD, {}, item.name_span, ctx, [body_out, shortcut])
         survival = opts.get("survival")
         self.residuals.append(
@@ -286,9 +279,9 @@ class Builder:
         )
         for node in (shortcut, merge):
             if node is not None:
-                self.graph.nodes[node]["op"].origin = item.key
+                self.graph._node[node]["op"].origin = item.key
         if merge is not None:
-            self.graph.nodes[merge]["op"].residual = rid
+            self.graph._node[merge]["op"].residual = rid
 
     def invoke(
         self,

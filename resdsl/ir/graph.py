@@ -185,7 +185,7 @@ class NetworkIR:
     params_used: list[str] = field(default_factory=list)  # the params this network reads (std.rd's may go unread)
 
     def op(self, node: int) -> Op:
-        return self.graph.nodes[node]["op"]
+        return self.graph._node[node]["op"]  # networkx's node-attribute dict: `nodes[n]` builds a view per call
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -195,8 +195,8 @@ class NetworkIR:
 
     def ops(self) -> Iterator[Op]:
         """Ops in creation order, which is a topological order."""
-        for _, op in self.graph.nodes(data="op"):
-            yield op
+        for data in self.graph._node.values():
+            yield data["op"]
 
     def inputs(self, node: int) -> list[int]:
         """Input nodes of `node`, by port."""
@@ -212,21 +212,23 @@ class NetworkIR:
     def verify(self) -> None:
         """Internal invariants (a failure is a bug in resdsl, not in the spec)."""
         g = self.graph
-        assert nx.is_directed_acyclic_graph(g), "IR has a cycle"
+        forward = all(src < dst for src, nbrs in g._succ.items() for dst in nbrs)  # then no cycle can close
+        assert forward or nx.is_directed_acyclic_graph(g), "IR has a cycle"
         arity = {OpKind.INPUT: 0, OpKind.ADD: 2, OpKind.CONCAT: 2, OpKind.MUL: 2}
+        pred, succ = g._pred, g._succ  # networkx's own dicts: in_degree(n) and out_degree(n) build views
         for op in self.ops():
-            n_in = g.in_degree(op.id)
+            n_in = len(pred[op.id])
             if op.kind is OpKind.SHORTCUT:
                 assert n_in in (1, 2), f"shortcut %{op.id} has {n_in} inputs"
             else:
                 assert n_in == arity.get(op.kind, 1), f"%{op.id} {op.kind.value} has {n_in} inputs"
-        sinks = [n for n in g.nodes if g.out_degree(n) == 0]
+        sinks = [n for n in g.nodes if not succ[n]]
         assert sinks == [self.output_node], f"IR has outputs {sinks}"
 
 
 def inputs_of(graph: nx.DiGraph, node: int) -> list[int]:
     """Input nodes of `node`, by port."""
-    preds = graph.pred[node]
+    preds = graph._pred[node]  # networkx's own dict; `graph.pred[n]` wraps it in a view
     if len(preds) < 2:
         return list(preds)
     return sorted(preds, key=lambda src: preds[src]["port"])

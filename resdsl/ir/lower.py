@@ -120,13 +120,24 @@ def _params_used(
 
 def _names(node: Any) -> set[str]:
     """Every name read anywhere under a syntax node."""
-    if isinstance(node, syntax.Name):
-        return {node.id}
-    if isinstance(node, list):
-        return set().union(*map(_names, node)) if node else set()
-    if is_dataclass(node) and not isinstance(node, type):
-        return set().union(set(), *(_names(getattr(node, f)) for f in syntax.node_fields(type(node))))
-    return set()
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, syntax.Name):
+            out.add(item.id)
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            kind = type(item)
+            names = _FIELDS.get(kind)
+            if names is None:
+                names = _FIELDS[kind] = syntax.node_fields(kind) if is_dataclass(kind) and kind is not type else ()
+            stack.extend(getattr(item, f) for f in names)
+    return out
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a syntax node class's fields (none for other values)
 
 
 def _network_stmt(

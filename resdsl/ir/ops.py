@@ -34,6 +34,7 @@ Attrs = dict[str, Any]
 
 
 class OpKind(Enum):
+    __hash__ = object.__hash__  # C's, not Enum's hash(self._name_) in Python: kinds key the registry's dicts
     INPUT = "input"
     CONV = "conv"
     BN = "bn"

@@ -269,13 +269,21 @@ def summarize(ir: NetworkIR) -> None:
                 activations=sum(o.acts for o in ops),
             )
         )
+    params = flops = layers = acts = 0
+    expected: list[float] = []  # summed by sum() below, as before (3.12's sum() compensates floats)
+    for o in ir.ops():  # one walk for every total
+        params += o.params
+        flops += o.flops
+        layers += _is_layer(o)
+        acts += o.acts
+        expected.append(_expected_flops(ir, o))
     ir.totals = Totals(
-        params=sum(o.params for o in ir.ops()),
-        flops=sum(o.flops for o in ir.ops()),
-        layers=count_layers(ir),
+        params=params,
+        flops=flops,
+        layers=layers,
         ops=ir.graph.number_of_nodes(),
-        expected_flops=round(sum(_expected_flops(ir, o) for o in ir.ops())),
-        activations=sum(o.acts for o in ir.ops()),
+        expected_flops=round(sum(expected)),
+        activations=acts,
         sections=sections,
     )
 

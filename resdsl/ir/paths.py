@@ -70,10 +70,11 @@ def decide_paths(ir: NetworkIR) -> list[SpecError]:
         for op in ir.ops():  # a stem's or head's placeholder, in no container
             if op.scope.block is None and REGISTRY[op.kind].placeholder:
                 errors.append(SpecError(_placeholder_problem(op.kind.value, None), op.span, _PLACEHOLDER_HINT))
+    keyed: dict[str, dict[str, Item]] = {}
     for section in ir.sections:
         for inst in section.blocks:
             if inst.path is not None:
-                _inside(ir, inst)
+                _inside(ir, inst, keyed)
     return errors
 
 
@@ -359,18 +360,23 @@ def _slot_count(items: list[Item], blocks: dict[str, BlockTemplate], stack: tupl
     return sum(1 if isinstance(x, ResidualItem) else x for x in _preorder(items, blocks, stack))
 
 
-def _inside(ir: NetworkIR, inst: BlockInstance) -> None:
-    """The paths of a block use's nested uses and of its ops, under the use's own path."""
+def _inside(ir: NetworkIR, inst: BlockInstance, keyed: dict[str, dict[str, Item]]) -> None:
+    """The paths of a block use's nested uses and of its ops, under the use's own path; `keyed` holds
+    each template's items by key, found once per template."""
     assert inst.path is not None
-    template = ir.blocks[inst.definition]
-    items = {item.key: item for item in walk(template.body) if isinstance(item, OpItem | CallItem | ResidualItem)}
+    items = keyed.get(inst.definition)
+    if items is None:
+        body = ir.blocks[inst.definition].body
+        items = keyed[inst.definition] = {
+            item.key: item for item in walk(body) if isinstance(item, OpItem | CallItem | ResidualItem)
+        }
     nested: set[int] = set()
     for child in inst.children:
         call = items.get(child.origin)
         if isinstance(call, CallItem) and call.attr is not None:
             child.path = f"{inst.path}.{call.attr}"
             nested.update(child.nodes)
-            _inside(ir, child)
+            _inside(ir, child, keyed)
     for node in inst.nodes:
         op = ir.op(node)
         if node in nested:

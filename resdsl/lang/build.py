@@ -48,12 +48,23 @@ def parse_number(text: str) -> int | float:
     scale = 1
     if text[-1] in _SUFFIX:
         scale, text = _SUFFIX[text[-1]], text[:-1]
-    if any(c in text for c in ".eE"):
+    if "." in text or "e" in text or "E" in text:
         value = float(text) * scale
         return int(value) if scale > 1 and value.is_integer() else value
     if len(text) > MAX_DIGITS:
         return math.inf
     return int(text) * scale
+
+
+def _span(source: SourceFile, line: int, col: int, end_line: int, end_col: int) -> Span:
+    """Span(...) as its frozen dataclass __init__ makes it (the same fields, in order), without its five
+    object.__setattr__ calls: a large spec makes a quarter of a million."""
+    span = _new(Span)
+    span.__dict__.update(source=source, line=line, col=col, end_line=end_line, end_col=end_col)
+    return span
+
+
+_new = object.__new__
 
 
 def _rule(build: Callable[[SyntaxBuilder, Span, list], Any]) -> Callable[[SyntaxBuilder, list], Any]:
@@ -76,7 +87,7 @@ def _rule(build: Callable[[SyntaxBuilder, Span, list], Any]) -> Callable[[Syntax
                 below = extents[id(child)][0]
                 if below > height:
                     height = below
-        node = build(self, Span(self.source, line, col, end_line, end_col), children)
+        node = build(self, _span(self.source, line, col, end_line, end_col), children)
         extents[id(node)] = (height + 1, line, col, end_line, end_col)
         return node
 
@@ -123,7 +134,7 @@ class SyntaxBuilder:
         return name
 
     def _tspan(self, tok: Token) -> Span:
-        return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
+        return _span(self.source, tok.line, tok.column, tok.end_line, tok.end_column)
 
     # top level
     def start(self, children: list) -> syntax.Module:

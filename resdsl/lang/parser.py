@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from resdsl.diagnostics import SourceFile, Span, SpecError, collect
 from resdsl.lang import syntax
 from resdsl.lang.build import INPUT_NAMES, KEYWORDS, MAX_DEPTH, SyntaxBuilder, parse_number
+from resdsl.lang.fastparse import FastParser, GiveUp
 
 __all__ = ["INPUT_NAMES", "KEYWORDS", "MAX_DEPTH", "SpecSyntaxError", "parse_file", "parse_number", "parse_text"]
 
@@ -63,6 +64,16 @@ def _is_keyword(tok: Token) -> bool:
 
 
 @lru_cache(maxsize=1)
+def _fast() -> FastParser | None:
+    """The fused driver over the parser's own tables (resdsl.lang.fastparse), or None if this
+    version of Lark builds something it does not know."""
+    try:
+        return FastParser(_parser()[0], KEYWORDS)
+    except (GiveUp, AttributeError, KeyError, TypeError):
+        return None
+
+
+@lru_cache(maxsize=1)
 def _parser() -> tuple[Lark, _Postlex, SyntaxBuilder]:
     """Lark's LALR parser, calling the SyntaxBuilder's methods as it reduces each rule (every token
     passed to them, no positions tracked: the builder works the spans out)."""
@@ -81,6 +92,7 @@ def _parser() -> tuple[Lark, _Postlex, SyntaxBuilder]:
     return lark, postlex, builder
 
 
+USE_FAST = True  # the fused driver first (tests turn it off to compare with Lark's own loop)
 _LOCK = threading.Lock()  # the post-lexer and the builder hold one parse's state
 
 
@@ -116,10 +128,20 @@ def parse_text(text: str, path: str = "<string>") -> syntax.Module:
     text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     source = SourceFile(path, text)
     lark, postlex, builder = _parser()
+    fast = _fast() if USE_FAST else None
     with _LOCK:
-        builder.reset(source)
+        module = None
+        if fast is not None:
+            builder.reset(source)
+            try:
+                module = fast.parse(text)
+            except Exception:  # noqa: BLE001 - any trouble: Lark parses again and says what is wrong
+                module = None
+        if module is None:
+            builder.reset(source)
         try:
-            module = lark.parse(text)
+            if module is None:
+                module = lark.parse(text)
         except _GluedKeyword as exc:
             raise _glued_error(source, exc.at.line or 1, exc.at.column or 1) or SpecSyntaxError(
                 f"unexpected `{exc.at.value}`", _token_span(source, exc.at)

@@ -90,7 +90,8 @@ def copy_error(err: SpecError) -> SpecError:
 
 def evaluate_binding(binding: Binding, env: Env, errors: list[SpecError]) -> dict[str, Any] | None:
     """Evaluate and check a matched call's arguments (defaults where not given); None after an error."""
-    errors.extend(copy_error(e) for e in binding.errors)
+    if binding.errors:
+        errors.extend(copy_error(e) for e in binding.errors)
     if binding.fatal:
         return None
     out: dict[str, Any] = {}
