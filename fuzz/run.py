@@ -1,5 +1,5 @@
 """`make fuzz`: coverage-guided fuzzing of the front end and the PyTorch code generator, and (`--target data`)
-of the readers of image folders, idx, npz and weights files.
+of the readers of image folders, idx, npz, weights and SVHN .mat files and of sweep.json.
 
     .venv/bin/python -m fuzz.run [--target specs|data] [--seconds N] [--max-ops N] [--engine atheris|random]
                                  [LIBFUZZER_FLAGS...]
@@ -40,6 +40,7 @@ VALID_POOL = 500
 RESTART_FROM_VALID = 0.3  # most of libFuzzer's corpus ends in errors: keep the code generator busy
 INSTRUMENTED = ["resdsl.diagnostics", "resdsl.lang", "resdsl.ir", "resdsl.backends.report", "resdsl.backends.pytorch"]
 DATA_INSTRUMENTED = [
+    "resdsl.experiments.sweepfile",
     "resdsl.files",
     "resdsl.train.datafiles",
     "resdsl.train.digitfiles",
