@@ -40,8 +40,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compile_speed.py
 
-# Coverage-guided fuzzing (atheris) of the front end and the code generator, or with FUZZ_TARGET=data of
-# the image, idx, npz and weights readers; findings go to fuzz/crashes/ (docs/reliability.md).
+# Coverage-guided fuzzing (atheris) of the front end and the code generator, with FUZZ_TARGET=data of
+# the image, idx, npz, .mat, weights and sweep.json readers, with FUZZ_TARGET=names of `name:`; findings go to fuzz/crashes/ (docs/reliability.md).
 # FUZZ_SECONDS=3600 make fuzz for a longer run.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGET ?= specs

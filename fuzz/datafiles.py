@@ -8,6 +8,8 @@ is written into a fresh folder and read the way resdsl reads that kind:
     idx, idx.gz MNIST's reader (digitfiles.read_idx), gzipped or not
     npz         the header check and the reader (datafiles.npz_arrays, read_npz)
     weights     `resdsl weights check`'s reader (weights.read_state_dict), loaded into a tiny generated module
+    mat         SVHN's reader of a MATLAB v5 file through scipy.io (digitfiles.read_svhn_mat)
+    sweep       a sweep directory's `sweep.json` read back (sweepfile.read_sweep), then its grid and study name
 
 The property: each ends in a result of the right shape or a clear error: a DataError that names the file in
 one line, or a ResdslError that renders as `error: ...` (fuzz.harness.check_rendered); a worker's item is a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import random
 import re
@@ -34,11 +37,21 @@ import numpy as np
 from fuzz.harness import Finding, Outcome, _deadline, _stage, check_rendered
 from resdsl.backends.pytorch.weights import load_weights, read_state_dict
 from resdsl.diagnostics import ResdslError
+from resdsl.experiments import sweepfile
 from resdsl.files import shown
 from resdsl.train import datafiles, digitfiles, imagefiles, imagefolder
 
-KINDS = ("jpeg", "png", "idx", "idx.gz", "npz", "weights")
-SUFFIX = {"jpeg": ".JPEG", "png": ".png", "idx": "", "idx.gz": ".gz", "npz": ".npz", "weights": ".pt"}
+KINDS = ("jpeg", "png", "idx", "idx.gz", "npz", "weights", "mat", "sweep")  # new kinds go last: old inputs keep theirs
+SUFFIX = {
+    "jpeg": ".JPEG",
+    "png": ".png",
+    "idx": "",
+    "idx.gz": ".gz",
+    "npz": ".npz",
+    "weights": ".pt",
+    "mat": ".mat",
+    "sweep": ".json",
+}
 LIMITS = {"RESDSL_MAX_IMAGE_PIXELS": str(1 << 21), "RESDSL_MAX_IDX_BYTES": str(1 << 22)}
 NPZ_LIMIT = 1 << 24
 TIMEOUT_S = 20.0
@@ -65,7 +78,7 @@ def check_one(data: bytes, *, timeout: float | None = TIMEOUT_S, **_: object) ->
         with tempfile.TemporaryDirectory(prefix="resdsl-fuzz-data-") as tmp:
             folder = Path(tmp) / "val" / "c" if kind in ("jpeg", "png") else Path(tmp)  # an image folder's class
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"f{SUFFIX[kind]}"
+            path = folder / (sweepfile.SWEEP_FILE if kind == "sweep" else f"f{SUFFIX[kind]}")
             path.write_bytes(body)
             with _deadline(timeout), _stage(kind):
                 return READERS[kind](path)
@@ -166,6 +179,36 @@ def _tiny_source() -> str:
         return render_model(load_network(spec, {}), "t.rd")
 
 
+def _mat(path: Path) -> Outcome:
+    try:
+        images, labels = digitfiles.read_svhn_mat(path)
+    except datafiles.DataError as err:
+        _clear(err, path, "mat")
+        return Outcome.ERROR
+    if images.dim() != 4 or images.dtype.is_floating_point or labels.dim() != 1 or len(labels) != len(images):
+        raise Finding("bad-array", "mat", f"{images.dtype} {list(images.shape)}, {list(labels.shape)}", "shape")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) <= 9):
+        raise Finding("bad-labels", "mat", f"{int(labels.min())}..{int(labels.max())}", "labels")
+    return Outcome.COMPILED
+
+
+def _sweep(path: Path) -> Outcome:
+    try:
+        record = sweepfile.read_sweep(path.parent)
+    except ResdslError as err:
+        _clear(err, path, "sweep")
+        text = str(err)
+        if shown(path) not in text:
+            raise Finding("unnamed-file", "sweep", text[:200], type(err).__name__) from None
+        if re.search(r"[\x00-\x1f\x7f\u202a-\u202e]", text) or len(text) > len(shown(path)) + 300:
+            raise Finding("raw-field", "sweep", repr(text[:200]), "a field printed raw or whole") from None
+        return Outcome.ERROR
+    with _stage("sweep-use"):  # what `sweep --status` and a worker do next with a record that was accepted
+        if not record.config.points() or not record.config.study_name.startswith("resdsl-"):
+            raise Finding("bad-record", "sweep-use", str(record)[:200], "record")
+    return Outcome.COMPILED
+
+
 READERS: dict[str, Callable[[Path], Outcome]] = {
     "jpeg": _image,
     "png": _image,
@@ -173,6 +216,8 @@ READERS: dict[str, Callable[[Path], Outcome]] = {
     "idx.gz": _idx,
     "npz": _npz,
     "weights": _weights,
+    "mat": _mat,
+    "sweep": _sweep,
 }
 
 
@@ -216,7 +261,123 @@ def seeds() -> dict[str, bytes]:
     buffer = io.BytesIO()
     torch.save(_tiny_model().state_dict(), buffer)
     out["weights"] = encode("weights", buffer.getvalue())
+    out.update(_mat_seeds(rng))
+    for name, record in SWEEPS.items():
+        out[name] = encode("sweep", json.dumps(record, indent=2).encode())
     return out
+
+
+def _mat_seeds(rng: np.random.Generator) -> dict[str, bytes]:
+    """SVHN-like MATLAB v5 files (X 32 x 32 x 3 x N uint8, y N x 1 in 1..10), plain and compressed."""
+    from scipy.io import savemat
+
+    x = rng.integers(0, 255, (32, 32, 3, 3), dtype=np.uint8)
+    y = np.array([[1], [10], [5]], dtype=np.uint8)
+    out = {}
+    for name, compress in (("mat", False), ("mat-compressed", True)):
+        buffer = io.BytesIO()
+        savemat(buffer, {"X": x, "y": y}, do_compression=compress)
+        out[name] = encode("mat", buffer.getvalue())
+    return out
+
+
+_CONFIG = {
+    "spec": "cifar20.rd",
+    "spec_sha256": "0" * 64,
+    "axes": {"depth": ["3", "5"], "seed": ["0", "1"]},
+    "sets": ["width=16"],
+    "dataset": "cifar10",
+    "data": None,
+    "train": {"iterations": 100, "batch": 8, "lr": 0.1, "eval_every": 50, "checkpoint_every": 50},
+    "amp": "auto",
+}
+SWEEPS = {  # sweep.json as `resdsl sweep` writes it: SQLite beside it (storage null) and on a server
+    "sweep": {"format": sweepfile.FORMAT, "config": _CONFIG, "study": "resdsl-cifar20-0123456789ab", "storage": None},
+    "sweep-postgres": {
+        "format": sweepfile.FORMAT,
+        "config": {**_CONFIG, "axes": {"lr": ["0.1", "0.01"]}, "dataset": None, "train": {}},
+        "study": "resdsl-cifar20-ba9876543210",
+        "storage": "postgresql://resdsl:***@127.0.0.1:5432/resdsl",
+    },
+}
+HOSTILE = (  # JSON values set into a field of a sweep.json
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**63,
+    1e308,
+    float("nan"),
+    float("inf"),
+    -0.0,
+    0.5,
+    "",
+    " ",
+    "x",
+    "..",
+    "/",
+    "../../etc",
+    "a\x00b",
+    "\u202e",
+    "0" * 64,
+    "x" * 5000,
+    [],
+    [""],
+    ["1", "1"],
+    ["a b"],
+    [None],
+    [[]],
+    {},
+    {"": []},
+    {"seed": ["x"]},
+    {"a": ["1"] * 100_000},
+    "sqlite://",
+    "sqlite:///x.db",
+    "postgresql://u:p@ho st/db",
+    "mysql://h/d",
+)
+
+KEYS = ("extra", "seed", "depth", "lr", "iterations", "format", "n.x", "", "__class__", "x" * 300, "a\nb", "\x1b[31m")
+
+
+def _mutate_json(body: bytes, rng: random.Random) -> bytes | None:
+    """A sweep.json with one field (at any depth) set to a hostile value, deleted, or a field added; None if the
+    body is no JSON object."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    holders: list[dict | list] = []
+    stack: list[object] = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            holders.append(node)
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    node = rng.choice(holders)
+    keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+    value = rng.choice(HOSTILE)
+    if isinstance(value, dict) and len(value.get("a", [])) > 10:  # a grid past the limit, in a few bytes of JSON
+        value = {f"a{i}": [str(j) for j in range(20)] for i in range(8)}
+    op = rng.randrange(4)
+    if not keys or op == 0:
+        key = rng.choice(KEYS)
+        if isinstance(node, dict):
+            node[key] = value
+        else:
+            node.append(value)
+    elif op == 1:
+        del node[rng.choice(keys)]
+    elif op == 2 and isinstance(node, dict):
+        key = rng.choice(keys)
+        node[rng.choice((*KEYS, key + key))] = node.pop(key)
+    else:
+        node[rng.choice(keys)] = value
+    return json.dumps(data, allow_nan=True).encode()
 
 
 EDGES = (0, 1, 2, 255, 0x7FFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF)
@@ -229,6 +390,10 @@ def mutate(data: bytes, max_size: int, rng: random.Random) -> bytes:
     if len(data) < 2 or rng.random() < 0.05:
         data = rng.choice(list(seeds().values()))
     kind, body = data[:1], bytearray(data[1:])
+    if decode_input(bytes(data))[0] == "sweep" and rng.random() < 0.7:  # field values, not bytes: JSON stays JSON
+        for _ in range(rng.randint(1, 3)):
+            body = bytearray(_mutate_json(bytes(body), rng) or body)
+        return (kind + bytes(body))[:max_size]
     for _ in range(rng.randint(1, 3)):
         op = rng.randrange(7)
         n = len(body)

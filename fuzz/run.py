@@ -1,13 +1,15 @@
 """`make fuzz`: coverage-guided fuzzing of the front end and the PyTorch code generator, and (`--target data`)
-of the readers of image folders, idx, npz and weights files.
+of the readers of image folders, idx, npz, weights and SVHN .mat files and of sweep.json.
 
-    .venv/bin/python -m fuzz.run [--target specs|data] [--seconds N] [--max-ops N] [--engine atheris|random]
+    .venv/bin/python -m fuzz.run [--target specs|data|names] [--seconds N] [--max-ops N] [--engine atheris|random]
                                  [LIBFUZZER_FLAGS...]
 
 atheris (libFuzzer) runs `harness.check_one` on inputs made by `mutate.mutate` (its custom
 mutator) from a working corpus, fuzz/corpus/ (git-ignored; the seeds of `mutate.seeds()` are
 written into it first, and inputs that reach new coverage of resdsl's modules are added to it).
-With `--target data` the harness is `datafiles.check_one`, the mutator `datafiles.mutate` (binary edits of
+With `--target names` the harness is `modnames.check_one` (hostile `name:` values: a located error, or a
+module that builds and holds the paths it was given) on specs `modnames.generate` makes (and the spec mutator
+edits now and then); findings are KIND-HASH.rd. With `--target data` the harness is `datafiles.check_one`, the mutator `datafiles.mutate` (binary edits of
 real files) and the corpus fuzz/corpus-data/; findings are KIND-HASH.bin.
 A finding does not stop the run: it is written to fuzz/crashes/ as KIND-HASH.rd (the input) and
 KIND-HASH.txt (the symptom, the signature, a traceback), at most 3 inputs per signature, and
@@ -40,6 +42,7 @@ VALID_POOL = 500
 RESTART_FROM_VALID = 0.3  # most of libFuzzer's corpus ends in errors: keep the code generator busy
 INSTRUMENTED = ["resdsl.diagnostics", "resdsl.lang", "resdsl.ir", "resdsl.backends.report", "resdsl.backends.pytorch"]
 DATA_INSTRUMENTED = [
+    "resdsl.experiments.sweepfile",
     "resdsl.files",
     "resdsl.train.datafiles",
     "resdsl.train.digitfiles",
@@ -51,6 +54,16 @@ DATA_INSTRUMENTED = [
 
 def target(name: str):
     """(harness, mutator, seeds as bytes, instrumented modules, suffix of saved inputs) of a target."""
+    if name == "names":
+        from fuzz import modnames, mutate
+
+        def names_mutator(data: bytes, max_size: int, rng: random.Random) -> bytes:
+            if rng.random() < 0.3:
+                return mutate.mutate(data, max_size, rng)
+            return modnames.generate(rng).encode()[:max_size]
+
+        seeds = [t.encode() for t in modnames.seeds().values()]
+        return modnames, names_mutator, seeds, INSTRUMENTED, ".rd"
     if name == "data":
         from fuzz import datafiles
 
@@ -163,7 +176,7 @@ def run_atheris(args, extra: list[str]) -> None:
         rng = random.Random(seed)
         if session.valid and rng.random() < RESTART_FROM_VALID:
             data = rng.choice(session.valid)
-        if args.target == "data":
+        if args.target != "specs":
             return mutator(data, max_size, rng)
         from fuzz import mutate
 
@@ -174,11 +187,13 @@ def run_atheris(args, extra: list[str]) -> None:
 
         return mutate.crossover(a, b, max_size, random.Random(seed))
 
-    corpus = args.corpus if args.target == "specs" or args.corpus != CORPUS else CORPUS.with_name("corpus-data")
+    corpus = (
+        args.corpus if args.target == "specs" or args.corpus != CORPUS else CORPUS.with_name(f"corpus-{args.target}")
+    )
     write_seeds(corpus, seeds)
     flags = [
         f"-max_total_time={args.seconds}",
-        f"-max_len={16384 if args.target == 'specs' else 262144}",
+        f"-max_len={262144 if args.target == 'data' else 16384}",
         "-timeout=0",  # the harness has its own per-input alarm (SIGALRM); libFuzzer's would clash
         "-rss_limit_mb=4096",
         "-print_final_stats=1",
@@ -220,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-ops", type=int, default=int(os.environ.get("FUZZ_MAX_OPS", "20000")))
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per input before it is a finding")
     parser.add_argument("--engine", choices=["atheris", "random"], default=None)
-    parser.add_argument("--target", choices=["specs", "data"], default=os.environ.get("FUZZ_TARGET", "specs"))
+    parser.add_argument("--target", choices=["specs", "data", "names"], default=os.environ.get("FUZZ_TARGET", "specs"))
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--crashes", type=Path, default=CRASHES)

@@ -1,6 +1,6 @@
 """The data-file fuzzer's CI share (docs/reliability.md, issue 19): every committed regression in
-fuzz/regressions/data/ is replayed through `fuzz.datafiles.check_one`, every seed (real JPEGs, PNGs, idx, npz and
-weights files) reads cleanly, and a fixed-seed run of the binary mutator over them ends, for each mutant, in a
+fuzz/regressions/data/ is replayed through `fuzz.datafiles.check_one`, every seed (real JPEGs, PNGs, idx, npz,
+weights and SVHN .mat files, sweep.json) reads cleanly, and a fixed-seed run of the binary mutator over them ends, for each mutant, in a
 result of the right shape or a one-line error naming the file. `make fuzz FUZZ_TARGET=data` runs it longer."""
 
 from __future__ import annotations
@@ -69,3 +69,36 @@ def test_data_fuzz_budget() -> None:
             pool.append(child)
     print(f"{i + 1} mutants: {outcomes}")
     assert {k for k, o in outcomes if o == "error"} == set(KINDS), outcomes  # every reader reached its errors
+
+
+def test_sweep_json_keys_are_escaped_and_shortened_in_errors(tmp_path: Path) -> None:
+    from resdsl.diagnostics import InputError
+    from resdsl.experiments.sweepfile import read_sweep
+
+    path = tmp_path / "sweep.json"
+    for name, message in (
+        (
+            "sweep-axis-terminal-escape.bin",
+            '`config.axes."\\u001b[31m"` must be named like a --set name, not "\\u001b[31m"',
+        ),
+        ("sweep-field-newline.bin", '`config."a\\nb"` is not a field of a sweep'),
+        ("sweep-train-key-300-chars.bin", f'`config.train."{"x" * 56}...` is not an option of a sweep'),
+    ):
+        path.write_bytes((REGRESSIONS / name).read_bytes()[1:])
+        with pytest.raises(InputError) as err:
+            read_sweep(tmp_path)
+        assert str(err.value).startswith(f"{path}: {message}"), str(err.value)
+
+
+def test_a_mat_file_that_crashes_scipy_is_a_one_line_error(tmp_path: Path) -> None:
+    from resdsl.train import digitfiles
+    from resdsl.train.datafiles import DataError
+
+    path = tmp_path / "train_32x32.mat"
+    path.write_bytes((REGRESSIONS / "mat-segfault.bin").read_bytes()[1:])
+    with pytest.raises(DataError) as err:
+        digitfiles.read_svhn_mat(path)
+    assert (
+        str(err.value)
+        == f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's): scipy crashed reading it"
+    )

@@ -360,10 +360,12 @@ def test_positions_in_a_block_run_in_order(tmp_path: Path) -> None:
     )
     result = run("compile", str(spec), "-o", str(tmp_path / "m.py"))
     assert result.exit_code == 1
-    assert result.output == (
-        "error: cannot generate PyTorch code: `conv.2`: `conv` holds 1 modules here, so its next is `conv.1` "
-        "(a block's containers are numbered in the order their modules run; where the original holds "
-        'a module without parameters there, write `placeholder name: "conv.1"`)\n'
+    assert result.output == (  # found by `check` (fuzz/regressions/names/block-container-position-gap.rd)
+        f"{spec}:2:43: error: bad module name 'conv.2': `conv` holds 1 module here, so its next is `conv.1`\n"
+        '    2 |     conv 3x3, 4, name: "conv.0"; bn name: "conv.2"\n'
+        "      |                                           ^^^^^^^^\n"
+        "  hint: a block's containers are numbered in the order their modules run; where the original holds "
+        'a module without parameters there, write `placeholder name: "conv.1"`\n'
     )
     spec.write_text(spec.read_text().replace('"conv.2"', '"conv.1"'))
     model = build(spec)

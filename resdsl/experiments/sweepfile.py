@@ -62,6 +62,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _key(name: str) -> str:
+    """A key of the file inside a field's path: as it is when it is a plain word, else quoted, escaped and
+    shortened like a value (a key of a damaged file may hold a newline, a terminal escape or a megabyte)."""
+    return name if re.fullmatch(r"[\w.-]{1,60}", name, re.ASCII) else _show(name)
+
+
 def _need(ok: bool, name: str, what: str, value: Any) -> None:
     if not ok:
         raise _Bad(f"`{name}` must be {what}, not {_show(value)}")
@@ -81,7 +87,7 @@ def parse_config(cfg: Any) -> SweepConfig:
     known = {f.name for f in fields(SweepConfig)}
     extra = sorted(set(cfg) - known)
     if extra:
-        raise _Bad(f"`config.{extra[0]}` is not a field of a sweep")
+        raise _Bad(f"`config.{_key(extra[0])}` is not a field of a sweep")
     for key in ("spec", "spec_sha256", "axes"):
         if key not in cfg:
             raise _Bad(f"`config.{key}` is missing")
@@ -91,7 +97,7 @@ def parse_config(cfg: Any) -> SweepConfig:
     axes = cfg["axes"]
     _need(isinstance(axes, dict) and len(axes) > 0, "config.axes", "an object of lists of values", axes)
     for name, values in axes.items():
-        where = f"config.axes.{name}"
+        where = f"config.axes.{_key(name)}"
         _need(NAME_RE.match(name) is not None, where, "named like a --set name", name)
         ok = isinstance(values, list) and values and all(_is_str(v) and VALUE_RE.match(v) for v in values)
         _need(bool(ok), where, "a list of values (strings that can name a run directory)", values)
@@ -112,7 +118,7 @@ def parse_config(cfg: Any) -> SweepConfig:
     train = cfg.get("train", {})
     _need(isinstance(train, dict), "config.train", "an object", train)
     for key, value in train.items():
-        where = f"config.train.{key}"
+        where = f"config.train.{_key(key)}"
         if key == "lr":
             number = isinstance(value, int | float) and not isinstance(value, bool)
             _need(number and value >= 0, where, "a number >= 0", value)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from resdsl.diagnostics import Span, SpecError
 from resdsl.ir.ops import ACTIVATIONS, REGISTRY, OpKind
-from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem
+from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
 
 BASE_NAMES = {kind: rule.module for kind, rule in REGISTRY.items() if rule.module}  # kinds with a module of their own
 OWN_MODULE = frozenset(BASE_NAMES)  # ReLU and the other activations share one stateless module per class
@@ -97,31 +97,72 @@ def decide_block_names(template: BlockTemplate) -> list[SpecError]:
         if item.module_name is None:
             generated.setdefault(item.block, f"the attribute of the block `{item.block}` used inside this one")
     errors: list[SpecError] = []
-    _check_scope(template.body, generated, {}, errors)
+    # an unnamed placeholder keeps no position: its own error (ir/paths.py) says so, not the gap it leaves
+    unplaced = any(
+        isinstance(i, OpItem) and REGISTRY[i.kind].placeholder and not i.module_name for i in walk(template.body)
+    )
+    _check_scope(template.body, generated, {}, errors, None if unplaced else {})
     return errors
 
 
 def _check_scope(
-    items: list[Item], generated: dict[str, str], explicit: dict[str, list[OpItem | CallItem]], errors: list[SpecError]
+    items: list[Item],
+    generated: dict[str, str],
+    explicit: dict[str, list[OpItem | CallItem]],
+    errors: list[SpecError],
+    counts: dict[str, int | None] | None,
 ) -> None:
     """Check the `name:`s of one branch; `explicit` holds the names given before it (a path's first
-    part -> the ops named under it), each `if` branch starting from the names before the `if`."""
+    part -> the ops named under it), each `if` branch starting from the names before the `if`; `counts`
+    the modules each container holds so far (None where an `if` makes it depend on the branch)."""
     for item in items:
         if isinstance(item, IfItem):
             before = {k: list(v) for k, v in explicit.items()}  # copies: a branch adds to explicit's lists
             for branch in (item.then, item.orelse):
                 inner = {k: list(v) for k, v in before.items()}
-                _check_scope(branch, generated, inner, errors)
+                _check_scope(branch, generated, inner, errors, None if counts is None else dict(counts))
                 for k, ops in inner.items():
                     explicit.setdefault(k, [])
                     explicit[k] += [op for op in ops if op not in explicit[k]]
+            for op in walk(item.then + item.orelse) if counts is not None else ():  # containers the branches fill
+                if isinstance(op, OpItem) and op.module_name and "." in op.module_name:
+                    parts = op.module_name.split(".")
+                    counts.update({".".join(parts[:k]): None for k in range(1, len(parts))})
         elif isinstance(item, ResidualItem):
-            _check_scope((item.preact or []) + item.body, generated, explicit, errors)
+            _check_scope((item.preact or []) + item.body, generated, explicit, errors, counts)
         elif isinstance(item, OpItem | CallItem) and item.module_name is not None:
-            error = _collision(item, generated, explicit)
+            error = _collision(item, generated, explicit) or _position(item, counts)
             if error is not None:
                 errors.append(error)
             explicit.setdefault(item.module_name.split(".")[0], []).append(item)
+
+
+def _position(item: OpItem | CallItem, counts: dict[str, int | None] | None) -> SpecError | None:
+    """A position in a block's container that is not the container's next (`conv.1` before any `conv.0`): the
+    code generator numbers containers in the order their modules run. `counts` is updated (None: not checked)."""
+    assert item.module_name is not None
+    if counts is None:
+        return None
+    parts = item.module_name.split(".")
+    for k in range(1, len(parts)):
+        container, path = ".".join(parts[:k]), ".".join(parts[: k + 1])
+        if path in counts and k < len(parts) - 1:
+            continue  # a container already made at this position
+        count = counts.setdefault(container, 0)
+        if count is None or not parts[k].isdigit():
+            return None  # an `if` decided it (the code generator says so), or not a position (checked elsewhere)
+        if int(parts[k]) != count:
+            return SpecError(
+                f"bad module name {item.module_name!r}: `{container}` holds {count} module{'' if count == 1 else 's'} here, so its next is "
+                f"`{container}.{count}`",
+                item.module_name_span or _span(item),
+                "a block's containers are numbered in the order their modules run; where the original holds "
+                f'a module without parameters there, write `placeholder name: "{container}.{count}"`',
+            )
+        counts[container] = count + 1
+        if k < len(parts) - 1:
+            counts[path] = 0
+    return None
 
 
 def _collision(

@@ -211,6 +211,8 @@ def _named_layout(ir: NetworkIR, errors: list[SpecError]) -> None:
             if path is None:
                 path = defaults.get(attr_name(base_name(item.kind), totals, counters))
             _place(root, path, item, s, errors)
+    if not errors:
+        _reached_positions(root, [], errors)
 
 
 _PARAMETER_HINT = 'give it one attribute name (`name: "layer_scale"`, as torchvision\'s ConvNeXt)'
@@ -308,6 +310,31 @@ def _place(root: Node, path: str, item: Op | BlockInstance, s: Section, errors: 
     entry = Entry(parts, item, s)
     node.children[parts[-1]] = entry
     item.path = ".".join(parts)
+
+
+def _reached_positions(node: Node, prefix: list[str], errors: list[SpecError]) -> None:
+    """A position of a container that holds names too, or that holds names itself, is reached by index in the
+    generated code (`self.features[0]`, `self.a[1].x = ...`): nn.Sequential's k-th module, which must then be
+    the one named `k` (a located error where it is not; positions of containers of positions may skip)."""
+    mixed = any(not key.isdigit() for key in node.children)
+    for index, (key, child) in enumerate(node.children.items()):
+        inner = isinstance(child, Node) and any(not k.isdigit() for k in child.children)
+        if key.isdigit() and int(key) != index and (mixed or inner) and prefix:
+            container = ".".join(prefix)
+            first = child if isinstance(child, Entry) else child.entries()[0]
+            item = first.item
+            span = item.call_span if isinstance(item, BlockInstance) else item.module_name_span or item.span
+            errors.append(
+                SpecError(
+                    f"`{'.'.join(first.path)}`: `{container}` holds {index} module{'' if index == 1 else 's'} "
+                    f"before it, so its position is `{container}.{index}`, not `{container}.{key}`",
+                    span,
+                    "a container's positions number its modules from 0 in the order they are placed, names included",
+                )
+            )
+            return
+        if isinstance(child, Node):
+            _reached_positions(child, [*prefix, key], errors)
 
 
 def _what(entry: Entry) -> str:

@@ -14,12 +14,14 @@ Every problem is a DataError of one line naming the file.
 
 from __future__ import annotations
 
+import faulthandler
 import gzip
 import math
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,12 +139,9 @@ def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
         raise DataError(f"{path.parent} has no {path.name}") from None
     except OSError as err:
         raise DataError(f"cannot read {path} ({err.strerror or err})") from None
-    try:
-        with f:
-            mat = loadmat(f, variable_names=["X", "y"])
-    except Exception:  # noqa: BLE001 - scipy raises many kinds (ValueError, TypeError, OSError, ...) on a bad file
-        raise DataError(f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)") from None
-    x, y = mat.get("X"), mat.get("y")
+    unreadable = f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)"
+    with f:
+        x, y = _load_xy(f, loadmat, unreadable)
     if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
         raise DataError(f"{path} has no `X` and `y` arrays (SVHN's X is 32 x 32 x 3 x N, y is N x 1)")
     if x.ndim != 4 or x.dtype != np.uint8:
@@ -154,6 +153,77 @@ def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
         raise DataError(f"{path}'s labels run {labels.min()}..{labels.max()}, not SVHN's 1..10")
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
     return images, torch.from_numpy(labels % 10)
+
+
+def _load_xy(f, loadmat, unreadable: str) -> tuple[Any, Any]:
+    """`X` and `y` of an open MATLAB file, read in a forked child where the system can fork: scipy's reader
+    segfaults on some damaged files (fuzz/regressions/data/mat-segfault.bin), which must be an error, not the
+    end of the process. The child sends the arrays back through a pipe in .npy format."""
+    if not hasattr(os, "fork"):
+        return _loadmat_xy(f, loadmat, unreadable)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, send X and y, exit without running the parent's clean-up
+        code = 1
+        try:
+            os.close(read_end)
+            faulthandler.disable()  # a crash is reported by the parent, in one line
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # so are scipy's warnings about a damaged file
+            x, y = _loadmat_xy(f, loadmat, unreadable)
+            with os.fdopen(write_end, "wb") as out:
+                for array in (x, y):  # a flag byte, then the array; a cell or struct (objects) counts as absent
+                    numeric = isinstance(array, np.ndarray) and not array.dtype.hasobject
+                    out.write(b"\x01" if numeric else b"\x00")
+                    if numeric:
+                        np.save(_Stream(out), array, allow_pickle=False)
+            code = 0
+        except BaseException:  # noqa: BLE001 - any failure is the exit status; the parent words the error
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    arrays: list[Any] = []
+    try:
+        with os.fdopen(read_end, "rb") as stream:
+            reader = _Stream(stream)
+            for _ in range(2):
+                flag = stream.read(1)
+                if flag not in (b"\x00", b"\x01"):
+                    raise EOFError
+                arrays.append(np.lib.format.read_array(reader, allow_pickle=False) if flag == b"\x01" else None)
+    except (OSError, ValueError, EOFError):  # the child failed or died half-way
+        arrays = []
+    finally:
+        status = _wait(pid)
+    if status != 0 or len(arrays) != 2:
+        raise DataError(unreadable if status >= 0 else f"{unreadable}: scipy crashed reading it") from None
+    return arrays[0], arrays[1]
+
+
+class _Stream:
+    """A pipe seen only through read() and write(): numpy copies in chunks instead of trying to seek it."""
+
+    def __init__(self, f) -> None:
+        self.read, self.write = f.read, f.write
+
+
+def _wait(pid: int) -> int:
+    """The child's exit status, or minus the signal that ended it; the child is killed if we are interrupted."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    return os.waitstatus_to_exitcode(status)
+
+
+def _loadmat_xy(f, loadmat, unreadable: str) -> tuple[Any, Any]:
+    try:
+        mat = loadmat(f, variable_names=["X", "y"])
+    except Exception:  # noqa: BLE001 - scipy raises many kinds (ValueError, TypeError, OSError, ...) on a bad file
+        raise DataError(unreadable) from None
+    return mat.get("X"), mat.get("y")
 
 
 def read_svhn(root: str | Path) -> dict[str, Tensor]:
