@@ -1,5 +1,5 @@
 # fuzz regression: a `stage` line moved into a block body (small mobilenet_v2, found by `--target names`): `check` passes it and the code generator says "the block holds a statement that does not lower (a bug: check passed it)"
-# xfail: open: check should refuse a stage statement inside a block, located
+# fixed: a statement that does not lower is reported at each use also in the branch of an `if` the use does not take (the class builds both)
 
 block inverted_residual(out, stride = 1, t = 6) {
     residual(shortcut: identity_or_none) {

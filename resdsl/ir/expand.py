@@ -29,7 +29,7 @@ from resdsl.ir.graph import (
 from resdsl.ir.limits import MAX_OPS
 from resdsl.ir.ops import GLOBAL_FORMS, REGISTRY
 from resdsl.ir.passes import infer_op
-from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Item, OpItem, ResidualItem, walk
+from resdsl.ir.template import BlockTemplate, CallItem, IfItem, Invalid, Item, OpItem, ResidualItem, walk
 from resdsl.ir.templating import SECTION_OF_KIND, Templates
 from resdsl.lang.evaluate import Env
 from resdsl.lang.expr import Call, Expr, names_in
@@ -165,6 +165,9 @@ class Builder:
                     self.error(f"`if` needs true or false, got {describe(test)}", item.test.span, hint, ctx)
                     continue
                 self.body(item.then if test else item.orelse, env, ctx)
+                for skipped in walk(item.orelse if test else item.then):  # the class builds both branches
+                    if isinstance(skipped, Invalid):
+                        self.body([skipped], env, ctx)
             else:
                 for err in item.errors:
                     self.errors.append(SpecError(err.message, err.span, err.hint, err.notes + ctx.notes))
