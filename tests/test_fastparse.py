@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from resdsl.diagnostics import SourceFile, SpecError
+from resdsl.diagnostics import SourceFile, SpecError, SpecErrors
 from resdsl.lang import parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +71,14 @@ def _outcome(text: str) -> str:
     try:
         module = parser.parse_text(text, "t.rd")
     except SpecError as exc:
-        return f"{type(exc).__name__} {exc.span} {exc} | {exc.hint} | {getattr(exc, 'at_start', None)}"
+        return _outcome_of(exc)
+    except SpecErrors as exc:  # several at once (`bn.channels` read twice)
+        return " || ".join(_outcome_of(e) for e in exc.errors)
     return repr(module)
+
+
+def _outcome_of(exc: SpecError) -> str:
+    return f"{type(exc).__name__} {exc.span} {exc} | {exc.hint} | {getattr(exc, 'at_start', None)}"
 
 
 @pytest.mark.parametrize("seed", [1, 2])

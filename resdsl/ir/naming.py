@@ -141,8 +141,8 @@ def _position(item: OpItem | CallItem, counts: dict[str, int | None] | None) -> 
     """A position in a block's container that is not the container's next (`conv.1` before any `conv.0`): the
     code generator numbers containers in the order their modules run. `counts` is updated (None: not checked)."""
     assert item.module_name is not None
-    if counts is None:
-        return None
+    if counts is None or (isinstance(item, OpItem) and REGISTRY[item.kind].parameter):
+        return None  # not checked, or a parameter, which no container holds (ir/paths.py says so)
     parts = item.module_name.split(".")
     for k in range(1, len(parts)):
         container, path = ".".join(parts[:k]), ".".join(parts[: k + 1])
