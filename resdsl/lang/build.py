@@ -112,6 +112,16 @@ def _nodes(children: list) -> list:
     return [c for c in children if not isinstance(c, Token)]
 
 
+def _fixed_binop(op: str) -> Callable[[SyntaxBuilder, list], Any]:
+    """The rule of an operator the grammar writes as a keyword or an anonymous token (`*`, `and`)."""
+
+    @_rule
+    def build(self: SyntaxBuilder, span: Span, c: list) -> syntax.BinOp:
+        return syntax.BinOp(span, op, c[0], c[2])
+
+    return build
+
+
 class SyntaxBuilder:
     """The callbacks Lark calls as it reduces each rule (one method per rule of the grammar).
     `reset` before each parse; `errors` then holds the problems found (keywords used as names)."""
@@ -314,21 +324,10 @@ class SyntaxBuilder:
 
     compare = binop
 
-    @_rule
-    def mul(self, span: Span, c: list) -> syntax.BinOp:
-        return syntax.BinOp(span, "*", c[0], c[2])
-
-    @_rule
-    def pow(self, span: Span, c: list) -> syntax.BinOp:
-        return syntax.BinOp(span, "**", c[0], c[2])
-
-    @_rule
-    def or_op(self, span: Span, c: list) -> syntax.BinOp:
-        return syntax.BinOp(span, "or", c[0], c[2])
-
-    @_rule
-    def and_op(self, span: Span, c: list) -> syntax.BinOp:
-        return syntax.BinOp(span, "and", c[0], c[2])
+    mul = _fixed_binop("*")
+    pow = _fixed_binop("**")
+    or_op = _fixed_binop("or")
+    and_op = _fixed_binop("and")
 
     @_rule
     def not_op(self, span: Span, c: list) -> syntax.Unary:

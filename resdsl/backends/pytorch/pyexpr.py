@@ -130,3 +130,9 @@ def _divides(e: E.Expr, floats: frozenset[str] = frozenset()) -> bool:
         return True
     children = [getattr(e, k) for k in ("left", "right", "operand", "test", "then", "orelse") if hasattr(e, k)]
     return any(_divides(c, floats) for c in children)
+
+
+def split_keyword(arg: str) -> tuple[str, str]:
+    """A call's argument as Python: `stride=2` -> ("stride", "2"); a positional one -> ("", it)."""
+    m = re.match(r"(\w+)=(?!=)(.*)\Z", arg, re.S)
+    return (m.group(1), m.group(2)) if m else ("", arg)

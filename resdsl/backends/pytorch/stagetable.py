@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resdsl.backends.pytorch.pyexpr import split_keyword
 from resdsl.ir.graph import BlockInstance
 from resdsl.ir.paths import Entry, Node
 
@@ -103,13 +104,13 @@ def _use(gen: GenContext, inst: BlockInstance, section: str) -> _Use | None:
     params = [local for local, _ in gen.block_params[inst.definition]]
     required = [local for local, text in gen.block_params[inst.definition] if "=" not in text]
     values = _defaults(gen.block_params[inst.definition])
-    keyword = [re.match(r"(\w+)=(?!=)(.*)\Z", a, re.S) for a in args[1:]]
-    values.update(zip(required, [a for a, m in zip(args[1:], keyword) if m is None]))
-    for m in keyword:
-        if m is not None:
-            if m.group(1) not in params:
+    split = [split_keyword(a) for a in args[1:]]
+    values.update(zip(required, [value for key, value in split if not key]))
+    for key, value in split:
+        if key:
+            if key not in params:
                 return None  # downsample=, survival=, plain=: not a table's column
-            values[m.group(1)] = m.group(2)
+            values[key] = value
     if set(values) != set(params) or not all(_LITERAL.fullmatch(v) for v in values.values()):
         return None
     return _Use(inst, section, values)

@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING
 
 from resdsl.backends.pytorch.names import reach
 from resdsl.backends.pytorch.optable import ACTIVATION_MODULES, apply_text, behaviour, flatten_points, module_text
+from resdsl.backends.pytorch.pyexpr import split_keyword
 from resdsl.backends.pytorch.stagetable import stage_table
 from resdsl.ir.graph import BlockInstance, Op
 from resdsl.ir.paths import Entry, Node, container_tree, network_entries
 
 if TYPE_CHECKING:
     from resdsl.backends.pytorch.context import GenContext
-
-
-def _keyword(arg: str) -> tuple[str, str]:
-    """`stride=2` -> ("stride", "2"); a positional argument -> ("", it)."""
-    m = re.match(r"(\w+)=(?!=)(.*)\Z", arg, re.S)
-    return (m.group(1), m.group(2)) if m else ("", arg)
 
 
 def _step(a: str, b: str, count: int) -> int | None:
@@ -127,7 +122,7 @@ class TreeWriter:
                 return None
             inst = child.item
             args = self.gen.call_args(inst, self.gen.in_channels(inst))[0]
-            split = [_keyword(a) for a in args]
+            split = [split_keyword(a) for a in args]
             cls = self.gen.class_names[inst.definition]
             return m.group(1), int(m.group(2)), (cls, *(key for key, _ in split)), [v for _, v in split]
 
