@@ -98,7 +98,9 @@ def test_a_mat_file_that_crashes_scipy_is_a_one_line_error(tmp_path: Path) -> No
     path.write_bytes((REGRESSIONS / "mat-segfault.bin").read_bytes()[1:])
     with pytest.raises(DataError) as err:
         digitfiles.read_svhn_mat(path)
-    assert (
-        str(err.value)
-        == f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's): scipy crashed reading it"
+    # scipy's reader either segfaults on this file or, depending on what its memory held, raises first (seen
+    # once in a full run): both are one line naming the file, and this process lives on
+    assert str(err.value) in (
+        f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's): scipy crashed reading it",
+        f"{path} is not a readable MATLAB v5 file (truncated, or not SVHN's)",
     )
